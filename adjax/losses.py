@@ -1,0 +1,55 @@
+"""Classification and distillation losses, per example and unreduced (SPEC §3)."""
+
+import jax
+import jax.numpy as jnp
+
+
+def cross_entropy(logits_BxK: jax.Array, labels_B: jax.Array) -> jax.Array:
+  """``-log p(y|x)``, i.e. ``KL(e_y || p)``."""
+  log_p_BxK = jax.nn.log_softmax(logits_BxK)
+  return -jnp.take_along_axis(log_p_BxK, labels_B[:, None], axis=-1)[:, 0]
+
+
+def kl_divergence(target_log_p_BxK: jax.Array, log_q_BxK: jax.Array) -> jax.Array:
+  """``KL(p || q)`` from log-probabilities; terms with ``p = 0`` count zero."""
+  p_BxK = jnp.exp(target_log_p_BxK)
+  terms = jnp.where(p_BxK > 0, p_BxK * (target_log_p_BxK - log_q_BxK), 0.0)
+  return jnp.sum(terms, axis=-1)
+
+
+def distillation(
+    target_logits_BxK: jax.Array,
+    learner_logits_BxK: jax.Array,
+    labels_B: jax.Array,
+    upsilon: float | jax.Array = 0.0,
+    temperature: float | None = None,
+    form: str = 'kl',
+) -> jax.Array:
+  """``L_KD(p_a || p_b) = KL(p_a || p_b) + υ · KL(p_r || p_b)``, per example.
+
+  The target ``p_a`` is held constant. Options: ``temperature`` gives Hinton's
+  ``T² · KL(softmax(z_a/T) || softmax(z_b/T))``; ``form='l2'`` replaces the KL
+  term with ``½ ||z_a − z_b||²`` on logits.
+
+  Args:
+    target_logits_BxK: logits of the target distribution ``p_a``.
+    learner_logits_BxK: logits of the learner ``p_b``.
+    labels_B: integer labels; ``p_r = e_y``.
+    upsilon: weight of the label term.
+    temperature: optional Hinton temperature of the KL term.
+    form: ``'kl'`` or ``'l2'``.
+
+  Returns:
+    the loss of each example, ``[B]``.
+  """
+  target_BxK = jax.lax.stop_gradient(target_logits_BxK)
+  if form == 'l2':
+    match_B = 0.5 * jnp.sum((target_BxK - learner_logits_BxK) ** 2, axis=-1)
+  elif form == 'kl':
+    t = 1.0 if temperature is None else temperature
+    match_B = (t * t) * kl_divergence(
+        jax.nn.log_softmax(target_BxK / t), jax.nn.log_softmax(learner_logits_BxK / t)
+    )
+  else:
+    raise ValueError(f"distillation form must be 'kl' or 'l2', got {form!r}")
+  return match_B + upsilon * cross_entropy(learner_logits_BxK, labels_B)

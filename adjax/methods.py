@@ -1,0 +1,64 @@
+"""The method table: each method is a set of players and the terms of their losses.
+
+A method is data, not a trainer: ``adjax.game`` builds every method's round
+from these fields. Adding a method is adding a row (and, for a new kind of
+loss term, a branch in ``adjax.game.generator_loss``).
+"""
+
+import dataclasses
+from collections.abc import Callable
+
+import ml_collections
+
+# Roles as indexed in the value functions (adjax.values / adjax.discriminators).
+REAL, STUDENT, TEACHER = 0, 1, 2
+ROLE = {'student': STUDENT, 'teacher': TEACHER}
+# Algorithm 1's order within a round.
+PLAYERS = ('discriminator', 'teacher', 'student')
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+  """How one method trains.
+
+  Attributes:
+    players: the players it trains, a subset of ``PLAYERS``.
+    discriminator: ``None``, ``'binary'`` or ``'multiclass'``.
+    weights: maps the game config to ``(w_real, w_student, w_teacher)``, the
+      weights of the adversarial terms (SPEC §3).
+    supervised: generators descend cross-entropy on the labels.
+    distill: student descends ``ν L_KD(p_t||p_s)``, teacher ``µ L_KD(p_s||p_t)``.
+    estimator: forces a gradient estimator (else the config's).
+  """
+
+  players: tuple[str, ...]
+  discriminator: str | None = None
+  weights: Callable[[ml_collections.ConfigDict], tuple[float, float, float]] = lambda g: (0.0, 0.0, 0.0)
+  supervised: bool = False
+  distill: bool = False
+  estimator: str | None = None
+
+
+def _adim_weights(g):
+  return (g.omega_r, g.omega_s, g.omega_t)
+
+
+METHODS: dict[str, Method] = {
+    'student': Method(players=('student',), supervised=True),
+    'teacher': Method(players=('teacher',), supervised=True),
+    'ngan': Method(players=('discriminator', 'student'), discriminator='binary', weights=lambda g: (1.0, 1.0, 0.0)),
+    'adib': Method(
+        players=PLAYERS, discriminator='binary', weights=lambda g: (1.0, g.omega_s, g.omega_t), distill=True
+    ),
+    'adim': Method(players=PLAYERS, discriminator='multiclass', weights=_adim_weights, distill=True),
+    'adim_ngs': Method(
+        players=PLAYERS, discriminator='multiclass', weights=_adim_weights, distill=True, estimator='reinforce'
+    ),
+}
+
+# Weights each adversarial method uses when the config leaves them unset.
+DEFAULT_OMEGAS = {
+    'adib': {'omega_s': 0.5, 'omega_t': 0.5},
+    'adim': {'omega_r': 1 / 3, 'omega_s': 1 / 3, 'omega_t': 1 / 3},
+    'adim_ngs': {'omega_r': 1 / 3, 'omega_s': 1 / 3, 'omega_t': 1 / 3},
+}
