@@ -1,0 +1,57 @@
+"""Parameter counts (SPEC §6) and the scan-friendly convolution's gradients."""
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import flax.linen as nn
+import jax
+from jax import lax
+import jax.numpy as jnp
+import numpy as np
+
+from adjax import conv
+from adjax import models
+
+
+class ParameterCountTest(parameterized.TestCase):
+  @parameterized.named_parameters(
+      ('mlp_student', models.MLP(), 1_276_810),
+      ('lenet', models.LeNet(), 3_274_634),
+      ('adim_discriminator', models.Heads('lenet', 2, 10), 2 * 3_274_634),
+  )
+  def test_count(self, model, expected):
+    params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+    self.assertEqual(models.parameter_count(params), expected)
+
+
+class ConvTest(parameterized.TestCase):
+  @parameterized.parameters(((4, 28, 28, 1), 5, 32), ((3, 14, 14, 32), 5, 64), ((2, 9, 7, 3), 3, 4))
+  def test_value_and_gradients_equal_jax(self, x_shape, k, out):
+    kx, kw, kg = jax.random.split(jax.random.key(0), 3)
+    x = jax.random.normal(kx, x_shape)
+    w = jax.random.normal(kw, (k, k, x_shape[-1], out)) / k
+    g = jax.random.normal(kg, (*x_shape[:3], out))
+    ref = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    ours_y, ours_vjp = jax.vjp(conv.conv_same, x, w)
+    ref_y, ref_vjp = jax.vjp(ref, x, w)
+    np.testing.assert_allclose(ours_y, ref_y, rtol=1e-5, atol=1e-5)
+    for a, b in zip(ours_vjp(g), ref_vjp(g)):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3 * float(jnp.abs(b).max()))
+
+  def test_gradients_inside_scan_equal_outside(self):
+    x = jax.random.normal(jax.random.key(1), (3, 2, 8, 8, 2))
+    w = jax.random.normal(jax.random.key(2), (5, 5, 2, 3))
+    loss = lambda w, x: jnp.sum(jnp.tanh(conv.conv_same(x, w)))
+    scanned = lax.scan(lambda c, xi: (c, jax.grad(loss)(w, xi)), 0, x)[1]
+    np.testing.assert_allclose(scanned, jnp.stack([jax.grad(loss)(w, xi) for xi in x]), rtol=1e-5, atol=1e-5)
+
+  def test_even_kernel_refused(self):
+    with self.assertRaisesRegex(ValueError, 'odd kernel'):
+      conv.conv_same(jnp.zeros((1, 4, 4, 1)), jnp.zeros((2, 2, 1, 1)))
+
+  def test_max_pool_equals_flax(self):
+    x = jax.random.normal(jax.random.key(0), (2, 8, 6, 3))
+    np.testing.assert_array_equal(conv.max_pool_2x2(x), nn.max_pool(x, (2, 2), (2, 2)))
+
+
+if __name__ == '__main__':
+  absltest.main()
