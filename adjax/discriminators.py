@@ -47,6 +47,6 @@ def multiclass_log_probs(h_BxHxK: jax.Array, y_BxK: jax.Array) -> jax.Array:
   a_B, b_B = s_BxH[:, 0], s_BxH[:, 1]
   fake_B = jax.nn.log_sigmoid(-a_B)
   return jnp.stack(
-      [jax.nn.log_sigmoid(a_B), fake_B + jax.nn.log_sigmoid(b_B), fake_B + jax.nn.log_sigmoid(-b_B)],
-      axis=-1,
+    [jax.nn.log_sigmoid(a_B), fake_B + jax.nn.log_sigmoid(b_B), fake_B + jax.nn.log_sigmoid(-b_B)],
+    axis=-1,
   )

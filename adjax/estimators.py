@@ -45,13 +45,13 @@ def exp_concrete_log_density(log_y_BxK: jax.Array, log_p_BxK: jax.Array, tau: ja
 
 
 def surrogate(
-    estimator: str,
-    key: jax.Array,
-    logits_BxK: jax.Array,
-    reward_fn: Reward,
-    tau: jax.Array | float,
-    baseline: str = 'none',
-    moving_average: jax.Array | float = 0.0,
+  estimator: str,
+  key: jax.Array,
+  logits_BxK: jax.Array,
+  reward_fn: Reward,
+  tau: jax.Array | float,
+  baseline: str = 'none',
+  moving_average: jax.Array | float = 0.0,
 ) -> tuple[jax.Array, jax.Array]:
   """Per-example surrogate of ``E_{p_θ}[R]`` for ``estimator``, and the rewards.
 

@@ -91,7 +91,7 @@ def _logits(game: Game, state: State, player: str, x: jax.Array) -> jax.Array | 
 
 
 def generator_loss(
-    params, game: Game, role: str, state: State, x: jax.Array, y_B: jax.Array, key: jax.Array, tau, objective: str
+  params, game: Game, role: str, state: State, x: jax.Array, y_B: jax.Array, key: jax.Array, tau, objective: str
 ):
   """The loss a generator (``role`` = student or teacher) descends, and its reward.
 
@@ -112,14 +112,14 @@ def generator_loss(
       return values.role_log_probs(method.discriminator, h, y_BxK)[:, index]
 
     surrogate_B, reward_B = estimators.surrogate(
-        game.estimator, key, logits_BxK, reward_fn, tau, g.baseline, state[role]['reward_average']
+      game.estimator, key, logits_BxK, reward_fn, tau, g.baseline, state[role]['reward_average']
     )
     loss += game.weights_3[index] * jnp.mean(surrogate_B)
   other = 'teacher' if role == 'student' else 'student'
   if method.distill and other in state:
     weight = g.nu if role == 'student' else g.mu
     kd_B = losses.distillation(
-        _logits(game, state, other, x), logits_BxK, y_B, g.upsilon, g.kd_temperature, g.distillation
+      _logits(game, state, other, x), logits_BxK, y_B, g.upsilon, g.kd_temperature, g.distillation
     )
     loss += weight * jnp.mean(kd_B)
   return loss, reward_B
@@ -159,7 +159,7 @@ def _updates(game: Game, state: State, player: str, data: Data, key: jax.Array, 
     new = dict(player_state, params=optax.apply_updates(player_state['params'], updates), opt_state=opt_state)
     if 'reward_average' in new:
       new['reward_average'] = estimators.update_moving_average(
-          player_state['reward_average'], reward_B, game.config.game.baseline_decay
+        player_state['reward_average'], reward_B, game.config.game.baseline_decay
       )
     return new, {'loss': loss, 'reward': jnp.mean(reward_B), 'grad_norm': optax.global_norm(grads)}
 
@@ -183,7 +183,7 @@ def play_round(game: Game, state: State, data: Data) -> tuple[State, dict]:
   for i, player in enumerate(methods.PLAYERS):
     if player in state and counts[player] > 0:
       state[player], metrics[player] = _updates(
-          game, state, player, data, jax.random.fold_in(key, i), counts[player], tau, 'game'
+        game, state, player, data, jax.random.fold_in(key, i), counts[player], tau, 'game'
       )
   state['round'] = round_ + 1
   return state, metrics
@@ -199,7 +199,7 @@ def pretrain(game: Game, state: State, data: Data) -> tuple[State, dict]:
     steps = game.config.pretrain[player]
     if player in state and steps > 0:
       state[player], metrics[player] = _updates(
-          game, state, player, data, jax.random.fold_in(key, i), steps, tau, 'supervised'
+        game, state, player, data, jax.random.fold_in(key, i), steps, tau, 'supervised'
       )
   return state, metrics
 
@@ -221,7 +221,7 @@ def accuracy(game: Game, player: str, params, x: jax.Array, y: jax.Array, chunk:
 def compile_fns(game: Game):
   """The run's jitted programs: ``pretrain``, ``play_round`` (state donated) and ``accuracy``."""
   return (
-      jax.jit(functools.partial(pretrain, game), donate_argnums=(0,)),
-      jax.jit(functools.partial(play_round, game), donate_argnums=(0,)),
-      jax.jit(functools.partial(accuracy, game), static_argnums=(0,)),
+    jax.jit(functools.partial(pretrain, game), donate_argnums=(0,)),
+    jax.jit(functools.partial(play_round, game), donate_argnums=(0,)),
+    jax.jit(functools.partial(accuracy, game), static_argnums=(0,)),
   )

@@ -18,12 +18,12 @@ def kl_divergence(target_log_p_BxK: jax.Array, log_q_BxK: jax.Array) -> jax.Arra
 
 
 def distillation(
-    target_logits_BxK: jax.Array,
-    learner_logits_BxK: jax.Array,
-    labels_B: jax.Array,
-    upsilon: float | jax.Array = 0.0,
-    temperature: float | None = None,
-    form: str = 'kl',
+  target_logits_BxK: jax.Array,
+  learner_logits_BxK: jax.Array,
+  labels_B: jax.Array,
+  upsilon: float | jax.Array = 0.0,
+  temperature: float | None = None,
+  form: str = 'kl',
 ) -> jax.Array:
   """``L_KD(p_a || p_b) = KL(p_a || p_b) + υ · KL(p_r || p_b)``, per example.
 
@@ -47,9 +47,7 @@ def distillation(
     match_B = 0.5 * jnp.sum((target_BxK - learner_logits_BxK) ** 2, axis=-1)
   elif form == 'kl':
     t = 1.0 if temperature is None else temperature
-    match_B = (t * t) * kl_divergence(
-        jax.nn.log_softmax(target_BxK / t), jax.nn.log_softmax(learner_logits_BxK / t)
-    )
+    match_B = (t * t) * kl_divergence(jax.nn.log_softmax(target_BxK / t), jax.nn.log_softmax(learner_logits_BxK / t))
   else:
     raise ValueError(f"distillation form must be 'kl' or 'l2', got {form!r}")
   return match_B + upsilon * cross_entropy(learner_logits_BxK, labels_B)

@@ -5,8 +5,8 @@ from these fields. Adding a method is adding a row (and, for a new kind of
 loss term, a branch in ``adjax.game.generator_loss``).
 """
 
-import dataclasses
 from collections.abc import Callable
+import dataclasses
 
 import ml_collections
 
@@ -44,21 +44,19 @@ def _adim_weights(g):
 
 
 METHODS: dict[str, Method] = {
-    'student': Method(players=('student',), supervised=True),
-    'teacher': Method(players=('teacher',), supervised=True),
-    'ngan': Method(players=('discriminator', 'student'), discriminator='binary', weights=lambda g: (1.0, 1.0, 0.0)),
-    'adib': Method(
-        players=PLAYERS, discriminator='binary', weights=lambda g: (1.0, g.omega_s, g.omega_t), distill=True
-    ),
-    'adim': Method(players=PLAYERS, discriminator='multiclass', weights=_adim_weights, distill=True),
-    'adim_ngs': Method(
-        players=PLAYERS, discriminator='multiclass', weights=_adim_weights, distill=True, estimator='reinforce'
-    ),
+  'student': Method(players=('student',), supervised=True),
+  'teacher': Method(players=('teacher',), supervised=True),
+  'ngan': Method(players=('discriminator', 'student'), discriminator='binary', weights=lambda g: (1.0, 1.0, 0.0)),
+  'adib': Method(players=PLAYERS, discriminator='binary', weights=lambda g: (1.0, g.omega_s, g.omega_t), distill=True),
+  'adim': Method(players=PLAYERS, discriminator='multiclass', weights=_adim_weights, distill=True),
+  'adim_ngs': Method(
+    players=PLAYERS, discriminator='multiclass', weights=_adim_weights, distill=True, estimator='reinforce'
+  ),
 }
 
 # Weights each adversarial method uses when the config leaves them unset.
 DEFAULT_OMEGAS = {
-    'adib': {'omega_s': 0.5, 'omega_t': 0.5},
-    'adim': {'omega_r': 1 / 3, 'omega_s': 1 / 3, 'omega_t': 1 / 3},
-    'adim_ngs': {'omega_r': 1 / 3, 'omega_s': 1 / 3, 'omega_t': 1 / 3},
+  'adib': {'omega_s': 0.5, 'omega_t': 0.5},
+  'adim': {'omega_r': 1 / 3, 'omega_s': 1 / 3, 'omega_t': 1 / 3},
+  'adim_ngs': {'omega_r': 1 / 3, 'omega_s': 1 / 3, 'omega_t': 1 / 3},
 }

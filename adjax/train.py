@@ -31,8 +31,8 @@ def _check_resume(workdir: str, config: ml_collections.ConfigDict) -> None:
   changed = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
   if changed:
     raise config_lib.ConfigError(
-        f'workdir={workdir!r} holds a run with a different config (fields: {", ".join(changed)}); '
-        'use a new workdir, or the same config to resume'
+      f'workdir={workdir!r} holds a run with a different config (fields: {", ".join(changed)}); '
+      'use a new workdir, or the same config to resume'
     )
 
 
@@ -82,8 +82,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     val = _evaluate(accuracy, state, x_val, y_val)
     best = {p: jax.tree.map(jnp.copy, state[p]['params']) for p in GENERATORS if p in state}
     meta = {
-        'history': [{'round': 0, 'seconds': time.perf_counter() - t0, **_round_scalars(metrics, val)}],
-        'best': {p: {'round': 0, 'val_accuracy': val[p]} for p in best},
+      'history': [{'round': 0, 'seconds': time.perf_counter() - t0, **_round_scalars(metrics, val)}],
+      'best': {p: {'round': 0, 'val_accuracy': val[p]} for p in best},
     }
     writer.write_scalars(0, _round_scalars(metrics, val))
     ckpt.save(0, {'state': state, 'best': best}, meta)
@@ -117,23 +117,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       final[p] = None
       continue
     final[p] = {
-        'test_accuracy': float(accuracy(p, best[p], x_test, y_test)),
-        'val_accuracy': meta['best'][p]['val_accuracy'],
-        'selected_round': meta['best'][p]['round'],
-        'last_test_accuracy': float(accuracy(p, state[p]['params'], x_test, y_test)),
-        'last_val_accuracy': meta['history'][-1][f'{p}_val_accuracy'],
+      'test_accuracy': float(accuracy(p, best[p], x_test, y_test)),
+      'val_accuracy': meta['best'][p]['val_accuracy'],
+      'selected_round': meta['best'][p]['round'],
+      'last_test_accuracy': float(accuracy(p, state[p]['params'], x_test, y_test)),
+      'last_val_accuracy': meta['history'][-1][f'{p}_val_accuracy'],
     }
   results = {
-      'method': config.method,
-      'dataset': config.dataset,
-      'n_train': config.n_train,
-      'n_val': int(splits.y_val.size),
-      'n_test': int(splits.y_test.size),
-      'seed': config.seed,
-      'rounds': config.rounds,
-      'final': final,
-      'history': meta['history'],
-      'config': json.loads(config.to_json()),
+    'method': config.method,
+    'dataset': config.dataset,
+    'n_train': config.n_train,
+    'n_val': int(splits.y_val.size),
+    'n_test': int(splits.y_test.size),
+    'seed': config.seed,
+    'rounds': config.rounds,
+    'final': final,
+    'history': meta['history'],
+    'config': json.loads(config.to_json()),
   }
   _write_json(os.path.join(workdir, 'results.json'), results)
   writer.close()

@@ -38,7 +38,12 @@ def role_log_probs(kind: str, h: jax.Array, y_BxK: jax.Array) -> jax.Array:
 
 
 def adversarial_sampled(
-    kind: str, weights_3: jax.Array, h: jax.Array, y_real_BxK: jax.Array, y_student_BxK: jax.Array, y_teacher_BxK: jax.Array
+  kind: str,
+  weights_3: jax.Array,
+  h: jax.Array,
+  y_real_BxK: jax.Array,
+  y_student_BxK: jax.Array,
+  y_teacher_BxK: jax.Array,
 ) -> jax.Array:
   """``Σ_i ω_i log D_i(x, y_i)`` per example, one label vector per role."""
   terms_B = [role_log_probs(kind, h, y)[:, i] for i, y in enumerate((y_real_BxK, y_student_BxK, y_teacher_BxK))]
@@ -54,7 +59,12 @@ def label_table(kind: str, h: jax.Array) -> jax.Array:
 
 
 def adversarial_exact(
-    kind: str, weights_3: jax.Array, h: jax.Array, p_real_BxK: jax.Array, p_student_BxK: jax.Array, p_teacher_BxK: jax.Array
+  kind: str,
+  weights_3: jax.Array,
+  h: jax.Array,
+  p_real_BxK: jax.Array,
+  p_student_BxK: jax.Array,
+  p_teacher_BxK: jax.Array,
 ) -> jax.Array:
   """``Σ_i ω_i Σ_y p_i(y|x) log D_i(x, e_y)`` per example."""
   p_BxKx3 = jnp.stack([p_real_BxK, p_student_BxK, p_teacher_BxK], axis=-1)
@@ -65,28 +75,28 @@ def adversarial_exact(
 
 
 def distillation_exact(
-    log_p_real_BxK: jax.Array, log_p_student_BxK: jax.Array, log_p_teacher_BxK: jax.Array, nu, mu, upsilon
+  log_p_real_BxK: jax.Array, log_p_student_BxK: jax.Array, log_p_teacher_BxK: jax.Array, nu, mu, upsilon
 ) -> jax.Array:
   """``ν L_KD(p_t || p_s) + µ L_KD(p_s || p_t)`` with a general real distribution ``p_r``."""
   kd_student = losses.kl_divergence(log_p_teacher_BxK, log_p_student_BxK) + upsilon * losses.kl_divergence(
-      log_p_real_BxK, log_p_student_BxK
+    log_p_real_BxK, log_p_student_BxK
   )
   kd_teacher = losses.kl_divergence(log_p_student_BxK, log_p_teacher_BxK) + upsilon * losses.kl_divergence(
-      log_p_real_BxK, log_p_teacher_BxK
+    log_p_real_BxK, log_p_teacher_BxK
   )
   return nu * kd_student + mu * kd_teacher
 
 
 def value_exact(
-    kind: str,
-    weights_3,
-    h: jax.Array,
-    log_p_real_BxK: jax.Array,
-    log_p_student_BxK: jax.Array,
-    log_p_teacher_BxK: jax.Array,
-    nu=0.0,
-    mu=0.0,
-    upsilon=0.0,
+  kind: str,
+  weights_3,
+  h: jax.Array,
+  log_p_real_BxK: jax.Array,
+  log_p_student_BxK: jax.Array,
+  log_p_teacher_BxK: jax.Array,
+  nu=0.0,
+  mu=0.0,
+  upsilon=0.0,
 ) -> jax.Array:
   """The exact value function per example: NGAN (Eq. 3), ADIB (Eq. 4) or ADIM (Eq. 6).
 

@@ -27,7 +27,7 @@ def main(argv):
   except config_lib.ConfigError as e:
     sys.exit(f'adjax: bad config: {e}')
   student = results['final']['student'] or results['final']['teacher']
-  print(f"{results['method']}: test accuracy {student['test_accuracy']:.4f} (selected on validation)")
+  print(f'{results["method"]}: test accuracy {student["test_accuracy"]:.4f} (selected on validation)')
 
 
 if __name__ == '__main__':

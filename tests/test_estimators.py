@@ -38,7 +38,7 @@ def per_draw_gradients(estimator, tau, baseline='none', moving_average=0.0, offs
 
   def total(logits_NxK):
     surrogate_N, _ = estimators.surrogate(
-        estimator, jax.random.key(seed), logits_NxK, rfn, tau, baseline, moving_average
+      estimator, jax.random.key(seed), logits_NxK, rfn, tau, baseline, moving_average
     )
     return jnp.sum(surrogate_N)
 
@@ -77,8 +77,8 @@ class EstimatorTest(parameterized.TestCase):
     self.assertLess(abs(float(value_N.mean() - categorical_objective(LOGITS))), 5 * stderr)
     linear = lambda y: y @ H  # ∂R/∂y is constant, so ST and pathwise gradients coincide per draw
     grads = [
-        jax.grad(lambda z, e=e: jnp.sum(estimators.surrogate(e, jax.random.key(1), z, linear, 0.5)[0]))(logits_NxK[:64])
-        for e in ('straight_through', 'pathwise')
+      jax.grad(lambda z, e=e: jnp.sum(estimators.surrogate(e, jax.random.key(1), z, linear, 0.5)[0]))(logits_NxK[:64])
+      for e in ('straight_through', 'pathwise')
     ]
     np.testing.assert_allclose(grads[0], grads[1], rtol=1e-5, atol=1e-7)
 

@@ -14,9 +14,9 @@ from adjax import models
 
 class ParameterCountTest(parameterized.TestCase):
   @parameterized.named_parameters(
-      ('mlp_student', models.MLP(), 1_276_810),
-      ('lenet', models.LeNet(), 3_274_634),
-      ('adim_discriminator', models.Heads('lenet', 2, 10), 2 * 3_274_634),
+    ('mlp_student', models.MLP(), 1_276_810),
+    ('lenet', models.LeNet(), 3_274_634),
+    ('adim_discriminator', models.Heads('lenet', 2, 10), 2 * 3_274_634),
   )
   def test_count(self, model, expected):
     params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 28, 28, 1)))

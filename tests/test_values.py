@@ -11,7 +11,6 @@ from adjax import losses
 from adjax import values
 
 
-
 class X64TestCase(parameterized.TestCase):
   """Closed forms are checked to 1e-10, in float64."""
 

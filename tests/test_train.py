@@ -1,0 +1,129 @@
+"""The game end to end on tiny configs: tracing, determinism, resume, selection, results."""
+
+import json
+import os
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import numpy as np
+
+from adjax import checkpoint
+from adjax import config as config_lib
+from adjax import data
+from adjax import game as game_lib
+from adjax import train
+from experiments.configs import mnist
+
+
+def tiny_config(method='adim', **overrides):
+  c = mnist.get_config()
+  c.method = method
+  c.n_train, c.n_val, c.rounds = 50, 100, 2
+  c.k_d = c.k_t = c.k_s = 2
+  c.pretrain.student = c.pretrain.teacher = c.pretrain.discriminator = 3
+  c.student.model = c.teacher.model = c.discriminator.model = 'mlp'
+  for k, v in overrides.items():
+    c[k] = v
+  return c
+
+
+def _without_timings(history):
+  return [{k: v for k, v in h.items() if k != 'seconds'} for h in history]
+
+
+class RoundTest(parameterized.TestCase):
+  @parameterized.parameters('student', 'teacher', 'ngan', 'adib', 'adim', 'adim_ngs')
+  def test_round_traces_once_and_moves_only_its_players(self, method):
+    c = config_lib.validate(tiny_config(method))
+    splits = data.load(c)
+    game = game_lib.build(c, splits.num_classes)
+    _, play_round, _ = game_lib.compile_fns(game)
+    train_data = {'x': jax.numpy.asarray(splits.x_train), 'y': jax.numpy.asarray(splits.y_train)}
+    state = game_lib.init_state(game, jax.random.key(0), train_data['x'])
+    before = jax.device_get(state)
+    for _ in range(3):
+      state, metrics = play_round(state, train_data)
+    self.assertEqual(play_round._cache_size(), 1)
+    self.assertEqual(int(state['round']), 3)
+    self.assertEqual(set(metrics) - {'tau'}, set(game.method.players))
+    for player in game.method.players:
+      moved = jax.tree.map(
+        lambda a, b: np.any(a != b), before[player]['params'], jax.device_get(state[player]['params'])
+      )
+      self.assertTrue(all(jax.tree.leaves(moved)), player)
+
+  def test_lenet_round_on_the_paper_models(self):
+    c = mnist.get_config()
+    c.n_train, c.n_val, c.k_d, c.k_t, c.k_s = 20, 20, 2, 1, 1
+    c = config_lib.validate(c)
+    splits = data.load(c)
+    game = game_lib.build(c, 10)
+    _, play_round, _ = game_lib.compile_fns(game)
+    train_data = {'x': jax.numpy.asarray(splits.x_train), 'y': jax.numpy.asarray(splits.y_train)}
+    _, metrics = play_round(game_lib.init_state(game, jax.random.key(0), train_data['x']), train_data)
+    self.assertTrue(all(np.isfinite(v) for v in jax.tree.leaves(jax.device_get(metrics))))
+
+
+class TrainTest(parameterized.TestCase):
+  def test_results_fields_and_selection_on_validation(self):
+    workdir = self.create_tempdir().full_path
+    results = train.train_and_evaluate(tiny_config('adim', rounds=3), workdir)
+    with open(os.path.join(workdir, 'results.json')) as f:
+      self.assertEqual(json.load(f), json.loads(json.dumps(results)))
+    self.assertEqual(
+      (results['method'], results['dataset'], results['n_train'], results['seed']), ('adim', 'mnist5k', 50, 0)
+    )
+    self.assertEqual([h['round'] for h in results['history']], [0, 1, 2, 3])
+    for h in results['history'][1:]:
+      for key in (
+        'tau',
+        'student_val_accuracy',
+        'teacher_val_accuracy',
+        'student_loss',
+        'teacher_loss',
+        'discriminator_loss',
+      ):
+        self.assertIn(key, h)
+    for player in ('student', 'teacher'):
+      final = results['final'][player]
+      vals = [h[f'{player}_val_accuracy'] for h in results['history']]
+      self.assertEqual(final['val_accuracy'], max(vals))
+      self.assertEqual(final['selected_round'], vals.index(max(vals)))
+      self.assertEqual(final['last_val_accuracy'], vals[-1])
+      self.assertBetween(final['test_accuracy'], 0.0, 1.0)
+    self.assertNotEmpty([f for f in os.listdir(os.path.join(workdir, 'tensorboard')) if 'tfevents' in f])
+
+  def test_same_seed_same_results_other_seed_differs(self):
+    runs = [train.train_and_evaluate(tiny_config('adib', seed=s), self.create_tempdir().full_path) for s in (0, 0, 1)]
+    self.assertEqual(_without_timings(runs[0]['history']), _without_timings(runs[1]['history']))
+    self.assertEqual(runs[0]['final'], runs[1]['final'])
+    self.assertNotEqual(_without_timings(runs[0]['history']), _without_timings(runs[2]['history']))
+
+  def test_interrupted_and_resumed_equals_uninterrupted(self):
+    whole, parts = self.create_tempdir().full_path, self.create_tempdir().full_path
+    full = train.train_and_evaluate(tiny_config('adim', rounds=4), whole)
+    train.train_and_evaluate(tiny_config('adim', rounds=2), parts)  # stopped after round 2's checkpoint
+    resumed = train.train_and_evaluate(tiny_config('adim', rounds=4), parts)
+    self.assertEqual(_without_timings(full['history']), _without_timings(resumed['history']))
+    self.assertEqual(full['final'], resumed['final'])
+    like = jax.device_get(checkpoint.Checkpoints(os.path.join(whole, 'checkpoints')).restore(4, _abstract(whole))[0])
+    other = jax.device_get(checkpoint.Checkpoints(os.path.join(parts, 'checkpoints')).restore(4, _abstract(parts))[0])
+    jax.tree.map(np.testing.assert_array_equal, like, other)
+
+  def test_resume_with_a_different_config_is_refused(self):
+    workdir = self.create_tempdir().full_path
+    train.train_and_evaluate(tiny_config('student', rounds=1), workdir)
+    with self.assertRaisesRegex(config_lib.ConfigError, 'n_train'):
+      train.train_and_evaluate(tiny_config('student', rounds=1, n_train=60), workdir)
+
+
+def _abstract(workdir):
+  c = config_lib.validate(tiny_config('adim', rounds=4))
+  game = game_lib.build(c, 10)
+  state = game_lib.init_state(game, jax.random.key(0), np.zeros((1, 28, 28, 1), np.float32))
+  return {'state': state, 'best': {p: state[p]['params'] for p in ('student', 'teacher')}}
+
+
+if __name__ == '__main__':
+  absltest.main()
