@@ -2,15 +2,21 @@
 
 import os
 
+from absl import logging
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+
+def _not_orbax(record) -> bool:
+  return '/orbax/' not in record.pathname
 
 
 class Checkpoints:
   """Per-round checkpoints of a pytree of arrays plus a JSON-able dict, keeping the last two."""
 
   def __init__(self, directory: str):
+    logging.get_absl_handler().addFilter(_not_orbax)  # orbax logs each save at INFO
     options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True, enable_async_checkpointing=False)
     self._manager = ocp.CheckpointManager(os.path.abspath(directory), options=options, item_names=('arrays', 'meta'))
 

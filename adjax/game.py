@@ -10,6 +10,7 @@ program; each update draws a fresh minibatch and fresh noise.
 
 import dataclasses
 import functools
+import json
 from typing import Any
 
 import flax.linen as nn
@@ -37,7 +38,12 @@ def make_optimizer(learning_rate: float, weight_decay: float) -> optax.GradientT
   return optax.inject_hyperparams(make)(learning_rate=learning_rate, weight_decay=weight_decay)
 
 
-@dataclasses.dataclass(frozen=True)
+# Config fields that do not enter the compiled programs (the seed enters through
+# the state's key): games that differ only in these share compiled code.
+NOT_COMPILED = ('seed', 'rounds', 'data_file')
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class Game:
   """Static description of one run's game: method, networks, optimizers, game config."""
 
@@ -55,8 +61,16 @@ class Game:
   def weights_3(self) -> tuple[float, float, float]:
     return self.method.weights(self.config.game)
 
+  @functools.cached_property
+  def _key(self) -> tuple:
+    compiled = {k: v for k, v in self.config.to_dict().items() if k not in NOT_COMPILED}
+    return (self.method, json.dumps(compiled, sort_keys=True, default=str), self.num_classes)
+
+  def __eq__(self, other):
+    return isinstance(other, Game) and self._key == other._key
+
   def __hash__(self):
-    return id(self)
+    return hash(self._key)
 
 
 def build(config: ml_collections.ConfigDict, num_classes: int) -> Game:
@@ -84,77 +98,120 @@ def init_state(game: Game, key: jax.Array, x_example: jax.Array) -> State:
   return state
 
 
-def _logits(game: Game, state: State, player: str, x: jax.Array) -> jax.Array | None:
-  if player not in state:
-    return None
-  return jax.lax.stop_gradient(game.nets[player].apply(state[player]['params'], x))
+def apply_chunked(net: nn.Module, params, x: jax.Array, chunk: int) -> jax.Array:
+  """``net.apply(params, x)`` over ``[N, ...]`` in equal chunks of at most ``chunk`` examples."""
+  n = x.shape[0]
+  num_chunks = -(-n // chunk)
+  if num_chunks <= 1:
+    return net.apply(params, x)
+  size = -(-n // num_chunks)
+  pad = num_chunks * size - n
+  x_chunks = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape(num_chunks, size, *x.shape[1:])
+  out = jax.lax.map(lambda xc: net.apply(params, xc), x_chunks)
+  return out.reshape(-1, *out.shape[2:])[:n]
+
+
+def _fixed_players(game: Game, state: State, player: str, objective: str) -> tuple[str, ...]:
+  """The players whose outputs ``player``'s loss reads (they are held fixed during its updates)."""
+  if player == 'discriminator':
+    return tuple(p for p in ('student', 'teacher') if p in state)
+  if objective == 'supervised' or game.method.supervised:
+    return ()
+  other = 'teacher' if player == 'student' else 'student'
+  needed = ['discriminator'] if game.method.discriminator is not None else []
+  if game.method.distill and other in state:
+    needed.append(other)
+  return tuple(needed)
+
+
+def fixed_outputs(game: Game, state: State, players, x_N: jax.Array, idx_UxB: jax.Array) -> dict[str, jax.Array]:
+  """Outputs ``[U, B, ...]`` of the fixed ``players`` on every minibatch of a phase, in one batched pass.
+
+  The held-fixed players do not change during a phase, so their forward
+  passes leave the sequential loop. When the training set is smaller than the
+  phase's ``U·B`` draws, each example is evaluated once and gathered.
+  """
+  chunk = game.config.eval_chunk
+  out = {}
+  for p in players:
+    net, params = game.nets[p], state[p]['params']
+    if x_N.shape[0] <= idx_UxB.size:
+      out[p] = apply_chunked(net, params, x_N, chunk)[idx_UxB]
+    else:
+      flat = apply_chunked(net, params, x_N[idx_UxB.reshape(-1)], chunk)
+      out[p] = flat.reshape(*idx_UxB.shape, *flat.shape[1:])
+  return jax.lax.stop_gradient(out)
 
 
 def generator_loss(
-  params, game: Game, role: str, state: State, x: jax.Array, y_B: jax.Array, key: jax.Array, tau, objective: str
+  params, game: Game, role: str, x: jax.Array, y_B: jax.Array, others: dict, key: jax.Array, tau, reward_average
 ):
   """The loss a generator (``role`` = student or teacher) descends, and its reward.
 
-  ``objective='supervised'`` is cross-entropy (pretraining, STUDENT, TEACHER);
-  ``'game'`` is ``ω·(adversarial surrogate) + weight·L_KD(other || self)``.
+  ``others`` holds the fixed players' outputs on ``x``: none for cross-entropy
+  (pretraining, STUDENT, TEACHER); otherwise the loss is
+  ``ω·(adversarial surrogate) + weight·L_KD(other || self)``.
   """
   logits_BxK = game.nets[role].apply(params, x)
   method, g = game.method, game.config.game
   reward_B = jnp.zeros(y_B.shape, jnp.float32)
-  if objective == 'supervised' or method.supervised:
+  if not others:
     return jnp.mean(losses.cross_entropy(logits_BxK, y_B)), reward_B
   loss = jnp.zeros(())
-  if method.discriminator is not None:
-    h = _logits(game, state, 'discriminator', x)
-    index = methods.ROLE[role]
+  if 'discriminator' in others:
+    h, index = others['discriminator'], methods.ROLE[role]
 
     def reward_fn(y_BxK):
       return values.role_log_probs(method.discriminator, h, y_BxK)[:, index]
 
     surrogate_B, reward_B = estimators.surrogate(
-      game.estimator, key, logits_BxK, reward_fn, tau, g.baseline, state[role]['reward_average']
+      game.estimator, key, logits_BxK, reward_fn, tau, g.baseline, reward_average
     )
     loss += game.weights_3[index] * jnp.mean(surrogate_B)
   other = 'teacher' if role == 'student' else 'student'
-  if method.distill and other in state:
+  if other in others:
     weight = g.nu if role == 'student' else g.mu
-    kd_B = losses.distillation(
-      _logits(game, state, other, x), logits_BxK, y_B, g.upsilon, g.kd_temperature, g.distillation
-    )
+    kd_B = losses.distillation(others[other], logits_BxK, y_B, g.upsilon, g.kd_temperature, g.distillation)
     loss += weight * jnp.mean(kd_B)
   return loss, reward_B
 
 
-def discriminator_loss(params, game: Game, state: State, x: jax.Array, y_B: jax.Array, key: jax.Array, tau):
-  """Minus the sampled adversarial value: real labels vs the generators' samples."""
+def discriminator_loss(params, game: Game, x: jax.Array, y_B: jax.Array, others: dict, key: jax.Array, tau):
+  """Minus the sampled adversarial value: real labels vs the generators' samples (``others``: their logits)."""
   k_student, k_teacher = jax.random.split(key)
   y_real_BxK = jax.nn.one_hot(y_B, game.num_classes)
   samples = []
   for role, k in (('student', k_student), ('teacher', k_teacher)):
-    logits = _logits(game, state, role, x)
     # A role that does not play has weight 0; any label vector stands in.
-    samples.append(y_real_BxK if logits is None else estimators.generator_sample(game.estimator, k, logits, tau))
+    samples.append(estimators.generator_sample(game.estimator, k, others[role], tau) if role in others else y_real_BxK)
   h = game.nets['discriminator'].apply(params, x)
   value_B = values.adversarial_sampled(game.method.discriminator, game.weights_3, h, y_real_BxK, *samples)
   return -jnp.mean(value_B), jnp.zeros(y_B.shape, jnp.float32)
 
 
 def _updates(game: Game, state: State, player: str, data: Data, key: jax.Array, num_updates: int, tau, objective: str):
-  """``num_updates`` updates of one player as a ``lax.scan``; the others are held fixed."""
-  batch_size = game.config.batch_size
-  n = data['y'].shape[0]
+  """``num_updates`` updates of one player as a ``lax.scan``; the others are held fixed.
+
+  Each update has its own minibatch (all drawn up front, so the fixed players'
+  outputs on them are computed in one batched pass) and its own noise key.
+  """
   optimizer = game.optimizers[player]
+  k_batches, k_noise = jax.random.split(key)
+  idx_UxB = jax.random.randint(k_batches, (num_updates, game.config.batch_size), 0, data['y'].shape[0])
+  others_all = fixed_outputs(game, state, _fixed_players(game, state, player, objective), data['x'], idx_UxB)
 
-  def loss_fn(params, x, y, k):
+  def loss_fn(params, x, y, others, k, reward_average):
     if player == 'discriminator':
-      return discriminator_loss(params, game, state, x, y, k, tau)
-    return generator_loss(params, game, player, state, x, y, k, tau, objective)
+      return discriminator_loss(params, game, x, y, others, k, tau)
+    return generator_loss(params, game, player, x, y, others, k, tau, reward_average)
 
-  def step(player_state, i):
-    k_batch, k_noise = jax.random.split(jax.random.fold_in(key, i))
-    idx_B = jax.random.randint(k_batch, (batch_size,), 0, n)
+  def step(player_state, inputs):
+    i, idx_B, others = inputs
     x, y = data['x'][idx_B], data['y'][idx_B]
-    (loss, reward_B), grads = jax.value_and_grad(loss_fn, has_aux=True)(player_state['params'], x, y, k_noise)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    (loss, reward_B), grads = grad_fn(
+      player_state['params'], x, y, others, jax.random.fold_in(k_noise, i), player_state.get('reward_average')
+    )
     updates, opt_state = optimizer.update(grads, player_state['opt_state'], player_state['params'])
     new = dict(player_state, params=optax.apply_updates(player_state['params'], updates), opt_state=opt_state)
     if 'reward_average' in new:
@@ -163,7 +220,7 @@ def _updates(game: Game, state: State, player: str, data: Data, key: jax.Array, 
       )
     return new, {'loss': loss, 'reward': jnp.mean(reward_B), 'grad_norm': optax.global_norm(grads)}
 
-  new_player_state, metrics = jax.lax.scan(step, state[player], jnp.arange(num_updates))
+  new_player_state, metrics = jax.lax.scan(step, state[player], (jnp.arange(num_updates), idx_UxB, others_all))
   return new_player_state, jax.tree.map(jnp.mean, metrics)
 
 
@@ -204,20 +261,13 @@ def pretrain(game: Game, state: State, data: Data) -> tuple[State, dict]:
   return state, metrics
 
 
-def accuracy(game: Game, player: str, params, x: jax.Array, y: jax.Array, chunk: int = 500) -> jax.Array:
-  """Top-1 accuracy of a generator on a split, in chunks of ``chunk`` examples."""
-  n = y.shape[0]
-  pad = (-n) % chunk
-  x_chunks = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape(-1, chunk, *x.shape[1:])
-  y_chunks = jnp.pad(y, (0, pad), constant_values=-1).reshape(-1, chunk)
-
-  def correct(xy):
-    logits = game.nets[player].apply(params, xy[0])
-    return jnp.sum(jnp.argmax(logits, -1) == xy[1])
-
-  return jnp.sum(jax.lax.map(correct, (x_chunks, y_chunks))) / n
+def accuracy(game: Game, player: str, params, x: jax.Array, y: jax.Array) -> jax.Array:
+  """Top-1 accuracy of a generator on a split."""
+  logits = apply_chunked(game.nets[player], params, x, game.config.eval_chunk)
+  return jnp.mean(jnp.argmax(logits, -1) == y)
 
 
+@functools.cache
 def compile_fns(game: Game):
   """The run's jitted programs: ``pretrain``, ``play_round`` (state donated) and ``accuracy``."""
   return (

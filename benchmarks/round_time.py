@@ -1,0 +1,122 @@
+"""Seconds per round of ADIB and ADIM on the MNIST models, against this machine's matmul peak.
+
+  python -m benchmarks.round_time [--batch_sizes=10,64] [--repeats=5] [--out=FILE]
+
+Prints JSON: per method and batch size, seconds per round (median of
+``repeats``), updates per second, the round's FLOPs (XLA's cost analysis of
+one update of each player, times the updates), achieved FLOP/s, its fraction
+of the measured f32 matmul peak, and the ADIM/ADIB time ratio (paper: 1.23x).
+"""
+
+import json
+import statistics
+import time
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+
+from adjax import config as config_lib
+from adjax import data
+from adjax import game as game_lib
+from experiments.configs import mnist
+
+_BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['10', '64'], 'Minibatch sizes to time.')
+_METHODS = flags.DEFINE_list('methods', ['adib', 'adim'], 'Methods to time.')
+_REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed rounds per case (median reported).')
+_OUT = flags.DEFINE_string('out', None, 'Also write the JSON here.')
+UPDATES = {'k_d': 20, 'k_t': 10, 'k_s': 10}
+
+
+def _median_seconds(fn, repeats: int) -> float:
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - t0)
+  return statistics.median(times)
+
+
+def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+  """f32 FLOP/s of an n x n matmul, the best of ``repeats``."""
+  a = jax.random.normal(jax.random.key(0), (n, n))
+  f = jax.jit(lambda a: a @ a)
+  jax.block_until_ready(f(a))
+  best = min(_timed(lambda: f(a)) for _ in range(repeats))
+  return 2 * n**3 / best
+
+
+def _timed(fn) -> float:
+  t0 = time.perf_counter()
+  jax.block_until_ready(fn())
+  return time.perf_counter() - t0
+
+
+def _setup(method: str, batch_size: int, counts: dict):
+  c = mnist.get_config()
+  c.method, c.batch_size, c.n_train, c.n_val = method, batch_size, 1000, 100
+  c.k_d, c.k_t, c.k_s = counts['k_d'], counts['k_t'], counts['k_s']
+  c = config_lib.validate(c)
+  splits = data.load(c)
+  game = game_lib.build(c, splits.num_classes)
+  train = {'x': jnp.asarray(splits.x_train), 'y': jnp.asarray(splits.y_train)}
+  state = game_lib.init_state(game, jax.random.key(0), train['x'])
+  return game, state, train
+
+
+def round_flops(method: str, batch_size: int) -> float:
+  """FLOPs of a round: XLA's count for one update of each player, times its updates."""
+  total = 0.0
+  for name, k in UPDATES.items():
+    one = {key: int(key == name) for key in UPDATES}
+    game, state, train = _setup(method, batch_size, one)
+    play = jax.jit(lambda s, d, game=game: game_lib.play_round(game, s, d))
+    total += k * play.lower(state, train).compile().cost_analysis()['flops']
+  return total
+
+
+def time_round(method: str, batch_size: int, repeats: int) -> float:
+  game, state, train = _setup(method, batch_size, UPDATES)
+  _, play_round, _ = game_lib.compile_fns(game)
+  state, _ = play_round(state, train)  # compile
+  holder = {'state': state}
+
+  def one_round():
+    holder['state'], metrics = play_round(holder['state'], train)
+    return metrics
+
+  return _median_seconds(one_round, repeats)
+
+
+def main(argv):
+  del argv
+  peak = matmul_peak()
+  num_updates = sum(UPDATES.values())
+  report = {'device': jax.devices()[0].device_kind, 'matmul_peak_flops': peak, 'updates_per_round': UPDATES, 'cases': []}
+  for batch_size in map(int, _BATCH_SIZES.value):
+    seconds = {}
+    for method in _METHODS.value:
+      s = time_round(method, batch_size, _REPEATS.value)
+      flops = round_flops(method, batch_size)
+      seconds[method] = s
+      report['cases'].append({
+          'method': method,
+          'batch_size': batch_size,
+          'seconds_per_round': s,
+          'updates_per_second': num_updates / s,
+          'round_flops': flops,
+          'achieved_flops_per_second': flops / s,
+          'fraction_of_matmul_peak': flops / s / peak,
+      })
+    if {'adib', 'adim'} <= set(seconds):
+      report.setdefault('adim_over_adib', {})[str(batch_size)] = seconds['adim'] / seconds['adib']
+  text = json.dumps(report, indent=1)
+  print(text)
+  if _OUT.value:
+    with open(_OUT.value, 'w') as f:
+      f.write(text)
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,85 @@
+"""Trains several methods over several seeds and prints a table of student test accuracy.
+
+The README's main command:
+  python -m experiments.compare --workdir=/tmp/adjax-compare
+
+Each (method, seed) is one run of ``adjax.train`` in ``WORKDIR/METHOD/seed_S``
+(resumed if it is there); the table gives the test accuracy of the student
+picked on validation and of the last student, mean ± std over seeds, and is
+also written to ``WORKDIR/table.md`` and ``WORKDIR/summary.json``.
+"""
+
+import json
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+
+from adjax import config as config_lib
+from adjax import train
+from experiments.configs import mnist
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
+_METHODS = flags.DEFINE_list('methods', ['student', 'ngan', 'adim'], 'Methods to compare.')
+_SEEDS = flags.DEFINE_integer('num_seeds', 3, 'Seeds 0..num_seeds-1 for each method.')
+_N_TRAIN = flags.DEFINE_integer('n_train', 100, 'Training examples (class-balanced).')
+_ROUNDS = flags.DEFINE_integer('rounds', 30, 'Rounds of Algorithm 1 per run.')
+
+
+def _table(rows: dict[str, list[dict]], n_train: int) -> str:
+  lines = [
+      f'Student test accuracy (%) on mnist5k, n_train={n_train}, mean ± std over seeds',
+      '',
+      '| method | selected on validation | last round | seeds |',
+      '|---|---|---|---|',
+  ]
+  for method, runs in rows.items():
+    sel = 100 * np.array([r['final']['student']['test_accuracy'] for r in runs])
+    last = 100 * np.array([r['final']['student']['last_test_accuracy'] for r in runs])
+    lines.append(f'| {method} | {sel.mean():.2f} ± {sel.std():.2f} | {last.mean():.2f} ± {last.std():.2f} | {len(runs)} |')
+  return '\n'.join(lines)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  configs = {}
+  for method in _METHODS.value:  # every config is checked before anything runs
+    for seed in range(_SEEDS.value):
+      c = mnist.get_config()
+      c.method, c.seed, c.n_train, c.rounds = method, seed, _N_TRAIN.value, _ROUNDS.value
+      try:
+        config_lib.validate(c)
+      except config_lib.ConfigError as e:
+        sys.exit(f'adjax: bad config: {e}')
+      configs[method, seed] = c
+  if 'teacher' in _METHODS.value:
+    sys.exit('adjax: the table compares students; run method=teacher with experiments.main')
+  rows: dict[str, list[dict]] = {}
+  start = time.perf_counter()
+  for (method, seed), c in configs.items():
+    t0 = time.perf_counter()
+    results = train.train_and_evaluate(c, os.path.join(_WORKDIR.value, method, f'seed_{seed}'))
+    rows.setdefault(method, []).append(results)
+    s = results['final']['student']
+    print(
+        f'{method} seed {seed}: student test {s["test_accuracy"]:.4f} (round {s["selected_round"]} on validation), '
+        f'last {s["last_test_accuracy"]:.4f}  [{time.perf_counter() - t0:.0f}s]',
+        flush=True,
+    )
+  table = _table(rows, _N_TRAIN.value)
+  table += f'\n\nWall time: {time.perf_counter() - start:.0f} s for {len(configs)} runs of {_ROUNDS.value} rounds.'
+  print('\n' + table)
+  with open(os.path.join(_WORKDIR.value, 'table.md'), 'w') as f:
+    f.write(table + '\n')
+  summary = {m: [{'seed': r['seed'], 'final': r['final']} for r in runs] for m, runs in rows.items()}
+  with open(os.path.join(_WORKDIR.value, 'summary.json'), 'w') as f:
+    json.dump(summary, f, indent=1)
+
+
+if __name__ == '__main__':
+  app.run(main)
