@@ -1,15 +1,21 @@
 """Seconds per round of ADIB and ADIM on the MNIST models, against this machine's matmul peak.
 
-  python -m benchmarks.round_time [--batch_sizes=10,64] [--repeats=5] [--out=FILE]
+  python -m benchmarks.round_time [--batch_sizes=10,64] [--repeats=5] [--out=FILE] \
+      [--torch_python=PYTHON_WITH_TORCH]
 
 Prints JSON: per method and batch size, seconds per round (median of
 ``repeats``), updates per second, the round's FLOPs (XLA's cost analysis of
 one update of each player, times the updates), achieved FLOP/s, its fraction
 of the measured f32 matmul peak, and the ADIM/ADIB time ratio (paper: 1.23x).
+With ``--torch_python`` (an interpreter that has torch), the same rounds in
+``benchmarks/torch_round.py`` are timed in the same run, one after the other,
+and each case gets ``torch_seconds_per_round`` and ``speedup_over_torch``.
 """
 
 import json
+import os
 import statistics
+import subprocess
 import time
 
 from absl import app
@@ -26,6 +32,7 @@ _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['10', '64'], 'Minibatch sizes t
 _METHODS = flags.DEFINE_list('methods', ['adib', 'adim'], 'Methods to time.')
 _REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed rounds per case (median reported).')
 _OUT = flags.DEFINE_string('out', None, 'Also write the JSON here.')
+_TORCH_PYTHON = flags.DEFINE_string('torch_python', None, 'A Python with torch: also time benchmarks/torch_round.py.')
 UPDATES = {'k_d': 20, 'k_t': 10, 'k_s': 10}
 
 
@@ -89,18 +96,32 @@ def time_round(method: str, batch_size: int, repeats: int) -> float:
   return _median_seconds(one_round, repeats)
 
 
+def torch_seconds(python: str, batch_sizes, methods, repeats: int) -> dict:
+  script = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'torch_round.py')
+  args = [python, script, f'--batch_sizes={",".join(batch_sizes)}', f'--methods={",".join(methods)}']
+  proc = subprocess.run([*args, f'--repeats={repeats}'], capture_output=True, text=True, check=True)
+  report = json.loads(proc.stdout.strip().splitlines()[-1])
+  return {(c['method'], c['batch_size']): c['seconds_per_round'] for c in report['cases']}, report['torch']
+
+
 def main(argv):
   del argv
   peak = matmul_peak()
   num_updates = sum(UPDATES.values())
-  report = {'device': jax.devices()[0].device_kind, 'matmul_peak_flops': peak, 'updates_per_round': UPDATES, 'cases': []}
+  report = {
+    'device': jax.devices()[0].device_kind,
+    'matmul_peak_flops': peak,
+    'updates_per_round': UPDATES,
+    'cases': [],
+  }
   for batch_size in map(int, _BATCH_SIZES.value):
     seconds = {}
     for method in _METHODS.value:
       s = time_round(method, batch_size, _REPEATS.value)
       flops = round_flops(method, batch_size)
       seconds[method] = s
-      report['cases'].append({
+      report['cases'].append(
+        {
           'method': method,
           'batch_size': batch_size,
           'seconds_per_round': s,
@@ -108,9 +129,16 @@ def main(argv):
           'round_flops': flops,
           'achieved_flops_per_second': flops / s,
           'fraction_of_matmul_peak': flops / s / peak,
-      })
+        }
+      )
     if {'adib', 'adim'} <= set(seconds):
       report.setdefault('adim_over_adib', {})[str(batch_size)] = seconds['adim'] / seconds['adib']
+  if _TORCH_PYTHON.value:
+    seconds, version = torch_seconds(_TORCH_PYTHON.value, _BATCH_SIZES.value, _METHODS.value, _REPEATS.value)
+    report['torch'] = version
+    for case in report['cases']:
+      case['torch_seconds_per_round'] = seconds[case['method'], case['batch_size']]
+      case['speedup_over_torch'] = case['torch_seconds_per_round'] / case['seconds_per_round']
   text = json.dumps(report, indent=1)
   print(text)
   if _OUT.value:

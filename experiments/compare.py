@@ -27,20 +27,22 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=Tr
 _METHODS = flags.DEFINE_list('methods', ['student', 'ngan', 'adim'], 'Methods to compare.')
 _SEEDS = flags.DEFINE_integer('num_seeds', 3, 'Seeds 0..num_seeds-1 for each method.')
 _N_TRAIN = flags.DEFINE_integer('n_train', 100, 'Training examples (class-balanced).')
-_ROUNDS = flags.DEFINE_integer('rounds', 30, 'Rounds of Algorithm 1 per run.')
+_ROUNDS = flags.DEFINE_integer('rounds', 40, 'Rounds of Algorithm 1 per run.')
 
 
 def _table(rows: dict[str, list[dict]], n_train: int) -> str:
   lines = [
-      f'Student test accuracy (%) on mnist5k, n_train={n_train}, mean ± std over seeds',
-      '',
-      '| method | selected on validation | last round | seeds |',
-      '|---|---|---|---|',
+    f'Student test accuracy (%) on mnist5k, n_train={n_train}, mean ± std over seeds',
+    '',
+    '| method | selected on validation | last round | seeds |',
+    '|---|---|---|---|',
   ]
   for method, runs in rows.items():
     sel = 100 * np.array([r['final']['student']['test_accuracy'] for r in runs])
     last = 100 * np.array([r['final']['student']['last_test_accuracy'] for r in runs])
-    lines.append(f'| {method} | {sel.mean():.2f} ± {sel.std():.2f} | {last.mean():.2f} ± {last.std():.2f} | {len(runs)} |')
+    lines.append(
+      f'| {method} | {sel.mean():.2f} ± {sel.std():.2f} | {last.mean():.2f} ± {last.std():.2f} | {len(runs)} |'
+    )
   return '\n'.join(lines)
 
 
@@ -67,9 +69,9 @@ def main(argv):
     rows.setdefault(method, []).append(results)
     s = results['final']['student']
     print(
-        f'{method} seed {seed}: student test {s["test_accuracy"]:.4f} (round {s["selected_round"]} on validation), '
-        f'last {s["last_test_accuracy"]:.4f}  [{time.perf_counter() - t0:.0f}s]',
-        flush=True,
+      f'{method} seed {seed}: student test {s["test_accuracy"]:.4f} (round {s["selected_round"]} on validation), '
+      f'last {s["last_test_accuracy"]:.4f}  [{time.perf_counter() - t0:.0f}s]',
+      flush=True,
     )
   table = _table(rows, _N_TRAIN.value)
   table += f'\n\nWall time: {time.perf_counter() - start:.0f} s for {len(configs)} runs of {_ROUNDS.value} rounds.'

@@ -20,7 +20,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.n_train = 100  # class-balanced training subsample, drawn with the seed
   c.n_val = 1000  # class-balanced validation split held out of the rest
   c.seed = 0
-  c.rounds = 30  # rounds of Algorithm 1
+  c.rounds = 40  # rounds of Algorithm 1
   c.batch_size = 10
   # Updates per round (the authors count passes over the data instead).
   c.k_d = 20
@@ -44,7 +44,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.game.mu = 1.0  # weight of the teacher's L_KD(p_s || p_t)
   c.game.upsilon = 1.0  # weight of the label term inside L_KD
   c.game.distillation = 'kl'  # kl | l2 (on logits)
-  c.game.kd_temperature = config_dict.placeholder(float)  # Hinton T of the KL term
+  # Hinton T of the KL term (unset: T = 1). T = 4 was picked on validation (ADIM, n=100, seed 0).
+  c.game.kd_temperature = 4.0
   c.game.estimator = 'concrete_reinforce'  # reinforce | concrete_reinforce | pathwise | straight_through
   c.game.baseline = 'batch_mean'  # none | batch_mean | moving_average
   c.game.baseline_decay = 0.9  # of the moving-average baseline
