@@ -33,6 +33,7 @@ _METHODS = flags.DEFINE_list('methods', ['adib', 'adim'], 'Methods to time.')
 _REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed rounds per case (median reported).')
 _OUT = flags.DEFINE_string('out', None, 'Also write the JSON here.')
 _TORCH_PYTHON = flags.DEFINE_string('torch_python', None, 'A Python with torch: also time benchmarks/torch_round.py.')
+_TORCH_DEVICE = flags.DEFINE_string('torch_device', 'cpu', "torch's device for that comparison (cpu, cuda).")
 UPDATES = {'k_d': 20, 'k_t': 10, 'k_s': 10}
 
 
@@ -79,7 +80,9 @@ def round_flops(method: str, batch_size: int) -> float:
     one = {key: int(key == name) for key in UPDATES}
     game, state, train = _setup(method, batch_size, one)
     play = jax.jit(lambda s, d, game=game: game_lib.play_round(game, s, d))
-    total += k * play.lower(state, train).compile().cost_analysis()['flops']
+    # The HLO before backend passes: the same count on every backend (GPU's compiled
+    # cost analysis does not count cuDNN convolutions).
+    total += k * play.lower(state, train).cost_analysis()['flops']
   return total
 
 
@@ -99,6 +102,7 @@ def time_round(method: str, batch_size: int, repeats: int) -> float:
 def torch_seconds(python: str, batch_sizes, methods, repeats: int) -> dict:
   script = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'torch_round.py')
   args = [python, script, f'--batch_sizes={",".join(batch_sizes)}', f'--methods={",".join(methods)}']
+  args.append(f'--device={_TORCH_DEVICE.value}')
   proc = subprocess.run([*args, f'--repeats={repeats}'], capture_output=True, text=True, check=True)
   report = json.loads(proc.stdout.strip().splitlines()[-1])
   return {(c['method'], c['batch_size']): c['seconds_per_round'] for c in report['cases']}, report['torch']

@@ -135,18 +135,23 @@ def main():
   parser.add_argument('--methods', default='adib,adim')
   parser.add_argument('--repeats', type=int, default=5)
   parser.add_argument('--n_train', type=int, default=1000)
+  parser.add_argument('--device', default='cpu')
   args = parser.parse_args()
   torch.manual_seed(0)
+  torch.set_default_device(args.device)
+  sync = torch.cuda.synchronize if args.device.startswith('cuda') else lambda: None
   x, y = torch.rand(args.n_train, 1, 28, 28), torch.randint(0, 10, (args.n_train,))
-  out = {'torch': torch.__version__, 'threads': torch.get_num_threads(), 'cases': []}
+  out = {'torch': torch.__version__, 'device': args.device, 'threads': torch.get_num_threads(), 'cases': []}
   for b in map(int, args.batch_sizes.split(',')):
     for method in args.methods.split(','):
       game = Game(method, b, x, y)
       game.round()  # warm-up
       times = []
       for _ in range(args.repeats):
+        sync()
         t0 = time.perf_counter()
         game.round()
+        sync()
         times.append(time.perf_counter() - t0)
       out['cases'].append({'method': method, 'batch_size': b, 'seconds_per_round': statistics.median(times)})
   print(json.dumps(out))

@@ -2,6 +2,10 @@
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -123,6 +127,41 @@ def _abstract(workdir):
   game = game_lib.build(c, 10)
   state = game_lib.init_state(game, jax.random.key(0), np.zeros((1, 28, 28, 1), np.float32))
   return {'state': state, 'best': {p: state[p]['params'] for p in ('student', 'teacher')}}
+
+
+class KillTest(absltest.TestCase):
+  def test_killed_process_resumes_to_the_uninterrupted_result(self):
+    flags = [
+      '--config=experiments/configs/mnist.py',
+      '--config.n_train=50',
+      '--config.n_val=100',
+      '--config.rounds=6',
+      '--config.student.model=mlp',
+      '--config.teacher.model=mlp',
+      '--config.discriminator.model=mlp',
+      '--config.pretrain.student=3',
+      '--config.pretrain.teacher=3',
+      '--config.pretrain.discriminator=3',
+    ]
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = lambda workdir: [sys.executable, '-m', 'experiments.main', f'--workdir={workdir}', *flags]
+    killed, whole = self.create_tempdir().full_path, self.create_tempdir().full_path
+    proc = subprocess.Popen(run(killed), cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpts = os.path.join(killed, 'checkpoints')
+    deadline = time.time() + 300
+    while not (os.path.isdir(ckpts) and '2' in os.listdir(ckpts)) and proc.poll() is None and time.time() < deadline:
+      time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    self.assertFalse(os.path.exists(os.path.join(killed, 'results.json')), 'the run ended before it was killed')
+    for workdir in (killed, whole):
+      subprocess.run(run(workdir), cwd=repo, check=True, capture_output=True, timeout=600)
+    results = []
+    for workdir in (killed, whole):
+      with open(os.path.join(workdir, 'results.json')) as f:
+        results.append(json.load(f))
+    self.assertEqual(_without_timings(results[0]['history']), _without_timings(results[1]['history']))
+    self.assertEqual(results[0]['final'], results[1]['final'])
 
 
 if __name__ == '__main__':
