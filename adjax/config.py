@@ -45,8 +45,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     _require(c[field] >= 1, f'{field}={c[field]} must be a positive integer')
   for field in ('rounds', 'k_d', 'k_t', 'k_s'):
     _require(c[field] >= 0, f'{field}={c[field]} must be >= 0')
-  for player in ('student', 'teacher', 'discriminator'):
-    _require(c.pretrain[player] >= 0, f'pretrain.{player}={c.pretrain[player]} must be >= 0')
+  for name in ('student', 'teacher', 'discriminator', 'frozen_teacher'):
+    _require(c.pretrain[name] >= 0, f'pretrain.{name}={c.pretrain[name]} must be >= 0')
   t = c.tau
   _require(t.tau0 > 0, f'tau.tau0={t.tau0} must be > 0 (a concrete temperature)')
   _require(t.tau_min > 0, f'tau.tau_min={t.tau_min} must be > 0 (a concrete temperature)')
@@ -55,6 +55,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _require(
     g.kd_temperature is None or g.kd_temperature > 0, f'game.kd_temperature={g.kd_temperature} must be > 0 or unset'
   )
+  _require(0 <= g.distn_alpha <= 1, f'game.distn_alpha={g.distn_alpha} must be in [0, 1]')
+  _require(g.noisy_sigma >= 0, f'game.noisy_sigma={g.noisy_sigma} must be >= 0')
   _require(0 <= g.baseline_decay < 1, f'game.baseline_decay={g.baseline_decay} must be in [0, 1)')
   for name, default in methods.DEFAULT_OMEGAS.get(c.method, {}).items():
     if g[name] is None:

@@ -101,7 +101,7 @@ def load(config) -> Splits:
   else:
     x_all, y_all, x_test, y_test = load_npz(config.data_file)
   num_classes = int(y_all.max() if y_test is None else max(y_all.max(), y_test.max())) + 1
-  for player in methods.METHODS[config.method].players:
+  for player in methods.METHODS[config.method].present:
     check_input_shape(x_all.shape[1:], config[player].model, f'{player}.model')
   rng = np.random.default_rng(config.seed)
   train = balanced_subsample(rng, y_all, config.n_train, num_classes, 'n_train')

@@ -77,7 +77,7 @@ def build(config: ml_collections.ConfigDict, num_classes: int) -> Game:
   """The ``Game`` of a validated config."""
   method = methods.METHODS[config.method]
   nets, optimizers = {}, {}
-  for player in method.players:
+  for player in method.present:
     pc = config[player]
     if player == 'discriminator' and method.discriminator == 'multiclass':
       nets[player] = models.Heads(pc.model, config.game.heads, num_classes)
@@ -90,8 +90,8 @@ def build(config: ml_collections.ConfigDict, num_classes: int) -> Game:
 def init_state(game: Game, key: jax.Array, x_example: jax.Array) -> State:
   """Fresh parameters and optimizer states for each player, and the run's key."""
   state: State = {'round': jnp.zeros((), jnp.int32), 'rng': jax.random.key_data(key)}
-  for i, player in enumerate(game.method.players):
-    params = game.nets[player].init(jax.random.fold_in(key, 1000 + i), x_example[:1])
+  for player in game.method.present:
+    params = game.nets[player].init(jax.random.fold_in(key, 1000 + methods.PLAYERS.index(player)), x_example[:1])
     state[player] = {'params': params, 'opt_state': game.optimizers[player].init(params)}
     if player != 'discriminator':
       state[player]['reward_average'] = jnp.zeros((), jnp.float32)
@@ -119,7 +119,7 @@ def _fixed_players(game: Game, state: State, player: str, objective: str) -> tup
     return ()
   other = 'teacher' if player == 'student' else 'student'
   needed = ['discriminator'] if game.method.discriminator is not None else []
-  if game.method.distill and other in state:
+  if game.method.distill is not None and other in state:
     needed.append(other)
   return tuple(needed)
 
@@ -170,10 +170,23 @@ def generator_loss(
     loss += game.weights_3[index] * jnp.mean(surrogate_B)
   other = 'teacher' if role == 'student' else 'student'
   if other in others:
-    weight = g.nu if role == 'student' else g.mu
-    kd_B = losses.distillation(others[other], logits_BxK, y_B, g.upsilon, g.kd_temperature, g.distillation)
-    loss += weight * jnp.mean(kd_B)
+    loss += jnp.mean(distillation_term(game, role, others[other], logits_BxK, y_B, jax.random.fold_in(key, 1)))
   return loss, reward_B
+
+
+def distillation_term(game: Game, role: str, target_BxK, logits_BxK, y_B, key) -> jax.Array:
+  """The generator's per-example term towards the other generator's logits (``Method.distill``)."""
+  g = game.config.game
+  kind = game.method.distill
+  if kind == 'kd':
+    weight = g.nu if role == 'student' else g.mu
+    return weight * losses.distillation(target_BxK, logits_BxK, y_B, g.upsilon, g.kd_temperature, g.distillation)
+  if kind == 'hinton':
+    soft_B = losses.distillation(target_BxK, logits_BxK, y_B, 0.0, g.kd_temperature)
+    return g.distn_alpha * soft_B + (1 - g.distn_alpha) * losses.cross_entropy(logits_BxK, y_B)
+  if kind == 'noisy':
+    target_BxK = target_BxK + g.noisy_sigma * jax.random.normal(key, target_BxK.shape)
+  return losses.distillation(target_BxK, logits_BxK, y_B, 0.0, form='l2')
 
 
 def discriminator_loss(params, game: Game, x: jax.Array, y_B: jax.Array, others: dict, key: jax.Array, tau):
@@ -238,7 +251,7 @@ def play_round(game: Game, state: State, data: Data) -> tuple[State, dict]:
   state = dict(state)
   metrics = {'tau': tau}
   for i, player in enumerate(methods.PLAYERS):
-    if player in state and counts[player] > 0:
+    if player in game.method.players and counts[player] > 0:
       state[player], metrics[player] = _updates(
         game, state, player, data, jax.random.fold_in(key, i), counts[player], tau, 'game'
       )
@@ -253,7 +266,7 @@ def pretrain(game: Game, state: State, data: Data) -> tuple[State, dict]:
   state = dict(state)
   metrics = {}
   for i, player in enumerate(('student', 'teacher', 'discriminator')):
-    steps = game.config.pretrain[player]
+    steps = game.config.pretrain['frozen_teacher' if player in game.method.frozen else player]
     if player in state and steps > 0:
       state[player], metrics[player] = _updates(
         game, state, player, data, jax.random.fold_in(key, i), steps, tau, 'supervised'

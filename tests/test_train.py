@@ -37,7 +37,9 @@ def _without_timings(history):
 
 
 class RoundTest(parameterized.TestCase):
-  @parameterized.parameters('student', 'teacher', 'ngan', 'adib', 'adim', 'adim_ngs')
+  @parameterized.parameters(
+    'student', 'teacher', 'distn', 'mimic', 'noisy', 'codis', 'ngan', 'adib', 'adim', 'adim_ngs'
+  )
   def test_round_traces_once_and_moves_only_its_players(self, method):
     c = config_lib.validate(tiny_config(method))
     splits = data.load(c)

@@ -14,7 +14,7 @@ from ml_collections import config_dict
 
 def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.method = 'adim'  # student | teacher | ngan | adib | adim | adim_ngs
+  c.method = 'adim'  # student | teacher | distn | mimic | noisy | codis | ngan | adib | adim | adim_ngs
   c.dataset = 'mnist5k'  # mnist5k (embedded) | npz (then set data_file)
   c.data_file = ''  # .npz with x_train, y_train, x_test, y_test (dataset=npz)
   c.n_train = 100  # class-balanced training subsample, drawn with the seed
@@ -28,7 +28,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.k_s = 10
   # Supervised pretraining steps of each generator, then discriminator steps
   # against the pretrained generators.
-  c.pretrain = ml_collections.ConfigDict({'student': 400, 'teacher': 400, 'discriminator': 100})
+  # The frozen teacher of the two-phase baselines (distn, mimic, noisy) gets
+  # frozen_teacher steps instead: it is all the training it has.
+  c.pretrain = ml_collections.ConfigDict({'student': 400, 'teacher': 400, 'discriminator': 100, 'frozen_teacher': 2000})
 
   c.student = ml_collections.ConfigDict({'model': 'mlp', 'learning_rate': 5e-4, 'weight_decay': 4e-5})
   c.teacher = ml_collections.ConfigDict({'model': 'lenet', 'learning_rate': 5e-4, 'weight_decay': 4e-5})
@@ -46,6 +48,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.game.distillation = 'kl'  # kl | l2 (on logits)
   # Hinton T of the KL term (unset: T = 1). T = 4 was picked on validation (ADIM, n=100, seed 0).
   c.game.kd_temperature = 4.0
+  c.game.distn_alpha = 0.5  # DISTN: (1 − α) CE + α T² KL, T = kd_temperature
+  c.game.noisy_sigma = 1.0  # NOISY: std of the Gaussian noise on the teacher's logits
   c.game.estimator = 'concrete_reinforce'  # reinforce | concrete_reinforce | pathwise | straight_through
   c.game.baseline = 'batch_mean'  # none | batch_mean | moving_average
   c.game.baseline_decay = 0.9  # of the moving-average baseline
