@@ -47,6 +47,9 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     _require(c[field] >= 0, f'{field}={c[field]} must be >= 0')
   for name in ('student', 'teacher', 'discriminator', 'frozen_teacher'):
     _require(c.pretrain[name] >= 0, f'pretrain.{name}={c.pretrain[name]} must be >= 0')
+  for name in ('rotation', 'shift', 'zoom'):
+    _require(c.augment[name] >= 0, f'augment.{name}={c.augment[name]} must be >= 0')
+  _require(c.augment.zoom < 1, f'augment.zoom={c.augment.zoom} must be < 1')
   t = c.tau
   _require(t.tau0 > 0, f'tau.tau0={t.tau0} must be > 0 (a concrete temperature)')
   _require(t.tau_min > 0, f'tau.tau_min={t.tau_min} must be > 0 (a concrete temperature)')

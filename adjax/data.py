@@ -103,6 +103,9 @@ def load(config) -> Splits:
   num_classes = int(y_all.max() if y_test is None else max(y_all.max(), y_test.max())) + 1
   for player in methods.METHODS[config.method].present:
     check_input_shape(x_all.shape[1:], config[player].model, f'{player}.model')
+  augmented = any(config.augment[k] for k in ('rotation', 'shift', 'zoom'))
+  if augmented and x_all.ndim not in (3, 4):
+    raise ConfigError(f'augment needs image inputs [H, W] or [H, W, C], got examples of shape {x_all.shape[1:]}')
   rng = np.random.default_rng(config.seed)
   train = balanced_subsample(rng, y_all, config.n_train, num_classes, 'n_train')
   rest = np.setdiff1d(np.arange(y_all.size), train)

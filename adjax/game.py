@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from adjax import augment
 from adjax import estimators
 from adjax import losses
 from adjax import methods
@@ -124,23 +125,37 @@ def _fixed_players(game: Game, state: State, player: str, objective: str) -> tup
   return tuple(needed)
 
 
-def fixed_outputs(game: Game, state: State, players, x_N: jax.Array, idx_UxB: jax.Array) -> dict[str, jax.Array]:
+def fixed_outputs(game: Game, state: State, players, x_N: jax.Array, batches: dict) -> dict[str, jax.Array]:
   """Outputs ``[U, B, ...]`` of the fixed ``players`` on every minibatch of a phase, in one batched pass.
 
   The held-fixed players do not change during a phase, so their forward
-  passes leave the sequential loop. When the training set is smaller than the
-  phase's ``U·B`` draws, each example is evaluated once and gathered.
+  passes leave the sequential loop. Without augmentation, when the training
+  set is smaller than the phase's ``U·B`` draws, each example is evaluated
+  once and gathered.
   """
   chunk = game.config.eval_chunk
+  idx_UxB, x_UxB = batches['idx'], batches['x']
   out = {}
   for p in players:
     net, params = game.nets[p], state[p]['params']
-    if x_N.shape[0] <= idx_UxB.size:
+    if not batches['augmented'] and x_N.shape[0] <= idx_UxB.size:
       out[p] = apply_chunked(net, params, x_N, chunk)[idx_UxB]
     else:
-      flat = apply_chunked(net, params, x_N[idx_UxB.reshape(-1)], chunk)
+      flat = apply_chunked(net, params, x_UxB.reshape(-1, *x_UxB.shape[2:]), chunk)
       out[p] = flat.reshape(*idx_UxB.shape, *flat.shape[1:])
   return jax.lax.stop_gradient(out)
+
+
+def draw_batches(game: Game, data: Data, key: jax.Array, num_updates: int) -> dict:
+  """A phase's minibatches, drawn up front: indices ``[U, B]``, inputs (augmented if configured), labels."""
+  k_idx, k_aug = jax.random.split(key)
+  idx_UxB = jax.random.randint(k_idx, (num_updates, game.config.batch_size), 0, data['y'].shape[0])
+  x_UxB, aug = data['x'][idx_UxB], game.config.augment
+  augmented = not augment.is_identity(aug)
+  if augmented:
+    flat = augment.random_affine(k_aug, x_UxB.reshape(-1, *x_UxB.shape[2:]), aug.rotation, aug.shift, aug.zoom)
+    x_UxB = flat.reshape(x_UxB.shape)
+  return {'idx': idx_UxB, 'x': x_UxB, 'y': data['y'][idx_UxB], 'augmented': augmented}
 
 
 def generator_loss(
@@ -210,8 +225,8 @@ def _updates(game: Game, state: State, player: str, data: Data, key: jax.Array, 
   """
   optimizer = game.optimizers[player]
   k_batches, k_noise = jax.random.split(key)
-  idx_UxB = jax.random.randint(k_batches, (num_updates, game.config.batch_size), 0, data['y'].shape[0])
-  others_all = fixed_outputs(game, state, _fixed_players(game, state, player, objective), data['x'], idx_UxB)
+  batches = draw_batches(game, data, k_batches, num_updates)
+  others_all = fixed_outputs(game, state, _fixed_players(game, state, player, objective), data['x'], batches)
 
   def loss_fn(params, x, y, others, k, reward_average):
     if player == 'discriminator':
@@ -219,8 +234,7 @@ def _updates(game: Game, state: State, player: str, data: Data, key: jax.Array, 
     return generator_loss(params, game, player, x, y, others, k, tau, reward_average)
 
   def step(player_state, inputs):
-    i, idx_B, others = inputs
-    x, y = data['x'][idx_B], data['y'][idx_B]
+    i, x, y, others = inputs
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     (loss, reward_B), grads = grad_fn(
       player_state['params'], x, y, others, jax.random.fold_in(k_noise, i), player_state.get('reward_average')
@@ -233,7 +247,9 @@ def _updates(game: Game, state: State, player: str, data: Data, key: jax.Array, 
       )
     return new, {'loss': loss, 'reward': jnp.mean(reward_B), 'grad_norm': optax.global_norm(grads)}
 
-  new_player_state, metrics = jax.lax.scan(step, state[player], (jnp.arange(num_updates), idx_UxB, others_all))
+  new_player_state, metrics = jax.lax.scan(
+    step, state[player], (jnp.arange(num_updates), batches['x'], batches['y'], others_all)
+  )
   return new_player_state, jax.tree.map(jnp.mean, metrics)
 
 

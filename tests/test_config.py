@@ -82,6 +82,17 @@ class BadConfigTest(parameterized.TestCase):
     ):
       train.train_and_evaluate(c, self.create_tempdir().full_path)
 
+  def test_augmenting_flat_features_is_refused(self):
+    path = os.path.join(self.create_tempdir().full_path, 'flat.npz')
+    np.savez(
+      path, x_train=np.zeros((40, 6)), y_train=np.arange(40) % 2, x_test=np.zeros((4, 6)), y_test=np.arange(4) % 2
+    )
+    c = mnist.get_config()
+    c.dataset, c.data_file, c.n_train, c.n_val, c.augment.shift = 'npz', path, 10, 10, 2.0
+    c.student.model = c.teacher.model = c.discriminator.model = 'mlp'
+    with self.assertRaisesRegex(config_lib.ConfigError, r'augment needs image inputs .* got examples of shape \(6,\)'):
+      train.train_and_evaluate(c, self.create_tempdir().full_path)
+
   def test_command_line_exits_nonzero_with_the_message(self):
     workdir = os.path.join(self.create_tempdir().full_path, 'run')
     proc = subprocess.run(

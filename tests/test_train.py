@@ -59,6 +59,23 @@ class RoundTest(parameterized.TestCase):
       )
       self.assertTrue(all(jax.tree.leaves(moved)), player)
 
+  def test_augmented_round_differs_and_is_deterministic(self):
+    def one_round(**augment):
+      c = tiny_config('adim')
+      c.augment.update(augment)
+      c = config_lib.validate(c)
+      splits = data.load(c)
+      game = game_lib.build(c, splits.num_classes)
+      train_data = {'x': jax.numpy.asarray(splits.x_train), 'y': jax.numpy.asarray(splits.y_train)}
+      state, _ = game_lib.compile_fns(game)[1](
+        game_lib.init_state(game, jax.random.key(0), train_data['x']), train_data
+      )
+      return jax.device_get(state['student']['params'])
+
+    plain, augmented, again = one_round(), one_round(rotation=10.0, shift=2.0), one_round(rotation=10.0, shift=2.0)
+    jax.tree.map(np.testing.assert_array_equal, augmented, again)
+    self.assertTrue(any(jax.tree.leaves(jax.tree.map(lambda a, b: np.any(a != b), plain, augmented))))
+
   def test_lenet_round_on_the_paper_models(self):
     c = mnist.get_config()
     c.n_train, c.n_val, c.k_d, c.k_t, c.k_s = 20, 20, 2, 1, 1
@@ -116,6 +133,20 @@ class TrainTest(parameterized.TestCase):
     like = jax.device_get(checkpoint.Checkpoints(os.path.join(whole, 'checkpoints')).restore(4, _abstract(whole))[0])
     other = jax.device_get(checkpoint.Checkpoints(os.path.join(parts, 'checkpoints')).restore(4, _abstract(parts))[0])
     jax.tree.map(np.testing.assert_array_equal, like, other)
+
+  def test_npz_with_flat_features_and_with_images(self):
+    x, y = data.load_mnist5k()
+    order = np.random.default_rng(0).permutation(y.size)  # the file is sorted by class
+    x, y = x[order], y[order]
+    for name, xs in (('flat', x.reshape(-1, 784)), ('images', x[..., 0])):
+      path = os.path.join(self.create_tempdir().full_path, f'{name}.npz')
+      np.savez(path, x_train=xs[:4000], y_train=y[:4000], x_test=xs[4000:], y_test=y[4000:])
+      c = tiny_config('ngan', dataset='npz', data_file=path, rounds=1)
+      if name == 'images':
+        c.discriminator.model = 'lenet'
+      results = train.train_and_evaluate(c, self.create_tempdir().full_path)
+      self.assertEqual(results['n_test'], 1000)
+      self.assertGreater(results['final']['student']['test_accuracy'], 0.3, name)
 
   def test_resume_with_a_different_config_is_refused(self):
     workdir = self.create_tempdir().full_path

@@ -32,6 +32,10 @@ def get_config() -> ml_collections.ConfigDict:
   # frozen_teacher steps instead: it is all the training it has.
   c.pretrain = ml_collections.ConfigDict({'student': 400, 'teacher': 400, 'discriminator': 100, 'frozen_teacher': 2000})
 
+  # On-device augmentation of every training minibatch (images only): rotation
+  # by U(±rotation) degrees, shift by U(±shift) pixels, zoom by U(1 ± zoom).
+  c.augment = ml_collections.ConfigDict({'rotation': 0.0, 'shift': 0.0, 'zoom': 0.0})
+
   c.student = ml_collections.ConfigDict({'model': 'mlp', 'learning_rate': 5e-4, 'weight_decay': 4e-5})
   c.teacher = ml_collections.ConfigDict({'model': 'lenet', 'learning_rate': 5e-4, 'weight_decay': 4e-5})
   c.discriminator = ml_collections.ConfigDict({'model': 'lenet', 'learning_rate': 1e-3, 'weight_decay': 4e-5})

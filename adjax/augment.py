@@ -1,0 +1,43 @@
+"""Data augmentation on the device, inside the compiled round: random small affine maps of images."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def random_affine(key: jax.Array, x_BxHxWxC: jax.Array, rotation_deg: float, shift_px: float, zoom: float) -> jax.Array:
+  """Each image rotated by U(±rotation_deg), shifted by U(±shift_px) pixels per axis and zoomed by U(1 ± zoom).
+
+  Bilinear interpolation about the image centre; pixels from outside the image are 0.
+  """
+  b = x_BxHxWxC.shape[0]
+  k_rot, k_shift, k_zoom = jax.random.split(key, 3)
+  angle_B = jnp.deg2rad(rotation_deg) * jax.random.uniform(k_rot, (b,), minval=-1.0, maxval=1.0)
+  shift_Bx2 = shift_px * jax.random.uniform(k_shift, (b, 2), minval=-1.0, maxval=1.0)
+  scale_B = 1.0 + zoom * jax.random.uniform(k_zoom, (b,), minval=-1.0, maxval=1.0)
+  return affine(x_BxHxWxC, angle_B, shift_Bx2, scale_B)
+
+
+def affine(x_BxHxWxC: jax.Array, angle_B: jax.Array, shift_Bx2: jax.Array, scale_B: jax.Array) -> jax.Array:
+  """Rotates each image by ``angle`` (radians), scales it by ``scale`` about its centre, then shifts it by
+  ``shift`` = (rows, columns) pixels."""
+  _, h, w, _ = x_BxHxWxC.shape
+  centre = np.array([(h - 1) / 2, (w - 1) / 2], np.float32)
+  rows, cols = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing='ij')
+  grid_2xP = np.stack([rows.ravel(), cols.ravel()]) - centre[:, None]
+
+  def one(image_HxWxC, angle, shift_2, scale):
+    cos, sin = jnp.cos(angle), jnp.sin(angle)
+    inverse_2x2 = jnp.array([[cos, sin], [-sin, cos]]) / scale  # output pixel -> source pixel
+    source_2xP = inverse_2x2 @ (grid_2xP - shift_2[:, None]) + centre[:, None]
+    channels = [
+      jax.scipy.ndimage.map_coordinates(image_HxWxC[..., c], list(source_2xP), order=1, mode='constant')
+      for c in range(image_HxWxC.shape[-1])
+    ]
+    return jnp.stack(channels, -1).reshape(image_HxWxC.shape)
+
+  return jax.vmap(one)(x_BxHxWxC, angle_B, shift_Bx2, scale_B)
+
+
+def is_identity(cfg) -> bool:
+  return cfg.rotation == 0 and cfg.shift == 0 and cfg.zoom == 0
