@@ -44,6 +44,20 @@ class ConvTest(parameterized.TestCase):
     scanned = lax.scan(lambda c, xi: (c, jax.grad(loss)(w, xi)), 0, x)[1]
     np.testing.assert_allclose(scanned, jnp.stack([jax.grad(loss)(w, xi) for xi in x]), rtol=1e-5, atol=1e-5)
 
+  def test_vmap_over_kernels_and_inputs_equals_separate_calls(self):
+    x = jax.random.normal(jax.random.key(1), (3, 2, 8, 8, 2))
+    w = jax.random.normal(jax.random.key(2), (3, 5, 5, 2, 4))
+    loss = lambda w, x: jnp.sum(jnp.tanh(conv.conv_same(x, w)))
+    batched = jax.jit(jax.vmap(jax.value_and_grad(loss, argnums=(0, 1))))(w, x)
+    shared_w = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0)))(w[0], x)
+    alone = jax.jit(jax.value_and_grad(loss, argnums=(0, 1)))
+    for i in range(3):
+      value, (dw, dx) = alone(w[i], x[i])
+      np.testing.assert_array_equal(batched[0][i], value)
+      np.testing.assert_array_equal(batched[1][0][i], dw)
+      np.testing.assert_array_equal(batched[1][1][i], dx)
+      np.testing.assert_array_equal(shared_w[i], jax.jit(jax.grad(loss))(w[0], x[i]))
+
   def test_even_kernel_refused(self):
     with self.assertRaisesRegex(ValueError, 'odd kernel'):
       conv.conv_same(jnp.zeros((1, 4, 4, 1)), jnp.zeros((2, 2, 1, 1)))
