@@ -41,7 +41,7 @@ def make_optimizer(learning_rate: float, weight_decay: float) -> optax.GradientT
 
 # Config fields that do not enter the compiled programs (the seed enters through
 # the state's key): games that differ only in these share compiled code.
-NOT_COMPILED = ('seed', 'rounds', 'data_file')
+NOT_COMPILED = ('seed', 'num_seeds', 'rounds', 'data_file')
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -298,9 +298,17 @@ def accuracy(game: Game, player: str, params, x: jax.Array, y: jax.Array) -> jax
 
 @functools.cache
 def compile_fns(game: Game):
-  """The run's jitted programs: ``pretrain``, ``play_round`` (state donated) and ``accuracy``."""
+  """The run's jitted programs, vmapped over a leading seed axis of state and data.
+
+  ``pretrain(state, data)``, ``play_round(state, data)`` (state donated) and
+  ``accuracy(player, params, x, y)``; cached per static game, so runs that
+  differ only in ``NOT_COMPILED`` fields share compiled code.
+  """
   return (
-    jax.jit(functools.partial(pretrain, game), donate_argnums=(0,)),
-    jax.jit(functools.partial(play_round, game), donate_argnums=(0,)),
-    jax.jit(functools.partial(accuracy, game), static_argnums=(0,)),
+    jax.jit(jax.vmap(functools.partial(pretrain, game)), donate_argnums=(0,)),
+    jax.jit(jax.vmap(functools.partial(play_round, game)), donate_argnums=(0,)),
+    jax.jit(
+      lambda player, params, x, y: jax.vmap(functools.partial(accuracy, game, player))(params, x, y),
+      static_argnums=(0,),
+    ),
   )

@@ -43,26 +43,59 @@ def _write_json(path: str, obj) -> None:
   os.replace(tmp, path)
 
 
-def _evaluate(accuracy, state, x, y) -> dict[str, float | None]:
-  return {p: float(accuracy(p, state[p]['params'], x, y)) if p in state else None for p in GENERATORS}
+def _evaluate(accuracy, state, x, y) -> dict[str, np.ndarray | None]:
+  """Per-seed accuracies ``[S]`` of each generator on a split."""
+  return {p: np.asarray(accuracy(p, state[p]['params'], x, y)) if p in state else None for p in GENERATORS}
 
 
-def _round_scalars(metrics: dict, val: dict) -> dict[str, float]:
-  scalars = {f'{p}_val_accuracy': v for p, v in val.items() if v is not None}
+def _round_scalars(metrics: dict, val: dict, seed_index: int) -> dict[str, float]:
+  """One seed's scalars of a round: validation accuracies, tau, each player's mean loss/reward/grad norm."""
+  scalars = {f'{p}_val_accuracy': float(v[seed_index]) for p, v in val.items() if v is not None}
   if 'tau' in metrics:
-    scalars['tau'] = float(metrics['tau'])
+    scalars['tau'] = float(metrics['tau'][seed_index])
   for player, m in metrics.items():
     if isinstance(m, dict):
       for name, value in m.items():
-        scalars[f'{player}_{name}'] = float(value)
+        scalars[f'{player}_{name}'] = float(value[seed_index])
   return scalars
 
 
+def _stack(trees):
+  return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def _load_seeds(config: ml_collections.ConfigDict) -> tuple[list[int], data_lib.Splits]:
+  """Each seed's splits, stacked on a leading axis (the seeds draw different subsamples)."""
+  seeds = [config.seed + i for i in range(config.num_seeds)]
+  per_seed = []
+  for seed in seeds:
+    c = ml_collections.ConfigDict(config.to_dict())
+    c.seed = seed
+    per_seed.append(data_lib.load(c))
+  fields = {f: np.stack([getattr(sp, f) for sp in per_seed]) for f in ('x_train', 'y_train', 'x_val', 'y_val')}
+  fields.update({f: np.stack([getattr(sp, f) for sp in per_seed]) for f in ('x_test', 'y_test')})
+  return seeds, data_lib.Splits(**fields, num_classes=per_seed[0].num_classes)
+
+
+def _summary(per_seed_final: list[dict]) -> dict:
+  """Mean and standard deviation over seeds of each final figure."""
+  out = {}
+  for p in GENERATORS:
+    if per_seed_final[0][p] is None:
+      out[p] = None
+      continue
+    out[p] = {}
+    for name in per_seed_final[0][p]:
+      values = np.array([f[p][name] for f in per_seed_final], np.float64)
+      out[p][name], out[p][f'{name}_std'] = float(values.mean()), float(values.std())
+  return out
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains one run, checkpointing each round; resumes from ``workdir`` if it holds one."""
+  """Trains ``num_seeds`` seeds as one vmapped program, checkpointing each round; resumes from ``workdir``."""
   config = config_lib.validate(config)
   _check_resume(workdir, config)
-  splits = data_lib.load(config)
+  seeds, splits = _load_seeds(config)
   game = game_lib.build(config, splits.num_classes)
   pretrain, play_round, accuracy = game_lib.compile_fns(game)
   train = {'x': jnp.asarray(splits.x_train), 'y': jnp.asarray(splits.y_train)}
@@ -73,19 +106,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     _write_json(os.path.join(workdir, 'config.json'), json.loads(config.to_json()))
   ckpt = checkpoint.Checkpoints(os.path.join(workdir, 'checkpoints'))
   writer = metric_writer.MetricWriter(os.path.join(workdir, 'tensorboard'))
+  num_seeds = len(seeds)
+  tag = (lambda i: '') if num_seeds == 1 else (lambda i: f'seed_{seeds[i]}/')
 
-  state = game_lib.init_state(game, jax.random.key(config.seed), train['x'])
+  state = _stack([game_lib.init_state(game, jax.random.key(seed), train['x'][0]) for seed in seeds])
   step = ckpt.latest_step()
   if step is None:
     t0 = time.perf_counter()
     state, metrics = pretrain(state, train)
     val = _evaluate(accuracy, state, x_val, y_val)
     best = {p: jax.tree.map(jnp.copy, state[p]['params']) for p in GENERATORS if p in state}
+    metrics = jax.device_get(metrics)
     meta = {
-      'history': [{'round': 0, 'seconds': time.perf_counter() - t0, **_round_scalars(metrics, val)}],
-      'best': {p: {'round': 0, 'val_accuracy': val[p]} for p in best},
+      'history': [[{'round': 0, **_round_scalars(metrics, val, i)}] for i in range(num_seeds)],
+      'best': [{p: {'round': 0, 'val_accuracy': float(val[p][i])} for p in best} for i in range(num_seeds)],
+      'seconds': [time.perf_counter() - t0],
     }
-    writer.write_scalars(0, _round_scalars(metrics, val))
+    for i in range(num_seeds):
+      writer.write_scalars(0, {tag(i) + k: v for k, v in meta['history'][i][0].items()})
     ckpt.save(0, {'state': state, 'best': best}, meta)
   else:
     like = {'state': state, 'best': {p: state[p]['params'] for p in GENERATORS if p in state}}
@@ -93,49 +131,70 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     state, best = arrays['state'], arrays['best']
     logging.info('resumed %s at round %d', workdir, step)
 
-  for r in range(int(state['round']), config.rounds):
+  for r in range(int(state['round'][0]), config.rounds):
     t0 = time.perf_counter()
     state, metrics = play_round(state, train)
     val = _evaluate(accuracy, state, x_val, y_val)
-    scalars = _round_scalars(jax.device_get(metrics), val)
-    if not all(np.isfinite(v) for v in scalars.values()):
-      raise FloatingPointError(f'non-finite metrics in round {r + 1}: {scalars}')
+    metrics = jax.device_get(metrics)
+    for i in range(num_seeds):
+      scalars = {'round': r + 1, **_round_scalars(metrics, val, i)}
+      if not all(np.isfinite(v) for v in scalars.values()):
+        raise FloatingPointError(f'non-finite metrics in round {r + 1}, seed {seeds[i]}: {scalars}')
+      meta['history'][i].append(scalars)
+      writer.write_scalars(r + 1, {tag(i) + k: v for k, v in scalars.items()})
     for p in best:
-      if val[p] > meta['best'][p]['val_accuracy']:
-        best[p] = jax.tree.map(jnp.copy, state[p]['params'])
-        meta['best'][p] = {'round': r + 1, 'val_accuracy': val[p]}
-    seconds = time.perf_counter() - t0
-    meta['history'].append({'round': r + 1, 'seconds': seconds, **scalars})
-    writer.write_scalars(r + 1, scalars)
-    metric_writer.log_round(r + 1, config.rounds, scalars, seconds)
+      improved_S = np.array([val[p][i] > meta['best'][i][p]['val_accuracy'] for i in range(num_seeds)])
+      for i in np.flatnonzero(improved_S):
+        meta['best'][i][p] = {'round': r + 1, 'val_accuracy': float(val[p][i])}
+      if improved_S.any():
+        pick = jnp.asarray(improved_S)
+        best[p] = jax.tree.map(
+          lambda new, old: jnp.where(pick.reshape(-1, *[1] * (new.ndim - 1)), new, old), state[p]['params'], best[p]
+        )
+    meta['seconds'].append(time.perf_counter() - t0)
+    metric_writer.log_round(r + 1, config.rounds, meta['history'][0][-1], meta['seconds'][-1])
     ckpt.save(r + 1, {'state': state, 'best': best}, meta)
 
   x_test, y_test = jnp.asarray(splits.x_test), jnp.asarray(splits.y_test)
-  final = {}
-  for p in GENERATORS:
-    if p not in best:
-      final[p] = None
-      continue
-    final[p] = {
-      'test_accuracy': float(accuracy(p, best[p], x_test, y_test)),
-      'val_accuracy': meta['best'][p]['val_accuracy'],
-      'selected_round': meta['best'][p]['round'],
-      'last_test_accuracy': float(accuracy(p, state[p]['params'], x_test, y_test)),
-      'last_val_accuracy': meta['history'][-1][f'{p}_val_accuracy'],
-    }
+  test = {
+    p: (np.asarray(accuracy(p, best[p], x_test, y_test)), np.asarray(accuracy(p, state[p]['params'], x_test, y_test)))
+    for p in best
+  }
+  per_seed = []
+  for i, seed in enumerate(seeds):
+    final = {p: None for p in GENERATORS}
+    for p in best:
+      final[p] = {
+        'test_accuracy': float(test[p][0][i]),
+        'val_accuracy': meta['best'][i][p]['val_accuracy'],
+        'selected_round': meta['best'][i][p]['round'],
+        'last_test_accuracy': float(test[p][1][i]),
+        'last_val_accuracy': meta['history'][i][-1][f'{p}_val_accuracy'],
+      }
+    per_seed.append({'seed': seed, 'final': final, 'history': meta['history'][i]})
   results = {
     'method': config.method,
     'dataset': config.dataset,
     'n_train': config.n_train,
-    'n_val': int(splits.y_val.size),
-    'n_test': int(splits.y_test.size),
+    'n_val': int(splits.y_val.shape[-1]),
+    'n_test': int(splits.y_test.shape[-1]),
     'seed': config.seed,
+    'num_seeds': num_seeds,
     'rounds': config.rounds,
-    'final': final,
-    'history': meta['history'],
+    'seconds_per_round': meta['seconds'],
+    # One seed: its figures; several: mean and std over seeds (each seed's under per_seed).
+    'final': per_seed[0]['final'] if num_seeds == 1 else _summary([s['final'] for s in per_seed]),
+    'history': per_seed[0]['history'] if num_seeds == 1 else _mean_history(per_seed),
+    'per_seed': per_seed,
     'config': json.loads(config.to_json()),
   }
   _write_json(os.path.join(workdir, 'results.json'), results)
   writer.close()
   ckpt.close()
   return results
+
+
+def _mean_history(per_seed: list[dict]) -> list[dict]:
+  """Per round, the mean over seeds of each scalar."""
+  rounds = zip(*(s['history'] for s in per_seed))
+  return [{k: float(np.mean([h[k] for h in hs])) for k in hs[0]} for hs in rounds]

@@ -89,6 +89,7 @@ def round_flops(method: str, batch_size: int) -> float:
 def time_round(method: str, batch_size: int, repeats: int) -> float:
   game, state, train = _setup(method, batch_size, UPDATES)
   _, play_round, _ = game_lib.compile_fns(game)
+  state, train = jax.tree.map(lambda a: a[None], (state, train))  # one seed
   state, _ = play_round(state, train)  # compile
   holder = {'state': state}
 

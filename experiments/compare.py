@@ -3,10 +3,11 @@
 The README's main command:
   python -m experiments.compare --workdir=/tmp/adjax-compare
 
-Each (method, seed) is one run of ``adjax.train`` in ``WORKDIR/METHOD/seed_S``
-(resumed if it is there); the table gives the test accuracy of the student
-picked on validation and of the last student, mean ± std over seeds, and is
-also written to ``WORKDIR/table.md`` and ``WORKDIR/summary.json``.
+Each method is one run of ``adjax.train`` in ``WORKDIR/METHOD`` with its seeds
+vmapped in one program (resumed if it is there); the table gives the test
+accuracy of the student picked on validation and of the last student, mean ±
+std over seeds, and is also written to ``WORKDIR/table.md`` and
+``WORKDIR/summary.json``.
 """
 
 import json
@@ -31,6 +32,7 @@ _ROUNDS = flags.DEFINE_integer('rounds', 40, 'Rounds of Algorithm 1 per run.')
 
 
 def _table(rows: dict[str, list[dict]], n_train: int) -> str:
+  """``rows``: each method's per-seed results (``{'seed', 'final', 'history'}``)."""
   lines = [
     f'Student test accuracy (%) on mnist5k, n_train={n_train}, mean ± std over seeds',
     '',
@@ -51,30 +53,31 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   configs = {}
   for method in _METHODS.value:  # every config is checked before anything runs
-    for seed in range(_SEEDS.value):
-      c = mnist.get_config()
-      c.method, c.seed, c.n_train, c.rounds = method, seed, _N_TRAIN.value, _ROUNDS.value
-      try:
-        config_lib.validate(c)
-      except config_lib.ConfigError as e:
-        sys.exit(f'adjax: bad config: {e}')
-      configs[method, seed] = c
+    c = mnist.get_config()
+    c.method, c.num_seeds, c.n_train, c.rounds = method, _SEEDS.value, _N_TRAIN.value, _ROUNDS.value
+    try:
+      config_lib.validate(c)
+    except config_lib.ConfigError as e:
+      sys.exit(f'adjax: bad config: {e}')
+    configs[method] = c
   if 'teacher' in _METHODS.value:
     sys.exit('adjax: the table compares students; run method=teacher with experiments.main')
   rows: dict[str, list[dict]] = {}
   start = time.perf_counter()
-  for (method, seed), c in configs.items():
+  for method, c in configs.items():
     t0 = time.perf_counter()
-    results = train.train_and_evaluate(c, os.path.join(_WORKDIR.value, method, f'seed_{seed}'))
-    rows.setdefault(method, []).append(results)
-    s = results['final']['student']
-    print(
-      f'{method} seed {seed}: student test {s["test_accuracy"]:.4f} (round {s["selected_round"]} on validation), '
-      f'last {s["last_test_accuracy"]:.4f}  [{time.perf_counter() - t0:.0f}s]',
-      flush=True,
-    )
+    rows[method] = train.train_and_evaluate(c, os.path.join(_WORKDIR.value, method))['per_seed']
+    for r in rows[method]:
+      s = r['final']['student']
+      print(
+        f'{method} seed {r["seed"]}: student test {s["test_accuracy"]:.4f} '
+        f'(round {s["selected_round"]} on validation), last {s["last_test_accuracy"]:.4f}',
+        flush=True,
+      )
+    print(f'{method}: {len(rows[method])} seeds in {time.perf_counter() - t0:.0f}s', flush=True)
   table = _table(rows, _N_TRAIN.value)
-  table += f'\n\nWall time: {time.perf_counter() - start:.0f} s for {len(configs)} runs of {_ROUNDS.value} rounds.'
+  wall = time.perf_counter() - start
+  table += f'\n\nWall time: {wall:.0f} s, {len(configs)} methods x {_SEEDS.value} seeds x {_ROUNDS.value} rounds.'
   print('\n' + table)
   with open(os.path.join(_WORKDIR.value, 'table.md'), 'w') as f:
     f.write(table + '\n')

@@ -32,6 +32,11 @@ def tiny_config(method='adim', **overrides):
   return c
 
 
+def one_seed(tree):
+  """A leading seed axis of size 1, as the compiled programs take."""
+  return jax.tree.map(lambda a: a[None], tree)
+
+
 def _without_timings(history):
   return [{k: v for k, v in h.items() if k != 'seconds'} for h in history]
 
@@ -45,13 +50,13 @@ class RoundTest(parameterized.TestCase):
     splits = data.load(c)
     game = game_lib.build(c, splits.num_classes)
     _, play_round, _ = game_lib.compile_fns(game)
-    train_data = {'x': jax.numpy.asarray(splits.x_train), 'y': jax.numpy.asarray(splits.y_train)}
-    state = game_lib.init_state(game, jax.random.key(0), train_data['x'])
+    train_data = one_seed({'x': jax.numpy.asarray(splits.x_train), 'y': jax.numpy.asarray(splits.y_train)})
+    state = one_seed(game_lib.init_state(game, jax.random.key(0), splits.x_train))
     before = jax.device_get(state)
     for _ in range(3):
       state, metrics = play_round(state, train_data)
     self.assertEqual(play_round._cache_size(), 1)
-    self.assertEqual(int(state['round']), 3)
+    self.assertEqual(int(state['round'][0]), 3)
     self.assertEqual(set(metrics) - {'tau'}, set(game.method.players))
     for player in game.method.players:
       moved = jax.tree.map(
@@ -66,9 +71,9 @@ class RoundTest(parameterized.TestCase):
       c = config_lib.validate(c)
       splits = data.load(c)
       game = game_lib.build(c, splits.num_classes)
-      train_data = {'x': jax.numpy.asarray(splits.x_train), 'y': jax.numpy.asarray(splits.y_train)}
+      train_data = one_seed({'x': jax.numpy.asarray(splits.x_train), 'y': jax.numpy.asarray(splits.y_train)})
       state, _ = game_lib.compile_fns(game)[1](
-        game_lib.init_state(game, jax.random.key(0), train_data['x']), train_data
+        one_seed(game_lib.init_state(game, jax.random.key(0), splits.x_train)), train_data
       )
       return jax.device_get(state['student']['params'])
 
@@ -83,8 +88,8 @@ class RoundTest(parameterized.TestCase):
     splits = data.load(c)
     game = game_lib.build(c, 10)
     _, play_round, _ = game_lib.compile_fns(game)
-    train_data = {'x': jax.numpy.asarray(splits.x_train), 'y': jax.numpy.asarray(splits.y_train)}
-    _, metrics = play_round(game_lib.init_state(game, jax.random.key(0), train_data['x']), train_data)
+    train_data = one_seed({'x': jax.numpy.asarray(splits.x_train), 'y': jax.numpy.asarray(splits.y_train)})
+    _, metrics = play_round(one_seed(game_lib.init_state(game, jax.random.key(0), splits.x_train)), train_data)
     self.assertTrue(all(np.isfinite(v) for v in jax.tree.leaves(jax.device_get(metrics))))
 
 
@@ -123,6 +128,24 @@ class TrainTest(parameterized.TestCase):
     self.assertEqual(runs[0]['final'], runs[1]['final'])
     self.assertNotEqual(_without_timings(runs[0]['history']), _without_timings(runs[2]['history']))
 
+  def test_vmapped_seeds_equal_separate_runs(self):
+    together = train.train_and_evaluate(tiny_config('adim', num_seeds=3), self.create_tempdir().full_path)
+    self.assertEqual([s['seed'] for s in together['per_seed']], [0, 1, 2])
+    # Equal up to float summation order: a vmapped dense layer is a batched matmul.
+    for i in (0, 2):
+      alone = train.train_and_evaluate(tiny_config('adim', seed=i), self.create_tempdir().full_path)
+      for h_together, h_alone in zip(together['per_seed'][i]['history'], alone['history'], strict=True):
+        self.assertEqual(h_together.keys(), h_alone.keys())
+        for key, value in h_alone.items():
+          tolerance = 0.011 if key.endswith('accuracy') else 1e-3 * max(1.0, abs(value))  # 1 of 100 examples
+          self.assertAlmostEqual(h_together[key], value, delta=tolerance, msg=key)
+      for player in ('student', 'teacher'):
+        for key, value in alone['final'][player].items():
+          self.assertAlmostEqual(together['per_seed'][i]['final'][player][key], value, delta=0.011, msg=key)
+    tests = [s['final']['student']['test_accuracy'] for s in together['per_seed']]
+    self.assertAlmostEqual(together['final']['student']['test_accuracy'], float(np.mean(tests)), places=6)
+    self.assertAlmostEqual(together['final']['student']['test_accuracy_std'], float(np.std(tests)), places=6)
+
   def test_interrupted_and_resumed_equals_uninterrupted(self):
     whole, parts = self.create_tempdir().full_path, self.create_tempdir().full_path
     full = train.train_and_evaluate(tiny_config('adim', rounds=4), whole)
@@ -158,7 +181,7 @@ class TrainTest(parameterized.TestCase):
 def _abstract(workdir):
   c = config_lib.validate(tiny_config('adim', rounds=4))
   game = game_lib.build(c, 10)
-  state = game_lib.init_state(game, jax.random.key(0), np.zeros((1, 28, 28, 1), np.float32))
+  state = one_seed(game_lib.init_state(game, jax.random.key(0), np.zeros((1, 28, 28, 1), np.float32)))
   return {'state': state, 'best': {p: state[p]['params'] for p in ('student', 'teacher')}}
 
 

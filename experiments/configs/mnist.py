@@ -20,6 +20,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.n_train = 100  # class-balanced training subsample, drawn with the seed
   c.n_val = 1000  # class-balanced validation split held out of the rest
   c.seed = 0
+  c.num_seeds = 1  # seeds seed, seed+1, ... trained together as one vmapped program
   c.rounds = 40  # rounds of Algorithm 1
   c.batch_size = 10
   # Updates per round (the authors count passes over the data instead).
