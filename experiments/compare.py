@@ -18,17 +18,21 @@ import time
 from absl import app
 from absl import flags
 from absl import logging
+import ml_collections
+from ml_collections import config_flags
 import numpy as np
 
 from adjax import config as config_lib
 from adjax import train
-from experiments.configs import mnist
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
 _METHODS = flags.DEFINE_list('methods', ['student', 'ngan', 'adim'], 'Methods to compare.')
 _SEEDS = flags.DEFINE_integer('num_seeds', 3, 'Seeds 0..num_seeds-1 for each method.')
 _N_TRAIN = flags.DEFINE_integer('n_train', 100, 'Training examples (class-balanced).')
 _ROUNDS = flags.DEFINE_integer('rounds', 40, 'Rounds of Algorithm 1 per run.')
+_CONFIG = config_flags.DEFINE_config_file(
+  'config', 'experiments/configs/mnist.py', 'Base config; --config.FIELD=VALUE overrides it for every method.'
+)
 
 
 def _table(rows: dict[str, list[dict]], n_train: int) -> str:
@@ -53,7 +57,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   configs = {}
   for method in _METHODS.value:  # every config is checked before anything runs
-    c = mnist.get_config()
+    c = ml_collections.ConfigDict(_CONFIG.value.to_dict())
     c.method, c.num_seeds, c.n_train, c.rounds = method, _SEEDS.value, _N_TRAIN.value, _ROUNDS.value
     try:
       config_lib.validate(c)

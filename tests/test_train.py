@@ -27,6 +27,7 @@ def tiny_config(method='adim', **overrides):
   c.k_d = c.k_t = c.k_s = 2
   c.pretrain.student = c.pretrain.teacher = c.pretrain.discriminator = 3
   c.student.model = c.teacher.model = c.discriminator.model = 'mlp'
+  c.augment.rotation = c.augment.shift = c.augment.zoom = 0.0
   for k, v in overrides.items():
     c[k] = v
   return c
@@ -78,6 +79,7 @@ class RoundTest(parameterized.TestCase):
       return jax.device_get(state['student']['params'])
 
     plain, augmented, again = one_round(), one_round(rotation=10.0, shift=2.0), one_round(rotation=10.0, shift=2.0)
+    self.assertEqual(tiny_config().augment.rotation, 0.0)
     jax.tree.map(np.testing.assert_array_equal, augmented, again)
     self.assertTrue(any(jax.tree.leaves(jax.tree.map(lambda a, b: np.any(a != b), plain, augmented))))
 
