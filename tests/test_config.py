@@ -27,7 +27,12 @@ BAD = [
   ('adim_weights', {'method': 'adim', 'game.omega_r': 0.5}, r'omega_r \+ game.omega_s \+ game.omega_t = 1'),
   ('tau0', {'tau.tau0': 0.0}, r'tau.tau0=0.0 must be > 0'),
   ('tau_min', {'tau.tau_min': -1.0}, r'tau.tau_min=-1.0 must be > 0'),
-  ('method', {'method': 'adix'}, r"method='adix' is not valid; choose one of: student, teacher, ngan, adib, adim"),
+  (
+    'method',
+    {'method': 'adix'},
+    r"method='adix' is not valid; choose one of: student, teacher, distn, mimic, noisy, codis, ngan, adib, adim, "
+    r'adim_ngs$',
+  ),
   ('dataset', {'dataset': 'mnist6k'}, r"dataset='mnist6k' is not valid; choose one of: mnist5k, npz"),
   ('estimator', {'game.estimator': 'gumbel'}, r"game.estimator='gumbel' is not valid; choose one of: reinforce"),
   ('n_train', {'n_train': 5010}, r'n_train=5010 needs 501 examples of class \d, but only \d+ are left'),
