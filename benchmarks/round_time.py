@@ -65,6 +65,7 @@ def _setup(method: str, batch_size: int, counts: dict):
   c = mnist.get_config()
   c.method, c.batch_size, c.n_train, c.n_val = method, batch_size, 1000, 100
   c.k_d, c.k_t, c.k_s = counts['k_d'], counts['k_t'], counts['k_s']
+  c.augment.rotation = c.augment.shift = c.augment.zoom = 0.0  # as the PyTorch round
   c = config_lib.validate(c)
   splits = data.load(c)
   game = game_lib.build(c, splits.num_classes)
