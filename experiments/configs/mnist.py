@@ -15,8 +15,13 @@ from ml_collections import config_dict
 def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.method = 'adim'  # student | teacher | distn | mimic | noisy | codis | ngan | adib | adim | adim_ngs
-  c.dataset = 'mnist5k'  # mnist5k (embedded) | npz (then set data_file)
+  c.dataset = 'mnist5k'  # mnist5k (embedded) | npz (set data_file) | tfds (set tfds.name)
   c.data_file = ''  # .npz with x_train, y_train, x_test, y_test (dataset=npz)
+  # A prepared TensorFlow Datasets image dataset (dataset=tfds), read without TensorFlow.
+  # download=True lets tfds download and prepare it (needs the internet, and TensorFlow for most).
+  c.tfds = ml_collections.ConfigDict(
+    {'name': 'mnist', 'data_dir': '', 'download': False, 'train_split': 'train', 'test_split': 'test'}
+  )
   c.n_train = 100  # class-balanced training subsample, drawn with the seed
   c.n_val = 1000  # class-balanced validation split held out of the rest
   c.seed = 0
