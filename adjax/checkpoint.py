@@ -45,3 +45,20 @@ class Checkpoints:
 
 def exists(directory: str) -> bool:
   return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
+
+
+def save_tree(path: str, tree) -> None:
+  """One pytree of arrays to ``path`` (a directory orbax writes atomically)."""
+  checkpointer = ocp.StandardCheckpointer()
+  checkpointer.save(os.path.abspath(path), jax.tree.map(np.asarray, jax.device_get(tree)))
+  checkpointer.wait_until_finished()
+  checkpointer.close()
+
+
+def load_tree(path: str, like):
+  """The pytree saved at ``path``, shaped like ``like``."""
+  abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), like)
+  checkpointer = ocp.StandardCheckpointer()
+  tree = checkpointer.restore(os.path.abspath(path), abstract)
+  checkpointer.close()
+  return tree

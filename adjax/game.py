@@ -41,7 +41,7 @@ def make_optimizer(learning_rate: float, weight_decay: float) -> optax.GradientT
 
 # Config fields that do not enter the compiled programs (the seed enters through
 # the state's key): games that differ only in these share compiled code.
-NOT_COMPILED = ('seed', 'num_seeds', 'rounds', 'data_file')
+NOT_COMPILED = ('seed', 'num_seeds', 'rounds', 'data_file', 'teacher_cache')
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -275,15 +275,21 @@ def play_round(game: Game, state: State, data: Data) -> tuple[State, dict]:
   return state, metrics
 
 
-def pretrain(game: Game, state: State, data: Data) -> tuple[State, dict]:
-  """Supervised pretraining of the generators, then of the discriminator against them."""
+def pretrain(game: Game, state: State, data: Data, frozen: bool = False) -> tuple[State, dict]:
+  """Supervised pretraining of the generators, then of the discriminator against them.
+
+  ``frozen=True`` trains only the frozen players (``pretrain.frozen_teacher``
+  steps), which a run may instead load from a teacher cache; ``False`` all the others.
+  """
   key = jax.random.fold_in(jax.random.wrap_key_data(state['rng']), 0)
   tau = round_tau(game, jnp.zeros((), jnp.int32))
   state = dict(state)
   metrics = {}
   for i, player in enumerate(('student', 'teacher', 'discriminator')):
-    steps = game.config.pretrain['frozen_teacher' if player in game.method.frozen else player]
-    if player in state and steps > 0:
+    if player not in state or (player in game.method.frozen) != frozen:
+      continue
+    steps = game.config.pretrain['frozen_teacher' if frozen else player]
+    if steps > 0:
       state[player], metrics[player] = _updates(
         game, state, player, data, jax.random.fold_in(key, i), steps, tau, 'supervised'
       )
@@ -300,12 +306,17 @@ def accuracy(game: Game, player: str, params, x: jax.Array, y: jax.Array) -> jax
 def compile_fns(game: Game):
   """The run's jitted programs, vmapped over a leading seed axis of state and data.
 
-  ``pretrain(state, data)``, ``play_round(state, data)`` (state donated) and
-  ``accuracy(player, params, x, y)``; cached per static game, so runs that
-  differ only in ``NOT_COMPILED`` fields share compiled code.
+  ``pretrain(state, data, frozen)`` (``frozen`` static), ``play_round(state,
+  data)`` (state donated) and ``accuracy(player, params, x, y)``; cached per
+  static game, so runs that differ only in ``NOT_COMPILED`` fields share
+  compiled code.
   """
   return (
-    jax.jit(jax.vmap(functools.partial(pretrain, game)), donate_argnums=(0,)),
+    jax.jit(
+      lambda state, data, frozen: jax.vmap(functools.partial(pretrain, game, frozen=frozen))(state, data),
+      static_argnums=(2,),
+      donate_argnums=(0,),
+    ),
     jax.jit(jax.vmap(functools.partial(play_round, game)), donate_argnums=(0,)),
     jax.jit(
       lambda player, params, x, y: jax.vmap(functools.partial(accuracy, game, player))(params, x, y),

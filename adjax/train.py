@@ -1,5 +1,6 @@
 """From a config to ``results.json``: data, game, pretraining, rounds, selection on validation."""
 
+import hashlib
 import json
 import os
 import time
@@ -91,6 +92,34 @@ def _summary(per_seed_final: list[dict]) -> dict:
   return out
 
 
+# Fields that determine a frozen teacher's training: runs that agree on them share it.
+TEACHER_FIELDS = ('dataset', 'data_file', 'tfds', 'n_train', 'n_val', 'teacher', 'batch_size', 'augment', 'eval_chunk')
+
+
+def teacher_cache_path(config: ml_collections.ConfigDict, seed: int) -> str:
+  fields = {k: config.to_dict()[k] for k in TEACHER_FIELDS}
+  fields.update(seed=seed, steps=config.pretrain.frozen_teacher)
+  digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+  return os.path.join(config.teacher_cache, f'teacher_{digest}')
+
+
+def _frozen_players(config, game, seeds, state, train, pretrain):
+  """Trains the frozen teacher of a two-phase baseline, or loads it from ``config.teacher_cache``."""
+  if not game.method.frozen:
+    return state
+  paths = [teacher_cache_path(config, seed) for seed in seeds] if config.teacher_cache else []
+  if paths and all(os.path.isdir(p) for p in paths):
+    like = jax.tree.map(lambda a: a[0], state['teacher']['params'])
+    state['teacher'] = dict(state['teacher'], params=_stack([checkpoint.load_tree(p, like) for p in paths]))
+    logging.info('loaded the frozen teacher from %s', config.teacher_cache)
+    return state
+  state, _ = pretrain(state, train, True)
+  for i, path in enumerate(paths):
+    if not os.path.isdir(path):
+      checkpoint.save_tree(path, jax.tree.map(lambda a: a[i], state['teacher']['params']))
+  return state
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains ``num_seeds`` seeds as one vmapped program, checkpointing each round; resumes from ``workdir``."""
   config = config_lib.validate(config)
@@ -113,7 +142,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   step = ckpt.latest_step()
   if step is None:
     t0 = time.perf_counter()
-    state, metrics = pretrain(state, train)
+    state = _frozen_players(config, game, seeds, state, train, pretrain)
+    state, metrics = pretrain(state, train, False)
     val = _evaluate(accuracy, state, x_val, y_val)
     best = {p: jax.tree.map(jnp.copy, state[p]['params']) for p in GENERATORS if p in state}
     metrics = jax.device_get(metrics)

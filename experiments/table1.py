@@ -48,6 +48,8 @@ PAPER_MNIST = {
 def cell_config(base: ml_collections.ConfigDict, method: str, n_train: int, num_seeds: int):
   c = ml_collections.ConfigDict(base.to_dict())
   c.method, c.n_train, c.num_seeds = method, n_train, num_seeds
+  if not c.teacher_cache:  # DISTN, MIMIC and NOISY of one cell row share their trained teacher
+    c.teacher_cache = os.path.join(_WORKDIR.value, 'teachers')
   return config_lib.validate(c)
 
 

@@ -25,7 +25,7 @@ def tiny_config(method='adim', **overrides):
   c.method = method
   c.n_train, c.n_val, c.rounds = 50, 100, 2
   c.k_d = c.k_t = c.k_s = 2
-  c.pretrain.student = c.pretrain.teacher = c.pretrain.discriminator = 3
+  c.pretrain.student = c.pretrain.teacher = c.pretrain.discriminator = c.pretrain.frozen_teacher = 3
   c.student.model = c.teacher.model = c.discriminator.model = 'mlp'
   c.augment.rotation = c.augment.shift = c.augment.zoom = 0.0
   for k, v in overrides.items():
@@ -172,6 +172,18 @@ class TrainTest(parameterized.TestCase):
       results = train.train_and_evaluate(c, self.create_tempdir().full_path)
       self.assertEqual(results['n_test'], 1000)
       self.assertGreater(results['final']['student']['test_accuracy'], 0.3, name)
+
+  def test_frozen_teacher_cached_once_and_reused(self):
+    cache = self.create_tempdir().full_path
+    train.train_and_evaluate(tiny_config('distn', teacher_cache=cache, num_seeds=2), self.create_tempdir().full_path)
+    self.assertLen(os.listdir(cache), 2)  # one teacher per seed
+    reused = train.train_and_evaluate(
+      tiny_config('mimic', teacher_cache=cache, num_seeds=2), self.create_tempdir().full_path
+    )
+    self.assertLen(os.listdir(cache), 2)
+    trained = train.train_and_evaluate(tiny_config('mimic', num_seeds=2), self.create_tempdir().full_path)
+    self.assertEqual(reused['final'], trained['final'])
+    self.assertEqual(_without_timings(reused['history']), _without_timings(trained['history']))
 
   def test_resume_with_a_different_config_is_refused(self):
     workdir = self.create_tempdir().full_path

@@ -36,6 +36,9 @@ def get_config() -> ml_collections.ConfigDict:
   # against the pretrained generators.
   # The frozen teacher of the two-phase baselines (distn, mimic, noisy) gets
   # frozen_teacher steps instead: it is all the training it has.
+  # Where two-phase baselines keep trained teachers for reuse by other runs
+  # with the same data, seed and teacher config ('' = no cache).
+  c.teacher_cache = ''
   c.pretrain = ml_collections.ConfigDict({'student': 400, 'teacher': 400, 'discriminator': 100, 'frozen_teacher': 2000})
 
   # On-device augmentation of every training minibatch (images only): rotation
