@@ -20,6 +20,9 @@ class MetricWriter:
     self._writer.close()
 
 
-def log_round(round_: int, rounds: int, scalars: dict[str, float], seconds: float) -> None:
-  shown = ' '.join(f'{k}={v:.4g}' for k, v in scalars.items() if v is not None and not k.endswith('grad_norm'))
-  logging.info('round %d/%d (%.2fs) %s', round_, rounds, seconds, shown)
+def log_round(round_: int, rounds: int, per_seed: list[dict[str, float]], seconds: float) -> None:
+  """The progress line of a round: each scalar's mean over seeds (grad norms left out)."""
+  names = [k for k in per_seed[0] if k != 'round' and not k.endswith('grad_norm')]
+  shown = ' '.join(f'{k}={sum(s[k] for s in per_seed) / len(per_seed):.4g}' for k in names)
+  seeds = f', mean of {len(per_seed)} seeds' if len(per_seed) > 1 else ''
+  logging.info('round %d/%d (%.2fs%s) %s', round_, rounds, seconds, seeds, shown)

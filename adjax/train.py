@@ -182,7 +182,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           lambda new, old: jnp.where(pick.reshape(-1, *[1] * (new.ndim - 1)), new, old), state[p]['params'], best[p]
         )
     meta['seconds'].append(time.perf_counter() - t0)
-    metric_writer.log_round(r + 1, config.rounds, meta['history'][0][-1], meta['seconds'][-1])
+    metric_writer.log_round(r + 1, config.rounds, [h[-1] for h in meta['history']], meta['seconds'][-1])
     ckpt.save(r + 1, {'state': state, 'best': best}, meta)
 
   x_test, y_test = jnp.asarray(splits.x_test), jnp.asarray(splits.y_test)

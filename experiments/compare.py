@@ -54,7 +54,7 @@ def _table(rows: dict[str, list[dict]], n_train: int) -> str:
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)
+  logging.set_verbosity(logging.INFO)  # one progress line per round
   configs = {}
   for method in _METHODS.value:  # every config is checked before anything runs
     c = ml_collections.ConfigDict(_CONFIG.value.to_dict())

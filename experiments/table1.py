@@ -111,7 +111,7 @@ def plot_curves(cells: dict, n: int, methods: list[str], path: str) -> None:
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.WARNING)
+  logging.set_verbosity(logging.INFO)  # one progress line per round
   names = [m for m in methods_lib.METHODS if m != 'teacher'] if _METHODS.value == ['all'] else _METHODS.value
   sizes = [int(n) for n in _N_TRAIN.value]
   try:  # every cell's config, and each size against the data, is checked before anything runs
