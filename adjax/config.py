@@ -8,7 +8,7 @@ from adjax import estimators
 from adjax import methods
 from adjax import models
 
-DATASETS = ('mnist5k', 'npz', 'tfds')
+DATASETS = ('mnist5k', 'mnist5k_lupi', 'npz', 'tfds')
 DISTILLATION_FORMS = ('kl', 'l2')
 
 

@@ -19,10 +19,13 @@ from adjax import methods
 from adjax.config import ConfigError
 
 NPZ_KEYS = ('x_train', 'y_train', 'x_test', 'y_test')
+PRIVILEGED_KEYS = ('xp_train', 'xp_test')
 
 
 @dataclasses.dataclass(frozen=True)
 class Splits:
+  """Each split's inputs ``x`` (what the student sees), labels, and optional privileged inputs ``xp``."""
+
   x_train: np.ndarray
   y_train: np.ndarray
   x_val: np.ndarray
@@ -30,6 +33,16 @@ class Splits:
   x_test: np.ndarray
   y_test: np.ndarray
   num_classes: int
+  xp_train: np.ndarray | None = None
+  xp_val: np.ndarray | None = None
+  xp_test: np.ndarray | None = None
+
+  def split(self, name: str) -> dict[str, np.ndarray]:
+    """``{'x', 'y'[, 'xp']}`` of ``name`` in train / val / test."""
+    out = {'x': getattr(self, f'x_{name}'), 'y': getattr(self, f'y_{name}')}
+    if self.xp_train is not None:
+      out['xp'] = getattr(self, f'xp_{name}')
+    return out
 
 
 def mnist5k_path() -> str:
@@ -73,6 +86,12 @@ def _check_labels(name: str, y: np.ndarray, n: int) -> np.ndarray:
   return y.astype(np.int32)
 
 
+def downsample(x_NxHxWxC: np.ndarray, factor: int) -> np.ndarray:
+  """Average pooling by ``factor`` (MNIST 28x28 -> 7x7 with 4): the student's view in ``mnist5k_lupi``."""
+  n, h, w, c = x_NxHxWxC.shape
+  return x_NxHxWxC.reshape(n, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
+
+
 def load_npz(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
   if not os.path.isfile(path):
     raise ConfigError(f'data_file={path!r} does not exist')
@@ -81,11 +100,22 @@ def load_npz(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     if missing:
       raise ConfigError(f'data_file={path!r} lacks {", ".join(missing)}; it needs {", ".join(NPZ_KEYS)}')
     x_train, y_train, x_test, y_test = (np.asarray(f[k]) for k in NPZ_KEYS)
+    present = [k for k in PRIVILEGED_KEYS if k in f]
+    if len(present) == 1:
+      raise ConfigError(
+        f'data_file={path!r} has {present[0]} but not its pair; privileged inputs need both of '
+        f'{", ".join(PRIVILEGED_KEYS)}'
+      )
+    xp = tuple(np.asarray(f[k], np.float32) for k in PRIVILEGED_KEYS) if present else None
   if x_train.shape[1:] != x_test.shape[1:]:
     raise ConfigError(f'x_train examples {x_train.shape[1:]} and x_test examples {x_test.shape[1:]} differ in shape')
   y_train = _check_labels('y_train', y_train, x_train.shape[0])
   y_test = _check_labels('y_test', y_test, x_test.shape[0])
-  return x_train.astype(np.float32), y_train, x_test.astype(np.float32), y_test
+  if xp is not None and (xp[0].shape[0] != x_train.shape[0] or xp[1].shape[0] != x_test.shape[0]):
+    raise ConfigError(
+      f'xp_train/xp_test must have one row per example of x_train/x_test, got {xp[0].shape}, {xp[1].shape}'
+    )
+  return x_train.astype(np.float32), y_train, x_test.astype(np.float32), y_test, xp
 
 
 def _read_split(source, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -131,19 +161,30 @@ def check_input_shape(example_shape: tuple[int, ...], model: str, field: str) ->
 
 def load(config) -> Splits:
   """The config's dataset, split with ``config.seed`` (class-balanced train and validation)."""
-  if config.dataset == 'mnist5k':
+  xp_all = xp_test = None
+  if config.dataset in ('mnist5k', 'mnist5k_lupi'):
     x_all, y_all = load_mnist5k()
     x_test = y_test = None  # the digits not drawn for train or validation
+    if config.dataset == 'mnist5k_lupi':  # the student sees 7x7, the teacher and discriminator 28x28
+      x_all, xp_all = downsample(x_all, 4), x_all
   elif config.dataset == 'tfds':
     x_all, y_all, x_test, y_test = load_tfds(config.tfds)
   else:
-    x_all, y_all, x_test, y_test = load_npz(config.data_file)
+    x_all, y_all, x_test, y_test, xp = load_npz(config.data_file)
+    if xp is not None:
+      xp_all, xp_test = xp
   num_classes = int(y_all.max() if y_test is None else max(y_all.max(), y_test.max())) + 1
   for player in methods.METHODS[config.method].present:
-    check_input_shape(x_all.shape[1:], config[player].model, f'{player}.model')
+    seen = xp_all if (xp_all is not None and player != 'student') else x_all
+    check_input_shape(seen.shape[1:], config[player].model, f'{player}.model')
   augmented = any(config.augment[k] for k in ('rotation', 'shift', 'zoom'))
   if augmented and x_all.ndim not in (3, 4):
     raise ConfigError(f'augment needs image inputs [H, W] or [H, W, C], got examples of shape {x_all.shape[1:]}')
+  if augmented and xp_all is not None:
+    raise ConfigError(
+      f'dataset={config.dataset} has privileged inputs, which augment does not transform alike; '
+      'set augment.rotation=0 augment.shift=0 augment.zoom=0'
+    )
   rng = np.random.default_rng(config.seed)
   train = balanced_subsample(rng, y_all, config.n_train, num_classes, 'n_train')
   rest = np.setdiff1d(np.arange(y_all.size), train)
@@ -151,6 +192,12 @@ def load(config) -> Splits:
   if x_test is None:
     test = np.setdiff1d(rest, val)
     x_test, y_test = x_all[test], y_all[test]
+    xp_test = None if xp_all is None else xp_all[test]
   if x_all.ndim == 3:  # [N, H, W] images get a channel axis.
     x_all, x_test = x_all[..., None], x_test[..., None]
-  return Splits(x_all[train], y_all[train], x_all[val], y_all[val], x_test, y_test, num_classes)
+  privileged = {}
+  if xp_all is not None:
+    if xp_all.ndim == 3:
+      xp_all, xp_test = xp_all[..., None], xp_test[..., None]
+    privileged = {'xp_train': xp_all[train], 'xp_val': xp_all[val], 'xp_test': xp_test}
+  return Splits(x_all[train], y_all[train], x_all[val], y_all[val], x_test, y_test, num_classes, **privileged)

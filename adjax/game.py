@@ -27,7 +27,15 @@ from adjax import models
 from adjax import values
 
 State = dict[str, Any]
-Data = dict[str, jax.Array]  # {'x': [N, ...], 'y': [N]}
+# {'x': [N, ...], 'y': [N]} and, for privileged provisions, 'xp': [N, ...].
+Data = dict[str, jax.Array]
+
+
+def view(player: str, data: Data) -> jax.Array:
+  """What ``player`` sees of the inputs: the student only ``x``, never the privileged ``xp``."""
+  if player != 'student' and 'xp' in data:
+    return data['xp']
+  return data['x']
 
 
 def make_optimizer(learning_rate: float, weight_decay: float) -> optax.GradientTransformation:
@@ -88,11 +96,12 @@ def build(config: ml_collections.ConfigDict, num_classes: int) -> Game:
   return Game(method, nets, optimizers, ml_collections.FrozenConfigDict(config), num_classes)
 
 
-def init_state(game: Game, key: jax.Array, x_example: jax.Array) -> State:
-  """Fresh parameters and optimizer states for each player, and the run's key."""
+def init_state(game: Game, key: jax.Array, data: Data) -> State:
+  """Fresh parameters and optimizer states for each player (shaped by its view of ``data``), and the run's key."""
   state: State = {'round': jnp.zeros((), jnp.int32), 'rng': jax.random.key_data(key)}
   for player in game.method.present:
-    params = game.nets[player].init(jax.random.fold_in(key, 1000 + methods.PLAYERS.index(player)), x_example[:1])
+    example = view(player, data)[:1]
+    params = game.nets[player].init(jax.random.fold_in(key, 1000 + methods.PLAYERS.index(player)), example)
     state[player] = {'params': params, 'opt_state': game.optimizers[player].init(params)}
     if player != 'discriminator':
       state[player]['reward_average'] = jnp.zeros((), jnp.float32)
@@ -125,7 +134,7 @@ def _fixed_players(game: Game, state: State, player: str, objective: str) -> tup
   return tuple(needed)
 
 
-def fixed_outputs(game: Game, state: State, players, x_N: jax.Array, batches: dict) -> dict[str, jax.Array]:
+def fixed_outputs(game: Game, state: State, players, data: Data, batches: dict) -> dict[str, jax.Array]:
   """Outputs ``[U, B, ...]`` of the fixed ``players`` on every minibatch of a phase, in one batched pass.
 
   The held-fixed players do not change during a phase, so their forward
@@ -134,10 +143,11 @@ def fixed_outputs(game: Game, state: State, players, x_N: jax.Array, batches: di
   once and gathered.
   """
   chunk = game.config.eval_chunk
-  idx_UxB, x_UxB = batches['idx'], batches['x']
+  idx_UxB = batches['idx']
   out = {}
   for p in players:
     net, params = game.nets[p], state[p]['params']
+    x_N, x_UxB = view(p, data), view(p, batches)
     if not batches['augmented'] and x_N.shape[0] <= idx_UxB.size:
       out[p] = apply_chunked(net, params, x_N, chunk)[idx_UxB]
     else:
@@ -155,7 +165,10 @@ def draw_batches(game: Game, data: Data, key: jax.Array, num_updates: int) -> di
   if augmented:
     flat = augment.random_affine(k_aug, x_UxB.reshape(-1, *x_UxB.shape[2:]), aug.rotation, aug.shift, aug.zoom)
     x_UxB = flat.reshape(x_UxB.shape)
-  return {'idx': idx_UxB, 'x': x_UxB, 'y': data['y'][idx_UxB], 'augmented': augmented}
+  batches = {'idx': idx_UxB, 'x': x_UxB, 'y': data['y'][idx_UxB], 'augmented': augmented}
+  if 'xp' in data:  # refused together with augmentation (adjax.data)
+    batches['xp'] = data['xp'][idx_UxB]
+  return batches
 
 
 def generator_loss(
@@ -226,7 +239,7 @@ def _updates(game: Game, state: State, player: str, data: Data, key: jax.Array, 
   optimizer = game.optimizers[player]
   k_batches, k_noise = jax.random.split(key)
   batches = draw_batches(game, data, k_batches, num_updates)
-  others_all = fixed_outputs(game, state, _fixed_players(game, state, player, objective), data['x'], batches)
+  others_all = fixed_outputs(game, state, _fixed_players(game, state, player, objective), data, batches)
 
   def loss_fn(params, x, y, others, k, reward_average):
     if player == 'discriminator':
@@ -248,7 +261,7 @@ def _updates(game: Game, state: State, player: str, data: Data, key: jax.Array, 
     return new, {'loss': loss, 'reward': jnp.mean(reward_B), 'grad_norm': optax.global_norm(grads)}
 
   new_player_state, metrics = jax.lax.scan(
-    step, state[player], (jnp.arange(num_updates), batches['x'], batches['y'], others_all)
+    step, state[player], (jnp.arange(num_updates), view(player, batches), batches['y'], others_all)
   )
   return new_player_state, jax.tree.map(jnp.mean, metrics)
 

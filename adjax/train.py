@@ -1,5 +1,6 @@
 """From a config to ``results.json``: data, game, pretraining, rounds, selection on validation."""
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -44,9 +45,16 @@ def _write_json(path: str, obj) -> None:
   os.replace(tmp, path)
 
 
-def _evaluate(accuracy, state, x, y) -> dict[str, np.ndarray | None]:
-  """Per-seed accuracies ``[S]`` of each generator on a split."""
-  return {p: np.asarray(accuracy(p, state[p]['params'], x, y)) if p in state else None for p in GENERATORS}
+def _evaluate(accuracy, params: dict, split: dict) -> dict[str, np.ndarray | None]:
+  """Per-seed accuracies ``[S]`` of each generator in ``params`` on a split (each sees its own view)."""
+  return {
+    p: np.asarray(accuracy(p, params[p], game_lib.view(p, split), split['y'])) if p in params else None
+    for p in GENERATORS
+  }
+
+
+def _params(state) -> dict:
+  return {p: state[p]['params'] for p in GENERATORS if p in state}
 
 
 def _round_scalars(metrics: dict, val: dict, seed_index: int) -> dict[str, float]:
@@ -73,8 +81,8 @@ def _load_seeds(config: ml_collections.ConfigDict) -> tuple[list[int], data_lib.
     c = ml_collections.ConfigDict(config.to_dict())
     c.seed = seed
     per_seed.append(data_lib.load(c))
-  fields = {f: np.stack([getattr(sp, f) for sp in per_seed]) for f in ('x_train', 'y_train', 'x_val', 'y_val')}
-  fields.update({f: np.stack([getattr(sp, f) for sp in per_seed]) for f in ('x_test', 'y_test')})
+  names = [f.name for f in dataclasses.fields(data_lib.Splits) if f.name != 'num_classes']
+  fields = {f: np.stack([getattr(sp, f) for sp in per_seed]) for f in names if getattr(per_seed[0], f) is not None}
   return seeds, data_lib.Splits(**fields, num_classes=per_seed[0].num_classes)
 
 
@@ -127,8 +135,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   seeds, splits = _load_seeds(config)
   game = game_lib.build(config, splits.num_classes)
   pretrain, play_round, accuracy = game_lib.compile_fns(game)
-  train = {'x': jnp.asarray(splits.x_train), 'y': jnp.asarray(splits.y_train)}
-  x_val, y_val = jnp.asarray(splits.x_val), jnp.asarray(splits.y_val)
+  train, val_split = (jax.tree.map(jnp.asarray, splits.split(name)) for name in ('train', 'val'))
 
   os.makedirs(workdir, exist_ok=True)
   if not os.path.exists(os.path.join(workdir, 'config.json')):
@@ -138,13 +145,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   num_seeds = len(seeds)
   tag = (lambda i: '') if num_seeds == 1 else (lambda i: f'seed_{seeds[i]}/')
 
-  state = _stack([game_lib.init_state(game, jax.random.key(seed), train['x'][0]) for seed in seeds])
+  first = jax.tree.map(lambda a: a[0], train)
+  state = _stack([game_lib.init_state(game, jax.random.key(seed), first) for seed in seeds])
   step = ckpt.latest_step()
   if step is None:
     t0 = time.perf_counter()
     state = _frozen_players(config, game, seeds, state, train, pretrain)
     state, metrics = pretrain(state, train, False)
-    val = _evaluate(accuracy, state, x_val, y_val)
+    val = _evaluate(accuracy, _params(state), val_split)
     best = {p: jax.tree.map(jnp.copy, state[p]['params']) for p in GENERATORS if p in state}
     metrics = jax.device_get(metrics)
     meta = {
@@ -164,7 +172,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   for r in range(int(state['round'][0]), config.rounds):
     t0 = time.perf_counter()
     state, metrics = play_round(state, train)
-    val = _evaluate(accuracy, state, x_val, y_val)
+    val = _evaluate(accuracy, _params(state), val_split)
     metrics = jax.device_get(metrics)
     for i in range(num_seeds):
       scalars = {'round': r + 1, **_round_scalars(metrics, val, i)}
@@ -185,11 +193,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     metric_writer.log_round(r + 1, config.rounds, [h[-1] for h in meta['history']], meta['seconds'][-1])
     ckpt.save(r + 1, {'state': state, 'best': best}, meta)
 
-  x_test, y_test = jnp.asarray(splits.x_test), jnp.asarray(splits.y_test)
-  test = {
-    p: (np.asarray(accuracy(p, best[p], x_test, y_test)), np.asarray(accuracy(p, state[p]['params'], x_test, y_test)))
-    for p in best
-  }
+  test_split = jax.tree.map(jnp.asarray, splits.split('test'))
+  selected, last = _evaluate(accuracy, best, test_split), _evaluate(accuracy, _params(state), test_split)
+  test = {p: (selected[p], last[p]) for p in best}
   per_seed = []
   for i, seed in enumerate(seeds):
     final = {p: None for p in GENERATORS}

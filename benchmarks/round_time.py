@@ -70,7 +70,7 @@ def _setup(method: str, batch_size: int, counts: dict):
   splits = data.load(c)
   game = game_lib.build(c, splits.num_classes)
   train = {'x': jnp.asarray(splits.x_train), 'y': jnp.asarray(splits.y_train)}
-  state = game_lib.init_state(game, jax.random.key(0), train['x'])
+  state = game_lib.init_state(game, jax.random.key(0), train)
   return game, state, train
 
 

@@ -33,7 +33,11 @@ BAD = [
     r"method='adix' is not valid; choose one of: student, teacher, distn, mimic, noisy, codis, ngan, adib, adim, "
     r'adim_ngs$',
   ),
-  ('dataset', {'dataset': 'mnist6k'}, r"dataset='mnist6k' is not valid; choose one of: mnist5k, npz"),
+  (
+    'dataset',
+    {'dataset': 'mnist6k'},
+    r"dataset='mnist6k' is not valid; choose one of: mnist5k, mnist5k_lupi, npz, tfds$",
+  ),
   ('estimator', {'game.estimator': 'gumbel'}, r"game.estimator='gumbel' is not valid; choose one of: reinforce"),
   ('n_train', {'n_train': 5010}, r'n_train=5010 needs 501 examples of class \d, but only \d+ are left'),
   (

@@ -52,7 +52,7 @@ class RoundTest(parameterized.TestCase):
     game = game_lib.build(c, splits.num_classes)
     _, play_round, _ = game_lib.compile_fns(game)
     train_data = one_seed({'x': jax.numpy.asarray(splits.x_train), 'y': jax.numpy.asarray(splits.y_train)})
-    state = one_seed(game_lib.init_state(game, jax.random.key(0), splits.x_train))
+    state = one_seed(game_lib.init_state(game, jax.random.key(0), splits.split('train')))
     before = jax.device_get(state)
     for _ in range(3):
       state, metrics = play_round(state, train_data)
@@ -74,7 +74,7 @@ class RoundTest(parameterized.TestCase):
       game = game_lib.build(c, splits.num_classes)
       train_data = one_seed({'x': jax.numpy.asarray(splits.x_train), 'y': jax.numpy.asarray(splits.y_train)})
       state, _ = game_lib.compile_fns(game)[1](
-        one_seed(game_lib.init_state(game, jax.random.key(0), splits.x_train)), train_data
+        one_seed(game_lib.init_state(game, jax.random.key(0), splits.split('train'))), train_data
       )
       return jax.device_get(state['student']['params'])
 
@@ -91,7 +91,7 @@ class RoundTest(parameterized.TestCase):
     game = game_lib.build(c, 10)
     _, play_round, _ = game_lib.compile_fns(game)
     train_data = one_seed({'x': jax.numpy.asarray(splits.x_train), 'y': jax.numpy.asarray(splits.y_train)})
-    _, metrics = play_round(one_seed(game_lib.init_state(game, jax.random.key(0), splits.x_train)), train_data)
+    _, metrics = play_round(one_seed(game_lib.init_state(game, jax.random.key(0), splits.split('train'))), train_data)
     self.assertTrue(all(np.isfinite(v) for v in jax.tree.leaves(jax.device_get(metrics))))
 
 
@@ -195,7 +195,7 @@ class TrainTest(parameterized.TestCase):
 def _abstract(workdir):
   c = config_lib.validate(tiny_config('adim', rounds=4))
   game = game_lib.build(c, 10)
-  state = one_seed(game_lib.init_state(game, jax.random.key(0), np.zeros((1, 28, 28, 1), np.float32)))
+  state = one_seed(game_lib.init_state(game, jax.random.key(0), {'x': np.zeros((1, 28, 28, 1), np.float32)}))
   return {'state': state, 'best': {p: state[p]['params'] for p in ('student', 'teacher')}}
 
 
