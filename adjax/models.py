@@ -1,6 +1,7 @@
 """Flax Linen models, looked up by name (SPEC §6)."""
 
 from collections.abc import Sequence
+import functools
 
 import flax.linen as nn
 import jax
@@ -28,13 +29,16 @@ class ConvSame(nn.Module):
 
   features: int
   kernel_size: int = 5
+  use_bias: bool = True
 
   @nn.compact
   def __call__(self, x_NxHxWxI: jax.Array) -> jax.Array:
     k = self.kernel_size
     w = self.param('kernel', nn.initializers.lecun_normal(), (k, k, x_NxHxWxI.shape[-1], self.features))
-    b = self.param('bias', nn.initializers.zeros_init(), (self.features,))
-    return conv.conv_same(x_NxHxWxI, w) + b
+    y = conv.conv_same(x_NxHxWxI, w)
+    if self.use_bias:
+      y = y + self.param('bias', nn.initializers.zeros_init(), (self.features,))
+    return y
 
 
 class LeNet(nn.Module):
@@ -71,3 +75,60 @@ MODELS = {'mlp': MLP, 'lenet': LeNet}
 
 def parameter_count(params) -> int:
   return sum(p.size for p in jax.tree.leaves(params))
+
+
+class CifarStudent(nn.Module):
+  """LeNet-style CIFAR-10 student, 1.04M parameters: conv5x5x32, pool, conv5x5x64, pool, fc240, fc(num_outputs)."""
+
+  num_outputs: int = 10
+  channels: Sequence[int] = (32, 64)
+  hidden: int = 240
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    h = x
+    for c in self.channels:
+      h = conv.max_pool_2x2(nn.relu(ConvSame(c)(h)))
+    h = nn.relu(nn.Dense(self.hidden)(h.reshape(h.shape[0], -1)))
+    return nn.Dense(self.num_outputs)(h)
+
+
+class DenseNet(nn.Module):
+  """DenseNet-BC (Huang et al. 2017) for 32x32 images: three dense blocks of bottleneck layers.
+
+  GroupNorm stands in for batch norm so that a player stays a pure parameter
+  pytree (no running statistics); it has the same parameters per channel.
+  ``depth=250, growth=24`` is the paper-size teacher (15.3M parameters);
+  ``depth=40, growth=12`` a small one that trains on a CPU.
+  """
+
+  num_outputs: int = 10
+  depth: int = 40
+  growth: int = 12
+  compression: float = 0.5
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    layers_per_block = (self.depth - 4) // 6
+    k = self.growth
+    norm = lambda h: nn.relu(nn.GroupNorm(num_groups=None, group_size=1)(h))
+    h = ConvSame(2 * k, kernel_size=3, use_bias=False)(x)
+    for block in range(3):
+      for _ in range(layers_per_block):
+        y = ConvSame(4 * k, kernel_size=1, use_bias=False)(norm(h))
+        y = ConvSame(k, kernel_size=3, use_bias=False)(norm(y))
+        h = jnp.concatenate([h, y], axis=-1)
+      if block < 2:
+        h = ConvSame(int(h.shape[-1] * self.compression), kernel_size=1, use_bias=False)(norm(h))
+        h = nn.avg_pool(h, (2, 2), (2, 2))
+    h = jnp.mean(norm(h), axis=(1, 2))
+    return nn.Dense(self.num_outputs)(h)
+
+
+MODELS.update(
+  {
+    'cifar_student': CifarStudent,
+    'densenet': DenseNet,  # DenseNet-BC 40, growth 12: 0.18M, trains on a CPU
+    'densenet_paper': functools.partial(DenseNet, depth=250, growth=24),  # 15.3M, the paper's size
+  }
+)

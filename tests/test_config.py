@@ -51,7 +51,11 @@ BAD = [
     {'method': 'adim', 'game.omega_r': -0.5, 'game.omega_s': 1.0, 'game.omega_t': 0.5},
     'omega_r=-0.5',
   ),
-  ('model', {'teacher.model': 'resnet'}, r"teacher.model='resnet' is not valid; choose one of: mlp, lenet"),
+  (
+    'model',
+    {'teacher.model': 'resnet'},
+    r"teacher.model='resnet' is not valid; choose one of: mlp, lenet, cifar_student, densenet, densenet_paper$",
+  ),
   ('npz_without_file', {'dataset': 'npz'}, r'dataset=npz needs data_file'),
 ]
 

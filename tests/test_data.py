@@ -54,6 +54,15 @@ class TfdsTest(absltest.TestCase):
     self.assertEqual(results['n_test'], 300)
     self.assertBetween(results['final']['student']['test_accuracy'], 0.0, 1.0)
 
+  def test_mock_cifar10_with_the_cifar_student(self):
+    c = mnist.get_config()
+    c.dataset, c.tfds.name, c.method, c.n_train, c.n_val, c.rounds = 'tfds', 'cifar10', 'student', 40, 40, 1
+    c.student.model, c.pretrain.student = 'cifar_student', 5
+    with tfds.testing.mock_data(num_examples=200):
+      results = train.train_and_evaluate(c, self.create_tempdir().full_path)
+    self.assertEqual(results['n_test'], 200)
+    self.assertBetween(results['final']['student']['test_accuracy'], 0.0, 1.0)
+
   def test_unprepared_dataset_fails_fast_with_advice(self):
     root = self.create_tempdir().full_path
     workdir = os.path.join(root, 'run')

@@ -22,6 +22,24 @@ class ParameterCountTest(parameterized.TestCase):
     params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
     self.assertEqual(models.parameter_count(params), expected)
 
+  @parameterized.named_parameters(
+    ('cifar_student', models.CifarStudent(), 1_039_386),
+    ('densenet_bc_250_24_paper_teacher', models.DenseNet(depth=250, growth=24), 15_324_406),
+    ('densenet_bc_100_12', models.DenseNet(depth=100, growth=12), 769_162),
+    ('densenet_bc_40_12_small', models.DenseNet(), 176_122),
+  )
+  def test_cifar_count(self, model, expected):
+    params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+    self.assertEqual(models.parameter_count(params), expected)
+
+  def test_small_densenet_runs_and_differentiates(self):
+    model = models.DenseNet(depth=10, growth=4)
+    x = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))
+    params = model.init(jax.random.key(1), x)
+    grads = jax.grad(lambda p: jnp.sum(model.apply(p, x) ** 2))(params)
+    self.assertEqual(model.apply(params, x).shape, (2, 10))
+    self.assertTrue(all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads)))
+
 
 class ConvTest(parameterized.TestCase):
   @parameterized.parameters(((4, 28, 28, 1), 5, 32), ((3, 14, 14, 32), 5, 64), ((2, 9, 7, 3), 3, 4))
