@@ -43,10 +43,6 @@ class Checkpoints:
     self._manager.close()
 
 
-def exists(directory: str) -> bool:
-  return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
-
-
 def save_tree(path: str, tree) -> None:
   """One pytree of arrays to ``path`` (a directory orbax writes atomically)."""
   checkpointer = ocp.StandardCheckpointer()

@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 
+from adjax import augment
 from adjax import methods
 from adjax.config import ConfigError
 
@@ -177,7 +178,7 @@ def load(config) -> Splits:
   for player in methods.METHODS[config.method].present:
     seen = xp_all if (xp_all is not None and player != 'student') else x_all
     check_input_shape(seen.shape[1:], config[player].model, f'{player}.model')
-  augmented = any(config.augment[k] for k in ('rotation', 'shift', 'zoom'))
+  augmented = not augment.is_identity(config.augment)
   if augmented and x_all.ndim not in (3, 4):
     raise ConfigError(f'augment needs image inputs [H, W] or [H, W, C], got examples of shape {x_all.shape[1:]}')
   if augmented and xp_all is not None:
