@@ -1,4 +1,4 @@
-"""Data augmentation on the device, inside the compiled round: random small affine maps of images."""
+"""Data augmentation on the device, inside the compiled round: random small affine maps and horizontal flips."""
 
 import jax
 import jax.numpy as jnp
@@ -39,5 +39,20 @@ def affine(x_BxHxWxC: jax.Array, angle_B: jax.Array, shift_Bx2: jax.Array, scale
   return jax.vmap(one)(x_BxHxWxC, angle_B, shift_Bx2, scale_B)
 
 
+def random_flip(key: jax.Array, x_BxHxWxC: jax.Array) -> jax.Array:
+  """Each image mirrored left-right with probability 1/2 (CIFAR-10's standard augmentation)."""
+  flip_B = jax.random.bernoulli(key, 0.5, (x_BxHxWxC.shape[0],))
+  return jnp.where(flip_B[:, None, None, None], x_BxHxWxC[:, :, ::-1], x_BxHxWxC)
+
+
 def is_identity(cfg) -> bool:
-  return cfg.rotation == 0 and cfg.shift == 0 and cfg.zoom == 0
+  return cfg.rotation == 0 and cfg.shift == 0 and cfg.zoom == 0 and not cfg.flip
+
+
+def apply(key: jax.Array, x_BxHxWxC: jax.Array, cfg) -> jax.Array:
+  """The config's augmentation (``augment`` fields: rotation, shift, zoom, flip) of a batch of images."""
+  if cfg.rotation or cfg.shift or cfg.zoom:
+    x_BxHxWxC = random_affine(key, x_BxHxWxC, cfg.rotation, cfg.shift, cfg.zoom)
+  if cfg.flip:
+    x_BxHxWxC = random_flip(jax.random.fold_in(key, 1), x_BxHxWxC)
+  return x_BxHxWxC

@@ -52,6 +52,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   for name in ('rotation', 'shift', 'zoom'):
     _require(c.augment[name] >= 0, f'augment.{name}={c.augment[name]} must be >= 0')
   _require(c.augment.zoom < 1, f'augment.zoom={c.augment.zoom} must be < 1')
+  _require(isinstance(c.augment.flip, bool), f'augment.flip={c.augment.flip!r} must be True or False')
   t = c.tau
   _require(t.tau0 > 0, f'tau.tau0={t.tau0} must be > 0 (a concrete temperature)')
   _require(t.tau_min > 0, f'tau.tau_min={t.tau_min} must be > 0 (a concrete temperature)')

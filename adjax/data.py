@@ -184,7 +184,7 @@ def load(config) -> Splits:
   if augmented and xp_all is not None:
     raise ConfigError(
       f'dataset={config.dataset} has privileged inputs, which augment does not transform alike; '
-      'set augment.rotation=0 augment.shift=0 augment.zoom=0'
+      'set augment.rotation=0 augment.shift=0 augment.zoom=0 augment.flip=False'
     )
   rng = np.random.default_rng(config.seed)
   train = balanced_subsample(rng, y_all, config.n_train, num_classes, 'n_train')
@@ -196,9 +196,14 @@ def load(config) -> Splits:
     xp_test = None if xp_all is None else xp_all[test]
   if x_all.ndim == 3:  # [N, H, W] images get a channel axis.
     x_all, x_test = x_all[..., None], x_test[..., None]
-  privileged = {}
+  inputs = {'x_train': x_all[train], 'x_val': x_all[val], 'x_test': x_test}
   if xp_all is not None:
     if xp_all.ndim == 3:
       xp_all, xp_test = xp_all[..., None], xp_test[..., None]
-    privileged = {'xp_train': xp_all[train], 'xp_val': xp_all[val], 'xp_test': xp_test}
-  return Splits(x_all[train], y_all[train], x_all[val], y_all[val], x_test, y_test, num_classes, **privileged)
+    inputs.update(xp_train=xp_all[train], xp_val=xp_all[val], xp_test=xp_test)
+  if config.subtract_pixel_mean:  # the training subsample's mean example, from every split's inputs
+    for view in {k.split('_')[0] for k in inputs}:
+      mean = inputs[f'{view}_train'].mean(axis=0)
+      for split in ('train', 'val', 'test'):
+        inputs[f'{view}_{split}'] = inputs[f'{view}_{split}'] - mean
+  return Splits(y_train=y_all[train], y_val=y_all[val], y_test=y_test, num_classes=num_classes, **inputs)

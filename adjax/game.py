@@ -163,8 +163,7 @@ def draw_batches(game: Game, data: Data, key: jax.Array, num_updates: int) -> di
   x_UxB, aug = data['x'][idx_UxB], game.config.augment
   augmented = not augment.is_identity(aug)
   if augmented:
-    flat = augment.random_affine(k_aug, x_UxB.reshape(-1, *x_UxB.shape[2:]), aug.rotation, aug.shift, aug.zoom)
-    x_UxB = flat.reshape(x_UxB.shape)
+    x_UxB = augment.apply(k_aug, x_UxB.reshape(-1, *x_UxB.shape[2:]), aug).reshape(x_UxB.shape)
   batches = {'idx': idx_UxB, 'x': x_UxB, 'y': data['y'][idx_UxB], 'augmented': augmented}
   if 'xp' in data:  # refused together with augmentation (adjax.data)
     batches['xp'] = data['xp'][idx_UxB]

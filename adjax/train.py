@@ -101,7 +101,18 @@ def _summary(per_seed_final: list[dict]) -> dict:
 
 
 # Fields that determine a frozen teacher's training: runs that agree on them share it.
-TEACHER_FIELDS = ('dataset', 'data_file', 'tfds', 'n_train', 'n_val', 'teacher', 'batch_size', 'augment', 'eval_chunk')
+TEACHER_FIELDS = (
+  'dataset',
+  'data_file',
+  'tfds',
+  'n_train',
+  'n_val',
+  'teacher',
+  'batch_size',
+  'augment',
+  'subtract_pixel_mean',
+  'eval_chunk',
+)
 
 
 def teacher_cache_path(config: ml_collections.ConfigDict, seed: int) -> str:

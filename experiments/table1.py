@@ -1,6 +1,6 @@
 """The paper's Table 1 protocol: methods x training sizes x seeds, with the paper's figures beside.
 
-  python -m experiments.table1 --n_train=100,1000 --methods=all --num_seeds=10 --workdir=DIR
+  python -m experiments.table1 --n_train=100,1000 --methods=all --num_seeds=10,3 --workdir=DIR
 
 Each (n_train, method) cell is one run of ``adjax.train`` (its seeds vmapped)
 in ``DIR/n{N}/{METHOD}``; a cell whose ``results.json`` holds the same config
@@ -30,7 +30,7 @@ from adjax import train
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
 _N_TRAIN = flags.DEFINE_list('n_train', ['100', '1000'], 'Training-set sizes.')
 _METHODS = flags.DEFINE_list('methods', ['all'], "Methods, or 'all' (every method with a student).")
-_SEEDS = flags.DEFINE_integer('num_seeds', 10, 'Seeds per cell, vmapped.')
+_SEEDS = flags.DEFINE_list('num_seeds', ['10'], 'Seeds per cell, vmapped: one count, or one per --n_train size.')
 _CONFIG = config_flags.DEFINE_config_file('config', 'experiments/configs/mnist.py', 'Base config.')
 
 # SPEC §6, Table 1 (MNIST): student accuracy %, mean ± std over 10 runs.
@@ -114,8 +114,12 @@ def main(argv):
   logging.set_verbosity(logging.INFO)  # one progress line per round
   names = [m for m in methods_lib.METHODS if m != 'teacher'] if _METHODS.value == ['all'] else _METHODS.value
   sizes = [int(n) for n in _N_TRAIN.value]
+  seeds = [int(k) for k in _SEEDS.value]
+  if len(seeds) not in (1, len(sizes)):
+    sys.exit(f'adjax: --num_seeds={",".join(_SEEDS.value)} needs one count or one per --n_train size ({len(sizes)})')
+  seeds = dict(zip(sizes, seeds * len(sizes) if len(seeds) == 1 else seeds))
   try:  # every cell's config, and each size against the data, is checked before anything runs
-    configs = {(n, m): cell_config(_CONFIG.value, m, n, _SEEDS.value) for n in sizes for m in names}
+    configs = {(n, m): cell_config(_CONFIG.value, m, n, seeds[n]) for n in sizes for m in names}
     for n in sizes:
       data_lib.load(configs[n, names[0]])
   except config_lib.ConfigError as e:

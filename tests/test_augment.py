@@ -1,8 +1,9 @@
-"""On-device augmentation: exact integer shifts, identity at zero, mass roughly kept."""
+"""On-device augmentation: exact integer shifts, identity at zero, mass roughly kept, flips."""
 
 from absl.testing import absltest
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from adjax import augment
@@ -41,6 +42,26 @@ class AugmentTest(absltest.TestCase):
     self.assertTrue(np.all(np.isfinite(out)))
     self.assertFalse(np.allclose(out, x))
     self.assertLessEqual(float(out.max()), float(x.max()) + 1e-6)
+
+  def test_flip_mirrors_about_half_and_keeps_the_rest(self):
+    x = jax.random.uniform(jax.random.key(0), (256, 5, 6, 3))
+    out = np.asarray(augment.random_flip(jax.random.key(1), x))
+    flipped = np.array([np.array_equal(o, a[:, ::-1]) for o, a in zip(out, np.asarray(x))])
+    kept = np.array([np.array_equal(o, a) for o, a in zip(out, np.asarray(x))])
+    np.testing.assert_array_equal(flipped, ~kept)  # each image exactly one of the two
+    self.assertBetween(flipped.mean(), 0.4, 0.6)  # Binomial(256, 1/2): 5.1 std either side
+
+  def test_apply_composes_the_configured_maps(self):
+    x = jax.random.uniform(jax.random.key(0), (8, 6, 6, 1))
+    cfg = lambda **kw: ml_collections.ConfigDict({'rotation': 0.0, 'shift': 0.0, 'zoom': 0.0, 'flip': False, **kw})
+    self.assertTrue(augment.is_identity(cfg()))
+    self.assertFalse(augment.is_identity(cfg(flip=True)))
+    key = jax.random.key(2)
+    np.testing.assert_array_equal(augment.apply(key, x, cfg()), x)
+    np.testing.assert_array_equal(
+      augment.apply(key, x, cfg(flip=True)), augment.random_flip(jax.random.fold_in(key, 1), x)
+    )
+    np.testing.assert_array_equal(augment.apply(key, x, cfg(shift=1.0)), augment.random_affine(key, x, 0.0, 1.0, 0.0))
 
 
 if __name__ == '__main__':

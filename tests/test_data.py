@@ -11,6 +11,7 @@ import tensorflow_datasets as tfds
 from adjax import config as config_lib
 from adjax import data
 from adjax import train
+from experiments.configs import cifar10
 from experiments.configs import mnist
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,12 +55,20 @@ class TfdsTest(absltest.TestCase):
     self.assertEqual(results['n_test'], 300)
     self.assertBetween(results['final']['student']['test_accuracy'], 0.0, 1.0)
 
-  def test_mock_cifar10_with_the_cifar_student(self):
-    c = mnist.get_config()
-    c.dataset, c.tfds.name, c.method, c.n_train, c.n_val, c.rounds = 'tfds', 'cifar10', 'student', 40, 40, 1
-    c.student.model, c.pretrain.student = 'cifar_student', 5
+  def test_mock_cifar10_config_mean_subtracted_and_flipped(self):
+    c = cifar10.get_config()
+    c.method, c.n_train, c.n_val, c.rounds, c.batch_size, c.pretrain.student = 'student', 40, 40, 1, 10, 5
     with tfds.testing.mock_data(num_examples=200):
+      splits = data.load(config_lib.validate(c))
+      c.subtract_pixel_mean = False
+      raw = data.load(config_lib.validate(c))
+      c.subtract_pixel_mean = True
       results = train.train_and_evaluate(c, self.create_tempdir().full_path)
+    self.assertEqual(splits.x_train.shape[1:], (32, 32, 3))
+    np.testing.assert_allclose(splits.x_train.mean(axis=0), 0.0, atol=1e-5)  # per pixel and channel
+    mean = raw.x_train.mean(axis=0)
+    for split in ('val', 'test'):
+      np.testing.assert_allclose(getattr(splits, f'x_{split}'), getattr(raw, f'x_{split}') - mean, atol=1e-6)
     self.assertEqual(results['n_test'], 200)
     self.assertBetween(results['final']['student']['test_accuracy'], 0.0, 1.0)
 

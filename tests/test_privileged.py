@@ -63,7 +63,7 @@ class PrivilegedTest(absltest.TestCase):
     with self.assertRaisesRegex(config_lib.ConfigError, 'xp_train but not its pair'):
       data.load(config_lib.validate(c))
     with self.assertRaisesRegex(config_lib.ConfigError, 'privileged inputs, which augment does not transform'):
-      data.load(config_lib.validate(_lupi(augment={'rotation': 5.0, 'shift': 0.0, 'zoom': 0.0})))
+      data.load(config_lib.validate(_lupi(augment={'rotation': 5.0, 'shift': 0.0, 'zoom': 0.0, 'flip': False})))
 
 
 if __name__ == '__main__':

@@ -31,7 +31,7 @@ class Table1Test(absltest.TestCase):
     workdir = self.create_tempdir().full_path
     command = [
       sys.executable, '-m', 'experiments.table1', f'--workdir={workdir}', '--n_train=20,30',
-      '--methods=student,distn,adim', '--num_seeds=2', *TINY,
+      '--methods=student,distn,adim', '--num_seeds=2,1', *TINY,
     ]  # fmt: skip
     first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True, timeout=600)
     with open(os.path.join(workdir, 'table1.md')) as f:
@@ -39,7 +39,8 @@ class Table1Test(absltest.TestCase):
     self.assertIn('| adim |', table)
     self.assertTrue(table.split('| adim |')[1].splitlines()[0].strip().endswith('| — |'))  # no paper figure at n=30
     self.assertIn('| distn |', table)
-    self.assertEqual(table.count('(2)'), 6)  # 3 methods x 2 sizes, 2 seeds each
+    self.assertEqual(table.count('(2)'), 3)  # 3 methods, 2 seeds each at n=20
+    self.assertEqual(table.count('(1)'), 3)  # and 1 seed at n=30
     for n in (20, 30):
       self.assertTrue(os.path.exists(os.path.join(workdir, f'fig4_n{n}.png')))
     stamp = os.path.getmtime(os.path.join(workdir, 'n20', 'adim', 'results.json'))
@@ -49,12 +50,17 @@ class Table1Test(absltest.TestCase):
 
   def test_a_bad_cell_config_stops_before_any_run(self):
     workdir = self.create_tempdir().full_path
-    proc = subprocess.run(
-      [sys.executable, '-m', 'experiments.table1', f'--workdir={workdir}', '--n_train=100,6000', '--methods=student'],
-      cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    self.assertNotEqual(proc.returncode, 0)
-    self.assertEqual(os.listdir(workdir), [])
+    for flags, message in [
+      (['--n_train=100,6000'], 'n_train=6000 needs 600 examples of class'),
+      (['--n_train=100,200', '--num_seeds=3,2,1'], '--num_seeds=3,2,1 needs one count or one per --n_train size'),
+    ]:
+      proc = subprocess.run(
+        [sys.executable, '-m', 'experiments.table1', f'--workdir={workdir}', '--methods=student', *flags],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+      )  # fmt: skip
+      self.assertNotEqual(proc.returncode, 0)
+      self.assertIn(message, proc.stderr)
+      self.assertEqual(os.listdir(workdir), [])
 
 
 if __name__ == '__main__':

@@ -43,8 +43,11 @@ def get_config() -> ml_collections.ConfigDict:
 
   # On-device augmentation of every training minibatch (images only): rotation
   # by U(±rotation) degrees, shift by U(±shift) pixels, zoom by U(1 ± zoom), as
-  # the authors' small rotations/shifts/zooms. All 0 turns it off.
-  c.augment = ml_collections.ConfigDict({'rotation': 10.0, 'shift': 2.0, 'zoom': 0.1})
+  # the authors' small rotations/shifts/zooms; flip mirrors half the images
+  # left-right (CIFAR-10, not digits). All 0 and flip=False turns it off.
+  c.augment = ml_collections.ConfigDict({'rotation': 10.0, 'shift': 2.0, 'zoom': 0.1, 'flip': False})
+  # Subtract the training subsample's per-pixel mean from every split (CIFAR-10 preprocessing).
+  c.subtract_pixel_mean = False
 
   c.student = ml_collections.ConfigDict({'model': 'mlp', 'learning_rate': 5e-4, 'weight_decay': 4e-5})
   c.teacher = ml_collections.ConfigDict({'model': 'lenet', 'learning_rate': 5e-4, 'weight_decay': 4e-5})
