@@ -50,11 +50,34 @@ def make_optimizer(learning_rate: float, weight_decay: float) -> optax.GradientT
 # Config fields that do not enter the compiled programs (the seed enters through
 # the state's key): games that differ only in these share compiled code.
 NOT_COMPILED = ('seed', 'num_seeds', 'rounds', 'data_file', 'teacher_cache')
+# Hyperparameters that are arrays in the state, never Python constants in the
+# program: the game's in ``state['hparams']`` (``hyperparameters``), the
+# players' learning rates and weight decays in their optax states
+# (``inject_hyperparams``). Configurations that differ only in these compile
+# once and can be vmapped together (a sweep).
+SWEEPABLE = (
+  *('game.omega_r', 'game.omega_s', 'game.omega_t', 'game.nu', 'game.mu', 'game.upsilon', 'tau.tau0'),
+  *(f'{p}.{h}' for p in methods.PLAYERS for h in ('learning_rate', 'weight_decay')),
+)
+
+
+def hyperparameters(method: methods.Method, config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
+  """The game's swept values of a validated config as arrays: adversarial weights ``(w_r, w_s, w_t)``, ν, µ, υ, τ0."""
+  g = config.game
+  return {
+    'weights': jnp.asarray(method.weights(g), jnp.float32),
+    **{name: jnp.asarray(g[name], jnp.float32) for name in ('nu', 'mu', 'upsilon')},
+    'tau0': jnp.asarray(config.tau.tau0, jnp.float32),
+  }
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Game:
-  """Static description of one run's game: method, networks, optimizers, game config."""
+  """Static description of one run's game: method, networks, optimizers, game config.
+
+  The values of ``SWEEPABLE`` fields in ``config`` only initialise a state
+  (``init_state``); the programs read them from the state.
+  """
 
   method: methods.Method
   nets: dict[str, nn.Module]
@@ -66,13 +89,12 @@ class Game:
   def estimator(self) -> str:
     return self.method.estimator or self.config.game.estimator
 
-  @property
-  def weights_3(self) -> tuple[float, float, float]:
-    return self.method.weights(self.config.game)
-
   @functools.cached_property
   def _key(self) -> tuple:
     compiled = {k: v for k, v in self.config.to_dict().items() if k not in NOT_COMPILED}
+    for field in SWEEPABLE:
+      group, name = field.split('.')
+      compiled[group] = {k: v for k, v in compiled[group].items() if k != name}
     return (self.method, json.dumps(compiled, sort_keys=True, default=str), self.num_classes)
 
   def __eq__(self, other):
@@ -96,13 +118,26 @@ def build(config: ml_collections.ConfigDict, num_classes: int) -> Game:
   return Game(method, nets, optimizers, ml_collections.FrozenConfigDict(config), num_classes)
 
 
-def init_state(game: Game, key: jax.Array, data: Data) -> State:
-  """Fresh parameters and optimizer states for each player (shaped by its view of ``data``), and the run's key."""
-  state: State = {'round': jnp.zeros((), jnp.int32), 'rng': jax.random.key_data(key)}
+def init_state(game: Game, key: jax.Array, data: Data, config: ml_collections.ConfigDict | None = None) -> State:
+  """Fresh parameters and optimizer states for each player (shaped by its view of ``data``), and the run's key.
+
+  ``config`` (default ``game.config``; it may differ from it in ``SWEEPABLE``
+  fields) gives the hyperparameters: ``state['hparams']`` and each optimizer's
+  learning rate and weight decay.
+  """
+  config = game.config if config is None else config
+  state: State = {
+    'round': jnp.zeros((), jnp.int32),
+    'rng': jax.random.key_data(key),
+    'hparams': hyperparameters(game.method, config),
+  }
   for player in game.method.present:
     example = view(player, data)[:1]
     params = game.nets[player].init(jax.random.fold_in(key, 1000 + methods.PLAYERS.index(player)), example)
-    state[player] = {'params': params, 'opt_state': game.optimizers[player].init(params)}
+    opt_state = game.optimizers[player].init(params)
+    for name in ('learning_rate', 'weight_decay'):
+      opt_state.hyperparams[name] = jnp.asarray(config[player][name], opt_state.hyperparams[name].dtype)
+    state[player] = {'params': params, 'opt_state': opt_state}
     if player != 'discriminator':
       state[player]['reward_average'] = jnp.zeros((), jnp.float32)
   return state
@@ -170,21 +205,23 @@ def draw_batches(game: Game, data: Data, key: jax.Array, num_updates: int) -> di
   return batches
 
 
-def generator_loss(
-  params, game: Game, role: str, x: jax.Array, y_B: jax.Array, others: dict, key: jax.Array, tau, reward_average
+def generator_terms(
+  params, game: Game, role: str, x: jax.Array, y_B: jax.Array, others: dict, key: jax.Array, tau, reward_average, hp
 ):
-  """The loss a generator (``role`` = student or teacher) descends, and its reward.
+  """The unweighted terms of a generator's loss (each a batch mean), and its per-example reward.
 
-  ``others`` holds the fixed players' outputs on ``x``: none for cross-entropy
-  (pretraining, STUDENT, TEACHER); otherwise the loss is
-  ``ω·(adversarial surrogate) + weight·L_KD(other || self)``.
+  ``others`` holds the fixed players' outputs on ``x``. No others:
+  ``{'supervised': CE}`` (pretraining, STUDENT, TEACHER). Otherwise
+  ``'adversarial'`` (the estimator's surrogate of the role's adversarial
+  term) when a discriminator plays, and ``'distillation'`` (the method's term
+  towards the other generator) when it is present.
   """
   logits_BxK = game.nets[role].apply(params, x)
-  method, g = game.method, game.config.game
+  method = game.method
   reward_B = jnp.zeros(y_B.shape, jnp.float32)
   if not others:
-    return jnp.mean(losses.cross_entropy(logits_BxK, y_B)), reward_B
-  loss = jnp.zeros(())
+    return {'supervised': jnp.mean(losses.cross_entropy(logits_BxK, y_B))}, reward_B
+  terms = {}
   if 'discriminator' in others:
     h, index = others['discriminator'], methods.ROLE[role]
 
@@ -192,22 +229,41 @@ def generator_loss(
       return values.role_log_probs(method.discriminator, h, y_BxK)[:, index]
 
     surrogate_B, reward_B = estimators.surrogate(
-      game.estimator, key, logits_BxK, reward_fn, tau, g.baseline, reward_average
+      game.estimator, key, logits_BxK, reward_fn, tau, game.config.game.baseline, reward_average
     )
-    loss += game.weights_3[index] * jnp.mean(surrogate_B)
+    terms['adversarial'] = jnp.mean(surrogate_B)
   other = 'teacher' if role == 'student' else 'student'
   if other in others:
-    loss += jnp.mean(distillation_term(game, role, others[other], logits_BxK, y_B, jax.random.fold_in(key, 1)))
-  return loss, reward_B
+    terms['distillation'] = jnp.mean(
+      distillation_term(game, role, others[other], logits_BxK, y_B, jax.random.fold_in(key, 1), hp)
+    )
+  return terms, reward_B
 
 
-def distillation_term(game: Game, role: str, target_BxK, logits_BxK, y_B, key) -> jax.Array:
-  """The generator's per-example term towards the other generator's logits (``Method.distill``)."""
+def term_weights(game: Game, role: str, hp) -> dict[str, jax.Array]:
+  """Each term's weight in a generator's loss: ω of its role, and ν (student) or µ (teacher) for ``kd``."""
+  kd = game.method.distill == 'kd'
+  return {
+    'supervised': 1.0,
+    'adversarial': hp['weights'][methods.ROLE[role]],
+    'distillation': (hp['nu'] if role == 'student' else hp['mu']) if kd else 1.0,
+  }
+
+
+def generator_loss(params, game: Game, role: str, x, y_B, others: dict, key: jax.Array, tau, reward_average, hp):
+  """The loss a generator (``role`` = student or teacher) descends, ``ω·adversarial + weight·distillation``, and
+  its reward."""
+  terms, reward_B = generator_terms(params, game, role, x, y_B, others, key, tau, reward_average, hp)
+  weights = term_weights(game, role, hp)
+  return sum(weights[name] * value for name, value in terms.items()), reward_B
+
+
+def distillation_term(game: Game, role: str, target_BxK, logits_BxK, y_B, key, hp) -> jax.Array:
+  """The generator's per-example term towards the other generator's logits (``Method.distill``), unweighted."""
   g = game.config.game
   kind = game.method.distill
   if kind == 'kd':
-    weight = g.nu if role == 'student' else g.mu
-    return weight * losses.distillation(target_BxK, logits_BxK, y_B, g.upsilon, g.kd_temperature, g.distillation)
+    return losses.distillation(target_BxK, logits_BxK, y_B, hp['upsilon'], g.kd_temperature, g.distillation)
   if kind == 'hinton':
     soft_B = losses.distillation(target_BxK, logits_BxK, y_B, 0.0, g.kd_temperature)
     return g.distn_alpha * soft_B + (1 - g.distn_alpha) * losses.cross_entropy(logits_BxK, y_B)
@@ -216,7 +272,7 @@ def distillation_term(game: Game, role: str, target_BxK, logits_BxK, y_B, key) -
   return losses.distillation(target_BxK, logits_BxK, y_B, 0.0, form='l2')
 
 
-def discriminator_loss(params, game: Game, x: jax.Array, y_B: jax.Array, others: dict, key: jax.Array, tau):
+def discriminator_loss(params, game: Game, x: jax.Array, y_B: jax.Array, others: dict, key: jax.Array, tau, hp):
   """Minus the sampled adversarial value: real labels vs the generators' samples (``others``: their logits)."""
   k_student, k_teacher = jax.random.split(key)
   y_real_BxK = jax.nn.one_hot(y_B, game.num_classes)
@@ -225,7 +281,7 @@ def discriminator_loss(params, game: Game, x: jax.Array, y_B: jax.Array, others:
     # A role that does not play has weight 0; any label vector stands in.
     samples.append(estimators.generator_sample(game.estimator, k, others[role], tau) if role in others else y_real_BxK)
   h = game.nets['discriminator'].apply(params, x)
-  value_B = values.adversarial_sampled(game.method.discriminator, game.weights_3, h, y_real_BxK, *samples)
+  value_B = values.adversarial_sampled(game.method.discriminator, hp['weights'], h, y_real_BxK, *samples)
   return -jnp.mean(value_B), jnp.zeros(y_B.shape, jnp.float32)
 
 
@@ -240,10 +296,12 @@ def _updates(game: Game, state: State, player: str, data: Data, key: jax.Array, 
   batches = draw_batches(game, data, k_batches, num_updates)
   others_all = fixed_outputs(game, state, _fixed_players(game, state, player, objective), data, batches)
 
+  hp = state['hparams']
+
   def loss_fn(params, x, y, others, k, reward_average):
     if player == 'discriminator':
-      return discriminator_loss(params, game, x, y, others, k, tau)
-    return generator_loss(params, game, player, x, y, others, k, tau, reward_average)
+      return discriminator_loss(params, game, x, y, others, k, tau, hp)
+    return generator_loss(params, game, player, x, y, others, k, tau, reward_average, hp)
 
   def step(player_state, inputs):
     i, x, y, others = inputs
@@ -265,16 +323,16 @@ def _updates(game: Game, state: State, player: str, data: Data, key: jax.Array, 
   return new_player_state, jax.tree.map(jnp.mean, metrics)
 
 
-def round_tau(game: Game, round_: jax.Array) -> jax.Array:
+def round_tau(game: Game, state: State, round_: jax.Array) -> jax.Array:
   t = game.config.tau
-  return estimators.temperature(round_, t.tau0, t.tau_min, t.decay, t.every)
+  return estimators.temperature(round_, state['hparams']['tau0'], t.tau_min, t.decay, t.every)
 
 
 def play_round(game: Game, state: State, data: Data) -> tuple[State, dict]:
   """One round of Algorithm 1: k_d discriminator, k_t teacher, k_s student updates."""
   round_ = state['round']
   key = jax.random.fold_in(jax.random.wrap_key_data(state['rng']), round_ + 1)
-  tau = round_tau(game, round_)
+  tau = round_tau(game, state, round_)
   counts = {'discriminator': game.config.k_d, 'teacher': game.config.k_t, 'student': game.config.k_s}
   state = dict(state)
   metrics = {'tau': tau}
@@ -294,7 +352,7 @@ def pretrain(game: Game, state: State, data: Data, frozen: bool = False) -> tupl
   steps), which a run may instead load from a teacher cache; ``False`` all the others.
   """
   key = jax.random.fold_in(jax.random.wrap_key_data(state['rng']), 0)
-  tau = round_tau(game, jnp.zeros((), jnp.int32))
+  tau = round_tau(game, state, jnp.zeros((), jnp.int32))
   state = dict(state)
   metrics = {}
   for i, player in enumerate(('student', 'teacher', 'discriminator')):

@@ -23,19 +23,37 @@ GENERATORS = ('student', 'teacher')
 RESUMABLE_CHANGES = ('rounds',)
 
 
-def _check_resume(workdir: str, config: ml_collections.ConfigDict) -> None:
+def _run_json(config: ml_collections.ConfigDict, sweep: list[dict] | None) -> dict:
+  """What ``config.json`` holds: the config, and the sweep points if any."""
+  return {**json.loads(config.to_json()), **({'sweep': sweep} if sweep else {})}
+
+
+def _check_resume(workdir: str, config: ml_collections.ConfigDict, sweep: list[dict] | None) -> None:
   path = os.path.join(workdir, 'config.json')
   if not os.path.exists(path):
     return
   with open(path) as f:
     saved = json.load(f)
-  now = json.loads(config.to_json())
+  now = _run_json(config, sweep)
   changed = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
   if changed:
     raise config_lib.ConfigError(
       f'workdir={workdir!r} holds a run with a different config (fields: {", ".join(changed)}); '
       'use a new workdir, or the same config to resume'
     )
+
+
+def finished(workdir: str, config: ml_collections.ConfigDict, sweep: list[dict] | None = None) -> dict | None:
+  """The results in ``workdir`` if that run finished with exactly this config (and sweep), else None."""
+  path = os.path.join(workdir, 'results.json')
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    results = json.load(f)
+  same = results['config'] == json.loads(config.to_json()) and [
+    s.get('overrides') for s in results.get('sweep', [])
+  ] == (sweep or [])
+  return results if same else None
 
 
 def _write_json(path: str, obj) -> None:
@@ -46,7 +64,7 @@ def _write_json(path: str, obj) -> None:
 
 
 def _evaluate(accuracy, params: dict, split: dict) -> dict[str, np.ndarray | None]:
-  """Per-seed accuracies ``[S]`` of each generator in ``params`` on a split (each sees its own view)."""
+  """Per-member accuracies ``[S]`` of each generator in ``params`` on a split (each sees its own view)."""
   return {
     p: np.asarray(accuracy(p, params[p], game_lib.view(p, split), split['y'])) if p in params else None
     for p in GENERATORS
@@ -73,17 +91,42 @@ def _stack(trees):
   return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
 
 
-def _load_seeds(config: ml_collections.ConfigDict) -> tuple[list[int], data_lib.Splits]:
-  """Each seed's splits, stacked on a leading axis (the seeds draw different subsamples)."""
-  seeds = [config.seed + i for i in range(config.num_seeds)]
-  per_seed = []
-  for seed in seeds:
-    c = ml_collections.ConfigDict(config.to_dict())
-    c.seed = seed
-    per_seed.append(data_lib.load(c))
+def with_overrides(config: ml_collections.ConfigDict, overrides: dict) -> ml_collections.ConfigDict:
+  """A copy of ``config`` with dotted fields (``{'game.nu': 0.1, 'seed': 3}``) set."""
+  c = ml_collections.ConfigDict(config.to_dict())
+  for field, value in overrides.items():
+    *groups, name = field.split('.')
+    node = c
+    for g in groups:
+      node = node[g]
+    node[name] = value
+  return c
+
+
+def check_sweep(config: ml_collections.ConfigDict, sweep: list[dict]) -> list[ml_collections.ConfigDict]:
+  """Each sweep point's validated config; a field that would change the compiled program is refused."""
+  configs = []
+  for point in sweep:
+    for field in point:
+      if field not in game_lib.SWEEPABLE:
+        raise config_lib.ConfigError(
+          f'{field} cannot be swept in one program: it is static (it changes shapes or code); '
+          f'sweepable fields: {", ".join(game_lib.SWEEPABLE)}. Run separate jobs for other values'
+        )
+    configs.append(config_lib.validate(with_overrides(config, point)))
+  return configs
+
+
+def _load_members(configs: list[ml_collections.ConfigDict]) -> data_lib.Splits:
+  """Each member's splits, stacked on a leading axis (seeds draw different subsamples; a seed's are loaded once)."""
+  by_seed = {}
+  for c in configs:
+    if c.seed not in by_seed:
+      by_seed[c.seed] = data_lib.load(c)
+  per_member = [by_seed[c.seed] for c in configs]
   names = [f.name for f in dataclasses.fields(data_lib.Splits) if f.name != 'num_classes']
-  fields = {f: np.stack([getattr(sp, f) for sp in per_seed]) for f in names if getattr(per_seed[0], f) is not None}
-  return seeds, data_lib.Splits(**fields, num_classes=per_seed[0].num_classes)
+  fields = {f: np.stack([getattr(sp, f) for sp in per_member]) for f in names if getattr(per_member[0], f) is not None}
+  return data_lib.Splits(**fields, num_classes=per_member[0].num_classes)
 
 
 def _summary(per_seed_final: list[dict]) -> dict:
@@ -122,15 +165,15 @@ def teacher_cache_path(config: ml_collections.ConfigDict, seed: int) -> str:
   return os.path.join(config.teacher_cache, f'teacher_{digest}')
 
 
-def _frozen_players(config, game, seeds, state, train, pretrain):
-  """Trains the frozen teacher of a two-phase baseline, or loads it from ``config.teacher_cache``."""
+def _frozen_players(configs, game, state, train, pretrain):
+  """Trains the frozen teacher of a two-phase baseline, or loads it from ``teacher_cache``."""
   if not game.method.frozen:
     return state
-  paths = [teacher_cache_path(config, seed) for seed in seeds] if config.teacher_cache else []
+  paths = [teacher_cache_path(c, c.seed) for c in configs] if configs[0].teacher_cache else []
   if paths and all(os.path.isdir(p) for p in paths):
     like = jax.tree.map(lambda a: a[0], state['teacher']['params'])
     state['teacher'] = dict(state['teacher'], params=_stack([checkpoint.load_tree(p, like) for p in paths]))
-    logging.info('loaded the frozen teacher from %s', config.teacher_cache)
+    logging.info('loaded the frozen teacher from %s', configs[0].teacher_cache)
     return state
   state, _ = pretrain(state, train, True)
   for i, path in enumerate(paths):
@@ -139,39 +182,51 @@ def _frozen_players(config, game, seeds, state, train, pretrain):
   return state
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains ``num_seeds`` seeds as one vmapped program, checkpointing each round; resumes from ``workdir``."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, sweep: list[dict] | None = None) -> dict:
+  """Trains ``num_seeds`` seeds, times each ``sweep`` point, as one vmapped program; resumes from ``workdir``.
+
+  ``sweep``: a list of points, each ``{dotted field: value}`` over
+  ``game.SWEEPABLE`` fields (e.g. ``[{'game.nu': 0.1}, {'game.nu': 1.0}]``).
+  Members are ordered point-major: point 0's seeds, then point 1's, …
+  """
   config = config_lib.validate(config)
-  _check_resume(workdir, config)
-  seeds, splits = _load_seeds(config)
+  points = check_sweep(config, sweep) if sweep else [config]
+  seeds = [config.seed + i for i in range(config.num_seeds)]
+  configs = [with_overrides(c, {'seed': seed}) for c in points for seed in seeds]
+  overrides = [point for point in (sweep or [{}]) for _ in seeds]
+  _check_resume(workdir, config, sweep)
+  splits = _load_members(configs)
   game = game_lib.build(config, splits.num_classes)
   pretrain, play_round, accuracy = game_lib.compile_fns(game)
   train, val_split = (jax.tree.map(jnp.asarray, splits.split(name)) for name in ('train', 'val'))
 
   os.makedirs(workdir, exist_ok=True)
   if not os.path.exists(os.path.join(workdir, 'config.json')):
-    _write_json(os.path.join(workdir, 'config.json'), json.loads(config.to_json()))
+    _write_json(os.path.join(workdir, 'config.json'), _run_json(config, sweep))
   ckpt = checkpoint.Checkpoints(os.path.join(workdir, 'checkpoints'))
   writer = metric_writer.MetricWriter(os.path.join(workdir, 'tensorboard'))
-  num_seeds = len(seeds)
-  tag = (lambda i: '') if num_seeds == 1 else (lambda i: f'seed_{seeds[i]}/')
+  num_members = len(configs)
+
+  def tag(i):
+    names = [f'{k}={v:g}' for k, v in overrides[i].items()] + ([f'seed_{configs[i].seed}'] if len(seeds) > 1 else [])
+    return ''.join(n + '/' for n in names)
 
   first = jax.tree.map(lambda a: a[0], train)
-  state = _stack([game_lib.init_state(game, jax.random.key(seed), first) for seed in seeds])
+  state = _stack([game_lib.init_state(game, jax.random.key(c.seed), first, c) for c in configs])
   step = ckpt.latest_step()
   if step is None:
     t0 = time.perf_counter()
-    state = _frozen_players(config, game, seeds, state, train, pretrain)
+    state = _frozen_players(configs, game, state, train, pretrain)
     state, metrics = pretrain(state, train, False)
     val = _evaluate(accuracy, _params(state), val_split)
     best = {p: jax.tree.map(jnp.copy, state[p]['params']) for p in GENERATORS if p in state}
     metrics = jax.device_get(metrics)
     meta = {
-      'history': [[{'round': 0, **_round_scalars(metrics, val, i)}] for i in range(num_seeds)],
-      'best': [{p: {'round': 0, 'val_accuracy': float(val[p][i])} for p in best} for i in range(num_seeds)],
+      'history': [[{'round': 0, **_round_scalars(metrics, val, i)}] for i in range(num_members)],
+      'best': [{p: {'round': 0, 'val_accuracy': float(val[p][i])} for p in best} for i in range(num_members)],
       'seconds': [time.perf_counter() - t0],
     }
-    for i in range(num_seeds):
+    for i in range(num_members):
       writer.write_scalars(0, {tag(i) + k: v for k, v in meta['history'][i][0].items()})
     ckpt.save(0, {'state': state, 'best': best}, meta)
   else:
@@ -185,14 +240,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     state, metrics = play_round(state, train)
     val = _evaluate(accuracy, _params(state), val_split)
     metrics = jax.device_get(metrics)
-    for i in range(num_seeds):
+    for i in range(num_members):
       scalars = {'round': r + 1, **_round_scalars(metrics, val, i)}
       if not all(np.isfinite(v) for v in scalars.values()):
-        raise FloatingPointError(f'non-finite metrics in round {r + 1}, seed {seeds[i]}: {scalars}')
+        raise FloatingPointError(f'non-finite metrics in round {r + 1}, member {tag(i) or 0}: {scalars}')
       meta['history'][i].append(scalars)
       writer.write_scalars(r + 1, {tag(i) + k: v for k, v in scalars.items()})
     for p in best:
-      improved_S = np.array([val[p][i] > meta['best'][i][p]['val_accuracy'] for i in range(num_seeds)])
+      improved_S = np.array([val[p][i] > meta['best'][i][p]['val_accuracy'] for i in range(num_members)])
       for i in np.flatnonzero(improved_S):
         meta['best'][i][p] = {'round': r + 1, 'val_accuracy': float(val[p][i])}
       if improved_S.any():
@@ -208,7 +263,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   selected, last = _evaluate(accuracy, best, test_split), _evaluate(accuracy, _params(state), test_split)
   test = {p: (selected[p], last[p]) for p in best}
   per_seed = []
-  for i, seed in enumerate(seeds):
+  for i, c in enumerate(configs):
     final = {p: None for p in GENERATORS}
     for p in best:
       final[p] = {
@@ -218,7 +273,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         'last_test_accuracy': float(test[p][1][i]),
         'last_val_accuracy': meta['history'][i][-1][f'{p}_val_accuracy'],
       }
-    per_seed.append({'seed': seed, 'final': final, 'history': meta['history'][i]})
+    per_seed.append(
+      {'seed': c.seed, **({'overrides': overrides[i]} if sweep else {}), 'final': final, 'history': meta['history'][i]}
+    )
   results = {
     'method': config.method,
     'dataset': config.dataset,
@@ -226,12 +283,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     'n_val': int(splits.y_val.shape[-1]),
     'n_test': int(splits.y_test.shape[-1]),
     'seed': config.seed,
-    'num_seeds': num_seeds,
+    'num_seeds': len(seeds),
     'rounds': config.rounds,
     'seconds_per_round': meta['seconds'],
-    # One seed: its figures; several: mean and std over seeds (each seed's under per_seed).
-    'final': per_seed[0]['final'] if num_seeds == 1 else _summary([s['final'] for s in per_seed]),
-    'history': per_seed[0]['history'] if num_seeds == 1 else _mean_history(per_seed),
+    # One seed: its figures; several: mean and std over seeds (each member's under per_seed).
+    **_group(per_seed, len(seeds), sweep),
     'per_seed': per_seed,
     'config': json.loads(config.to_json()),
   }
@@ -239,6 +295,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   writer.close()
   ckpt.close()
   return results
+
+
+def _group(per_seed: list[dict], num_seeds: int, sweep: list[dict] | None) -> dict:
+  """``final`` and ``history`` over the seeds of a run; for a sweep, ``sweep``: those of each point."""
+  groups = []
+  for j in range(len(per_seed) // num_seeds):
+    members = per_seed[j * num_seeds : (j + 1) * num_seeds]
+    groups.append(
+      {
+        'final': members[0]['final'] if num_seeds == 1 else _summary([m['final'] for m in members]),
+        'history': members[0]['history'] if num_seeds == 1 else _mean_history(members),
+      }
+    )
+  if not sweep:
+    return groups[0]
+  return {'sweep': [{'overrides': point, **group} for point, group in zip(sweep, groups)]}
 
 
 def _mean_history(per_seed: list[dict]) -> list[dict]:

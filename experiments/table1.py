@@ -53,16 +53,6 @@ def cell_config(base: ml_collections.ConfigDict, method: str, n_train: int, num_
   return config_lib.validate(c)
 
 
-def finished(workdir: str, config: ml_collections.ConfigDict) -> dict | None:
-  """The cell's results if it finished with exactly this config."""
-  path = os.path.join(workdir, 'results.json')
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    results = json.load(f)
-  return results if results['config'] == json.loads(config.to_json()) else None
-
-
 def _percent(final: dict, name: str) -> str:
   return f'{100 * final[name]:.2f} ± {100 * final.get(name + "_std", 0.0):.2f}'
 
@@ -127,7 +117,7 @@ def main(argv):
   cells = {}
   for (n, m), c in configs.items():
     workdir = os.path.join(_WORKDIR.value, f'n{n}', m)
-    cells[n, m] = finished(workdir, c) or train.train_and_evaluate(c, workdir)
+    cells[n, m] = train.finished(workdir, c) or train.train_and_evaluate(c, workdir)
     s = cells[n, m]['final']['student']
     print(f'n={n} {m}: {_percent(s, "test_accuracy")} over {cells[n, m]["num_seeds"]} seeds', flush=True)
   dataset = _CONFIG.value.dataset

@@ -37,7 +37,9 @@ def _game(method, **game_overrides):
 
 
 def _term(game, role, target, learner, key=0):
-  return game_lib.distillation_term(game, role, jnp.asarray(target), jnp.asarray(learner), LABELS, jax.random.key(key))
+  hp = game_lib.hyperparameters(game.method, game.config)
+  args = (jnp.asarray(target), jnp.asarray(learner), LABELS, jax.random.key(key), hp)
+  return game_lib.distillation_term(game, role, *args)
 
 
 class BaselineLossTest(parameterized.TestCase):
@@ -61,13 +63,27 @@ class BaselineLossTest(parameterized.TestCase):
     np.testing.assert_allclose(draws.mean(0), clean + 0.5 * sigma**2 * 3, rtol=0.03)
 
   def test_codis_each_distils_from_the_other(self):
-    nu, mu, upsilon, t = 0.7, 1.3, 0.4, 2.0
-    game = _game('codis', nu=nu, mu=mu, upsilon=upsilon, kd_temperature=t)
+    upsilon, t = 0.4, 2.0
+    game = _game('codis', upsilon=upsilon, kd_temperature=t)
     pt, ps = _softmax(TEACHER / t), _softmax(STUDENT / t)
-    student = nu * (t * t * _kl(pt, ps) + upsilon * _ce(STUDENT, LABELS))
-    teacher = mu * (t * t * _kl(ps, pt) + upsilon * _ce(TEACHER, LABELS))
+    student = t * t * _kl(pt, ps) + upsilon * _ce(STUDENT, LABELS)
+    teacher = t * t * _kl(ps, pt) + upsilon * _ce(TEACHER, LABELS)
     np.testing.assert_allclose(_term(game, 'student', TEACHER, STUDENT), student, rtol=1e-5)
     np.testing.assert_allclose(_term(game, 'teacher', STUDENT, TEACHER), teacher, rtol=1e-5)
+
+  def test_loss_weights_come_from_the_state_not_the_config(self):
+    """CODIS's student loss is ν·L_KD with ν and υ read from the state's hyperparameters (what a sweep varies)."""
+    game = _game('codis', kd_temperature=1.0)  # config: ν = µ = υ = 1
+    x = jax.random.normal(jax.random.key(0), (2, 784))
+    params = game.nets['student'].init(jax.random.key(1), x)
+    hp = dict(game_lib.hyperparameters(game.method, game.config), nu=jnp.float32(0.7), upsilon=jnp.float32(0.4))
+    teacher = TEACHER  # the game has 3 classes
+    loss, _ = game_lib.generator_loss(
+      params, game, 'student', x, LABELS, {'teacher': jnp.asarray(teacher)}, jax.random.key(2), 1.0, 0.0, hp
+    )
+    z = np.asarray(game.nets['student'].apply(params, x), np.float64)
+    expected = 0.7 * (_kl(_softmax(teacher), _softmax(z)) + 0.4 * _ce(z, LABELS))
+    self.assertAlmostEqual(float(loss), expected.mean(), places=4)
 
 
 if __name__ == '__main__':

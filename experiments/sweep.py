@@ -1,0 +1,242 @@
+"""Hyperparameter sweeps as one vmapped program: a table and plots of accuracy against each swept value.
+
+  python -m experiments.sweep --workdir=DIR --config.method=adim \
+      --sweep=game.nu=log:1e-3:1e3:7 --sweep=game.omega_s=lin:0:1:5 --combine=axes --n_train=100,1000
+
+A ``--sweep`` is ``FIELD=VALUES``, VALUES one of ``a,b,c``, ``lin:START:STOP:NUM``
+or ``log:START:STOP:NUM`` (log-spaced); FIELD one of ``adjax.game.SWEEPABLE``
+(a static field, e.g. a model, is refused: run separate jobs). Several
+``--sweep`` flags combine as a grid (``--combine=grid``) or one field at a
+time with the others at the config's values (``--combine=axes``, the paper's
+Figs. 3 and 6). Sweeping some of ω_r, ω_s, ω_t of a method that needs them to
+sum to 1 (ADIB: ω_s + ω_t; ADIM: all three) gives the remainder to the
+unswept ones in equal parts.
+
+Every point times ``--config.num_seeds`` seeds is one member of a vmapped
+program of at most ``--chunk`` members; a larger sweep runs in chunks (the
+last padded to the same size, so all compile once), each in
+``DIR/n{N}/chunk_{i}`` (reused when finished, resumed when not). Training
+sizes (``--n_train``) change shapes, so each is its own program. Writes
+``DIR/sweep.md``, ``DIR/sweep.json`` and ``DIR/sweep_{field}.png``: student
+(and teacher) test and validation accuracy, mean over seeds, against each
+swept value. A config file may carry the sweep in ``config.sweep`` (``specs``,
+``combine``, ``n_train``; see ``experiments/configs/fig3.py``); flags given
+here take precedence.
+"""
+
+import itertools
+import json
+import math
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+import ml_collections
+from ml_collections import config_flags
+import numpy as np
+
+from adjax import config as config_lib
+from adjax import data as data_lib
+from adjax import game as game_lib
+from adjax import methods as methods_lib
+from adjax import train
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
+_SWEEP = flags.DEFINE_multi_string(
+  'sweep', [], 'FIELD=VALUES; VALUES: a,b,c | lin:START:STOP:NUM | log:START:STOP:NUM.'
+)
+_COMBINE = flags.DEFINE_enum('combine', None, ['grid', 'axes'], 'How several --sweep flags combine (default: grid).')
+_N_TRAIN = flags.DEFINE_list('n_train', None, 'Training-set sizes, each its own program (default: the config).')
+_CHUNK = flags.DEFINE_integer('chunk', 64, 'Most members (points x seeds) in one vmapped program.')
+_CONFIG = config_flags.DEFINE_config_file('config', 'experiments/configs/mnist.py', 'Base config.')
+
+OMEGAS = ('game.omega_r', 'game.omega_s', 'game.omega_t')
+GENERATORS = ('student', 'teacher')
+
+
+def parse_values(field: str, spec: str) -> list[float]:
+  """``a,b,c`` | ``lin:START:STOP:NUM`` | ``log:START:STOP:NUM`` as a list of floats."""
+  try:
+    if spec.startswith(('lin:', 'log:')):
+      kind, start, stop, num = spec.split(':')
+      start, stop, num = float(start), float(stop), int(num)
+      if num < 1 or (kind == 'log' and (start <= 0 or stop <= 0)):
+        raise ValueError
+      space = np.linspace if kind == 'lin' else np.geomspace
+      return [float(v) for v in space(start, stop, num)]
+    return [float(v) for v in spec.split(',')]
+  except ValueError:
+    raise config_lib.ConfigError(
+      f'--sweep={field}={spec}: VALUES must be a,b,c or lin:START:STOP:NUM or log:START:STOP:NUM '
+      '(log: both ends > 0; NUM >= 1)'
+    ) from None
+
+
+def parse_sweeps(specs: list[str]) -> dict[str, list[float]]:
+  """``['game.nu=log:1e-3:1e3:7', …]`` → ``{'game.nu': [...], …}``; unknown or static fields are refused."""
+  fields = {}
+  for spec in specs:
+    field, sep, values = spec.partition('=')
+    if not sep:
+      raise config_lib.ConfigError(f'--sweep={spec} must be FIELD=VALUES, e.g. game.nu=log:1e-3:1e3:7')
+    if field not in game_lib.SWEEPABLE:
+      raise config_lib.ConfigError(
+        f'--sweep field {field} cannot be swept in one program: it is static (it changes shapes or code); '
+        f'sweepable fields: {", ".join(game_lib.SWEEPABLE)}. Run separate jobs for other values'
+      )
+    if field in fields:
+      raise config_lib.ConfigError(f'--sweep gives {field} twice')
+    fields[field] = parse_values(field, values)
+  return fields
+
+
+def complete_omegas(method: str, point: dict) -> dict:
+  """Gives the unswept ω's of a constrained method (ADIB, ADIM) equal parts of what the swept ones leave of 1."""
+  m = methods_lib.METHODS[method]
+  constrained = OMEGAS if m.discriminator == 'multiclass' else OMEGAS[1:] if method == 'adib' else ()
+  swept = [f for f in constrained if f in point]
+  rest = [f for f in constrained if f not in point]
+  if not swept or not rest:
+    return point
+  share = (1.0 - sum(point[f] for f in swept)) / len(rest)
+  return {**point, **{f: share for f in rest}}
+
+
+def sweep_points(fields: dict[str, list[float]], combine: str, method: str) -> list[tuple[str | None, dict]]:
+  """``(axis, point)`` pairs: ``axis`` is the field the point varies (``None`` for grid points)."""
+  if combine == 'axes':
+    raw = [(f, {f: v}) for f, values in fields.items() for v in values]
+  else:
+    raw = [(None, dict(zip(fields, combo))) for combo in itertools.product(*fields.values())]
+  return [(axis, complete_omegas(method, point)) for axis, point in raw]
+
+
+def chunks(points: list[dict], size: int) -> list[tuple[list[dict], int]]:
+  """Points in groups of ``size``; the last padded by repeating its last point: ``(group, number real)``."""
+  out = []
+  for start in range(0, len(points), size):
+    group = points[start : start + size]
+    out.append((group + [group[-1]] * (size - len(group)), len(group)))
+  return out
+
+
+def _summary(entry: dict) -> dict:
+  out = {}
+  for p in GENERATORS:
+    final = entry['final'][p]
+    if final is not None:
+      for name in ('test_accuracy', 'val_accuracy'):
+        out[f'{p}_{name}'] = final[name]
+        out[f'{p}_{name}_std'] = final.get(f'{name}_std', 0.0)
+  return out
+
+
+def plot(rows: list[dict], field: str, path: str) -> None:
+  import matplotlib
+
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+
+  fig, ax = plt.subplots(figsize=(6, 4))
+  values = sorted({r['value'] for r in rows})
+  log_x = min(values) > 0 and max(values) / min(values) >= 100
+  for n in sorted({r['n_train'] for r in rows}):
+    for p, style in (('student', '-o'), ('teacher', '--s')):
+      for split, alpha in (('test', 1.0), ('val', 0.4)):
+        key = f'{p}_{split}_accuracy'
+        pts = sorted((r['value'], r[key]) for r in rows if r['n_train'] == n and key in r)
+        if not pts:
+          continue
+        xs = [math.log10(v) if log_x else v for v, _ in pts]
+        ax.plot(xs, [100 * a for _, a in pts], style, alpha=alpha, label=f'n={n} {p} {split}')
+  ax.set_xlabel(f'log10 {field}' if log_x else field)
+  ax.set_ylabel('accuracy (%)')
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def markdown(rows: list[dict]) -> str:
+  lines = [
+    'Accuracy (%) picked on validation, mean ± std over seeds.',
+    '',
+    '| n_train | swept | student test | student val | teacher test |',
+    '|---|---|---|---|---|',
+  ]
+  for r in rows:
+    cells = []
+    for key in ('student_test_accuracy', 'student_val_accuracy', 'teacher_test_accuracy'):
+      cells.append(f'{100 * r[key]:.2f} ± {100 * r[key + "_std"]:.2f}' if key in r else '—')
+    swept = ', '.join(f'{k}={v:.4g}' for k, v in r['overrides'].items())
+    lines.append(f'| {r["n_train"]} | {swept} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
+
+
+def run(base: ml_collections.ConfigDict, specs: list[str], combine: str, sizes: list[int], chunk: int, workdir: str):
+  """Checks everything, then runs every chunk of every size; returns the rows (one per point and size)."""
+  fields = parse_sweeps(specs)
+  if not fields:
+    raise config_lib.ConfigError('nothing to sweep: give --sweep=FIELD=VALUES (or config.sweep.specs)')
+  if chunk < 1:
+    raise config_lib.ConfigError(f'--chunk={chunk} must be >= 1')
+  base = config_lib.validate(base)
+  axes_points = sweep_points(fields, combine, base.method)
+  points = [p for _, p in axes_points]
+  per_program = max(1, chunk // base.num_seeds)
+  jobs = []
+  for n in sizes:  # every member's config and each size against the data, before anything runs
+    c = train.with_overrides(base, {'n_train': n})
+    train.check_sweep(c, points)
+    data_lib.load(c)
+    for i, (group, real) in enumerate(chunks(points, per_program)):
+      jobs.append((n, c, group, real, os.path.join(workdir, f'n{n}', f'chunk_{i}')))
+  rows, done = [], {}
+  for n, c, group, real, path in jobs:
+    results = train.finished(path, c, group) or train.train_and_evaluate(c, path, group)
+    done.setdefault(n, []).extend(results['sweep'][:real])
+  for n in sizes:
+    for (axis, point), entry in zip(axes_points, done[n], strict=True):
+      value = point[axis] if axis else None
+      rows.append({'n_train': n, 'axis': axis, 'value': value, 'overrides': point, **_summary(entry)})
+  return rows, fields
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.INFO)
+  base = ml_collections.ConfigDict(_CONFIG.value.to_dict())
+  preset = None
+  if 'sweep' in base:  # the config file's sweep, not a field of the runs
+    preset = ml_collections.ConfigDict(base.sweep.to_dict())
+    del base['sweep']
+  specs = _SWEEP.value or (list(preset.specs) if preset else [])
+  combine = _COMBINE.value or (preset.combine if preset else 'grid')
+  sizes = [int(n) for n in (_N_TRAIN.value or (preset.n_train if preset else [base.n_train]))]
+  try:
+    rows, fields = run(base, specs, combine, sizes, _CHUNK.value, _WORKDIR.value)
+  except config_lib.ConfigError as e:
+    sys.exit(f'adjax: bad sweep: {e}')
+  table = markdown(rows)
+  print('\n' + table)
+  with open(os.path.join(_WORKDIR.value, 'sweep.md'), 'w') as f:
+    f.write(table + '\n')
+  with open(os.path.join(_WORKDIR.value, 'sweep.json'), 'w') as f:
+    json.dump({'specs': specs, 'combine': combine, 'rows': rows}, f, indent=1)
+  for field in fields:
+    if combine == 'axes':
+      field_rows = [r for r in rows if r['axis'] == field]
+    else:  # a grid: each value's mean over the other fields
+      field_rows = []
+      for n in sizes:
+        for v in fields[field]:
+          group = [r for r in rows if r['n_train'] == n and r['overrides'][field] == v]
+          mean = {k: float(np.mean([r[k] for r in group])) for k in group[0] if k.endswith(('accuracy', '_std'))}
+          field_rows.append({'n_train': n, 'value': v, **mean})
+    plot(field_rows, field, os.path.join(_WORKDIR.value, f'sweep_{field.replace(".", "_")}.png'))
+
+
+if __name__ == '__main__':
+  app.run(main)
