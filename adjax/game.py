@@ -156,7 +156,7 @@ def apply_chunked(net: nn.Module, params, x: jax.Array, chunk: int) -> jax.Array
   return out.reshape(-1, *out.shape[2:])[:n]
 
 
-def _fixed_players(game: Game, state: State, player: str, objective: str) -> tuple[str, ...]:
+def fixed_players(game: Game, state: State, player: str, objective: str) -> tuple[str, ...]:
   """The players whose outputs ``player``'s loss reads (they are held fixed during its updates)."""
   if player == 'discriminator':
     return tuple(p for p in ('student', 'teacher') if p in state)
@@ -294,7 +294,7 @@ def _updates(game: Game, state: State, player: str, data: Data, key: jax.Array, 
   optimizer = game.optimizers[player]
   k_batches, k_noise = jax.random.split(key)
   batches = draw_batches(game, data, k_batches, num_updates)
-  others_all = fixed_outputs(game, state, _fixed_players(game, state, player, objective), data, batches)
+  others_all = fixed_outputs(game, state, fixed_players(game, state, player, objective), data, batches)
 
   hp = state['hparams']
 

@@ -17,6 +17,7 @@ from adjax import config as config_lib
 from adjax import data as data_lib
 from adjax import game as game_lib
 from adjax import metric_writer
+from adjax import sweeps
 
 GENERATORS = ('student', 'teacher')
 # Fields a resumed run may change: more rounds continue the same trajectory.
@@ -108,11 +109,7 @@ def check_sweep(config: ml_collections.ConfigDict, sweep: list[dict]) -> list[ml
   configs = []
   for point in sweep:
     for field in point:
-      if field not in game_lib.SWEEPABLE:
-        raise config_lib.ConfigError(
-          f'{field} cannot be swept in one program: it is static (it changes shapes or code); '
-          f'sweepable fields: {", ".join(game_lib.SWEEPABLE)}. Run separate jobs for other values'
-        )
+      sweeps.check_field(field)
     configs.append(config_lib.validate(with_overrides(config, point)))
   return configs
 
@@ -238,7 +235,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, sweep: l
   for r in range(int(state['round'][0]), config.rounds):
     t0 = time.perf_counter()
     state, metrics = play_round(state, train)
-    val = _evaluate(accuracy, _params(state), val_split)
+    # A frozen player's accuracy is that of round 0: it is not evaluated again.
+    trained = {p: v for p, v in _params(state).items() if p not in game.method.frozen}
+    val = _evaluate(accuracy, trained, val_split)
+    for p in game.method.frozen:
+      val[p] = np.array([h[0][f'{p}_val_accuracy'] for h in meta['history']], np.float32)
     metrics = jax.device_get(metrics)
     for i in range(num_members):
       scalars = {'round': r + 1, **_round_scalars(metrics, val, i)}

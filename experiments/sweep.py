@@ -3,14 +3,13 @@
   python -m experiments.sweep --workdir=DIR --config.method=adim \
       --sweep=game.nu=log:1e-3:1e3:7 --sweep=game.omega_s=lin:0:1:5 --combine=axes --n_train=100,1000
 
-A ``--sweep`` is ``FIELD=VALUES``, VALUES one of ``a,b,c``, ``lin:START:STOP:NUM``
-or ``log:START:STOP:NUM`` (log-spaced); FIELD one of ``adjax.game.SWEEPABLE``
-(a static field, e.g. a model, is refused: run separate jobs). Several
+A ``--sweep`` is ``FIELD=VALUES`` (``adjax.sweeps``: VALUES ``a,b,c``,
+``lin:START:STOP:NUM`` or ``log:START:STOP:NUM``; FIELD one of
+``adjax.game.SWEEPABLE``, a static field such as a model is refused). Several
 ``--sweep`` flags combine as a grid (``--combine=grid``) or one field at a
 time with the others at the config's values (``--combine=axes``, the paper's
 Figs. 3 and 6). Sweeping some of ω_r, ω_s, ω_t of a method that needs them to
-sum to 1 (ADIB: ω_s + ω_t; ADIM: all three) gives the remainder to the
-unswept ones in equal parts.
+sum to 1 gives the remainder to the unswept ones in equal parts.
 
 Every point times ``--config.num_seeds`` seeds is one member of a vmapped
 program of at most ``--chunk`` members; a larger sweep runs in chunks (the
@@ -24,7 +23,6 @@ swept value. A config file may carry the sweep in ``config.sweep`` (``specs``,
 here take precedence.
 """
 
-import itertools
 import json
 import math
 import os
@@ -39,8 +37,7 @@ import numpy as np
 
 from adjax import config as config_lib
 from adjax import data as data_lib
-from adjax import game as game_lib
-from adjax import methods as methods_lib
+from adjax import sweeps
 from adjax import train
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
@@ -52,74 +49,7 @@ _N_TRAIN = flags.DEFINE_list('n_train', None, 'Training-set sizes, each its own 
 _CHUNK = flags.DEFINE_integer('chunk', 64, 'Most members (points x seeds) in one vmapped program.')
 _CONFIG = config_flags.DEFINE_config_file('config', 'experiments/configs/mnist.py', 'Base config.')
 
-OMEGAS = ('game.omega_r', 'game.omega_s', 'game.omega_t')
 GENERATORS = ('student', 'teacher')
-
-
-def parse_values(field: str, spec: str) -> list[float]:
-  """``a,b,c`` | ``lin:START:STOP:NUM`` | ``log:START:STOP:NUM`` as a list of floats."""
-  try:
-    if spec.startswith(('lin:', 'log:')):
-      kind, start, stop, num = spec.split(':')
-      start, stop, num = float(start), float(stop), int(num)
-      if num < 1 or (kind == 'log' and (start <= 0 or stop <= 0)):
-        raise ValueError
-      space = np.linspace if kind == 'lin' else np.geomspace
-      return [float(v) for v in space(start, stop, num)]
-    return [float(v) for v in spec.split(',')]
-  except ValueError:
-    raise config_lib.ConfigError(
-      f'--sweep={field}={spec}: VALUES must be a,b,c or lin:START:STOP:NUM or log:START:STOP:NUM '
-      '(log: both ends > 0; NUM >= 1)'
-    ) from None
-
-
-def parse_sweeps(specs: list[str]) -> dict[str, list[float]]:
-  """``['game.nu=log:1e-3:1e3:7', …]`` → ``{'game.nu': [...], …}``; unknown or static fields are refused."""
-  fields = {}
-  for spec in specs:
-    field, sep, values = spec.partition('=')
-    if not sep:
-      raise config_lib.ConfigError(f'--sweep={spec} must be FIELD=VALUES, e.g. game.nu=log:1e-3:1e3:7')
-    if field not in game_lib.SWEEPABLE:
-      raise config_lib.ConfigError(
-        f'--sweep field {field} cannot be swept in one program: it is static (it changes shapes or code); '
-        f'sweepable fields: {", ".join(game_lib.SWEEPABLE)}. Run separate jobs for other values'
-      )
-    if field in fields:
-      raise config_lib.ConfigError(f'--sweep gives {field} twice')
-    fields[field] = parse_values(field, values)
-  return fields
-
-
-def complete_omegas(method: str, point: dict) -> dict:
-  """Gives the unswept ω's of a constrained method (ADIB, ADIM) equal parts of what the swept ones leave of 1."""
-  m = methods_lib.METHODS[method]
-  constrained = OMEGAS if m.discriminator == 'multiclass' else OMEGAS[1:] if method == 'adib' else ()
-  swept = [f for f in constrained if f in point]
-  rest = [f for f in constrained if f not in point]
-  if not swept or not rest:
-    return point
-  share = (1.0 - sum(point[f] for f in swept)) / len(rest)
-  return {**point, **{f: share for f in rest}}
-
-
-def sweep_points(fields: dict[str, list[float]], combine: str, method: str) -> list[tuple[str | None, dict]]:
-  """``(axis, point)`` pairs: ``axis`` is the field the point varies (``None`` for grid points)."""
-  if combine == 'axes':
-    raw = [(f, {f: v}) for f, values in fields.items() for v in values]
-  else:
-    raw = [(None, dict(zip(fields, combo))) for combo in itertools.product(*fields.values())]
-  return [(axis, complete_omegas(method, point)) for axis, point in raw]
-
-
-def chunks(points: list[dict], size: int) -> list[tuple[list[dict], int]]:
-  """Points in groups of ``size``; the last padded by repeating its last point: ``(group, number real)``."""
-  out = []
-  for start in range(0, len(points), size):
-    group = points[start : start + size]
-    out.append((group + [group[-1]] * (size - len(group)), len(group)))
-  return out
 
 
 def _summary(entry: dict) -> dict:
@@ -177,13 +107,13 @@ def markdown(rows: list[dict]) -> str:
 
 def run(base: ml_collections.ConfigDict, specs: list[str], combine: str, sizes: list[int], chunk: int, workdir: str):
   """Checks everything, then runs every chunk of every size; returns the rows (one per point and size)."""
-  fields = parse_sweeps(specs)
+  fields = sweeps.parse_sweeps(specs)
   if not fields:
     raise config_lib.ConfigError('nothing to sweep: give --sweep=FIELD=VALUES (or config.sweep.specs)')
   if chunk < 1:
     raise config_lib.ConfigError(f'--chunk={chunk} must be >= 1')
   base = config_lib.validate(base)
-  axes_points = sweep_points(fields, combine, base.method)
+  axes_points = sweeps.sweep_points(fields, combine, base.method)
   points = [p for _, p in axes_points]
   per_program = max(1, chunk // base.num_seeds)
   jobs = []
@@ -191,7 +121,7 @@ def run(base: ml_collections.ConfigDict, specs: list[str], combine: str, sizes: 
     c = train.with_overrides(base, {'n_train': n})
     train.check_sweep(c, points)
     data_lib.load(c)
-    for i, (group, real) in enumerate(chunks(points, per_program)):
+    for i, (group, real) in enumerate(sweeps.chunks(points, per_program)):
       jobs.append((n, c, group, real, os.path.join(workdir, f'n{n}', f'chunk_{i}')))
   rows, done = [], {}
   for n, c, group, real, path in jobs:

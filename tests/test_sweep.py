@@ -10,8 +10,8 @@ import numpy as np
 
 from adjax import config as config_lib
 from adjax import game as game_lib
+from adjax import sweeps
 from adjax import train
-from experiments import sweep
 from tests.test_table1 import TINY
 from tests.test_train import assert_member_equals_alone
 from tests.test_train import tiny_config
@@ -49,7 +49,7 @@ class SweepTest(absltest.TestCase):
 
   def test_static_or_invalid_sweeps_are_refused_before_anything_is_written(self):
     with self.assertRaisesRegex(config_lib.ConfigError, r'student.model cannot be swept .* sweepable fields: game'):
-      sweep.parse_sweeps(['student.model=1,2'])
+      sweeps.parse_sweeps(['student.model=1,2'])
     workdir = os.path.join(self.create_tempdir().full_path, 'run')
     with self.assertRaisesRegex(config_lib.ConfigError, r'batch_size cannot be swept in one program'):
       train.train_and_evaluate(tiny_config('adim'), workdir, [{'batch_size': 20}])
@@ -57,17 +57,17 @@ class SweepTest(absltest.TestCase):
       train.train_and_evaluate(tiny_config('adim'), workdir, [{'game.omega_s': 0.9}])
     self.assertFalse(os.path.exists(workdir))
     with self.assertRaisesRegex(config_lib.ConfigError, r'log: both ends > 0'):
-      sweep.parse_sweeps(['game.nu=log:0:10:3'])
+      sweeps.parse_sweeps(['game.nu=log:0:10:3'])
 
   def test_value_specs_and_omega_completion(self):
-    self.assertEqual(sweep.parse_values('f', '0,0.5,2'), [0.0, 0.5, 2.0])
-    np.testing.assert_allclose(sweep.parse_values('f', 'lin:0:1:5'), [0, 0.25, 0.5, 0.75, 1])
-    np.testing.assert_allclose(sweep.parse_values('f', 'log:1e-3:1e3:7'), 10.0 ** np.arange(-3, 4))
-    points = sweep.sweep_points({'game.omega_s': [0.2], 'game.nu': [1.0, 2.0]}, 'grid', 'adim')
+    self.assertEqual(sweeps.parse_values('f', '0,0.5,2'), [0.0, 0.5, 2.0])
+    np.testing.assert_allclose(sweeps.parse_values('f', 'lin:0:1:5'), [0, 0.25, 0.5, 0.75, 1])
+    np.testing.assert_allclose(sweeps.parse_values('f', 'log:1e-3:1e3:7'), 10.0 ** np.arange(-3, 4))
+    points = sweeps.sweep_points({'game.omega_s': [0.2], 'game.nu': [1.0, 2.0]}, 'grid', 'adim')
     self.assertEqual(len(points), 2)
     self.assertEqual(points[0][1], {'game.omega_s': 0.2, 'game.nu': 1.0, 'game.omega_r': 0.4, 'game.omega_t': 0.4})
-    self.assertEqual(sweep.sweep_points({'game.omega_t': [0.3]}, 'axes', 'adib')[0][1]['game.omega_s'], 0.7)
-    self.assertEqual(sweep.chunks([1, 2, 3], 2), [([1, 2], 2), ([3, 3], 1)])
+    self.assertEqual(sweeps.sweep_points({'game.omega_t': [0.3]}, 'axes', 'adib')[0][1]['game.omega_s'], 0.7)
+    self.assertEqual(sweeps.chunks([1, 2, 3], 2), [([1, 2], 2), ([3, 3], 1)])
 
   def test_entrypoint_chunks_table_plots_and_reuse(self):
     workdir = self.create_tempdir().full_path

@@ -1,0 +1,89 @@
+"""Sweep specifications: values of swept fields, and the points (configs) they make.
+
+A sweep field is one of ``adjax.game.SWEEPABLE`` (arrays in the state, so all
+points compile once); its values are ``a,b,c``, ``lin:START:STOP:NUM`` or
+``log:START:STOP:NUM`` (log-spaced). ``adjax.train.train_and_evaluate`` runs a
+list of points as members of one vmapped program.
+"""
+
+import itertools
+
+import numpy as np
+
+from adjax import game as game_lib
+from adjax import methods as methods_lib
+from adjax.config import ConfigError
+
+OMEGAS = ('game.omega_r', 'game.omega_s', 'game.omega_t')
+GENERATORS = ('student', 'teacher')
+
+
+def check_field(field: str) -> None:
+  """Refuses a field that is not an array in the state (it would change the compiled program)."""
+  if field not in game_lib.SWEEPABLE:
+    raise ConfigError(
+      f'{field} cannot be swept in one program: it is static (it changes shapes or code); '
+      f'sweepable fields: {", ".join(game_lib.SWEEPABLE)}. Run separate jobs for other values'
+    )
+
+
+def parse_values(field: str, spec: str) -> list[float]:
+  """``a,b,c`` | ``lin:START:STOP:NUM`` | ``log:START:STOP:NUM`` as a list of floats."""
+  try:
+    if spec.startswith(('lin:', 'log:')):
+      kind, start, stop, num = spec.split(':')
+      start, stop, num = float(start), float(stop), int(num)
+      if num < 1 or (kind == 'log' and (start <= 0 or stop <= 0)):
+        raise ValueError
+      space = np.linspace if kind == 'lin' else np.geomspace
+      return [float(v) for v in space(start, stop, num)]
+    return [float(v) for v in spec.split(',')]
+  except ValueError:
+    raise ConfigError(
+      f'--sweep={field}={spec}: VALUES must be a,b,c or lin:START:STOP:NUM or log:START:STOP:NUM '
+      '(log: both ends > 0; NUM >= 1)'
+    ) from None
+
+
+def parse_sweeps(specs: list[str]) -> dict[str, list[float]]:
+  """``['game.nu=log:1e-3:1e3:7', …]`` → ``{'game.nu': [...], …}``; unknown or static fields are refused."""
+  fields = {}
+  for spec in specs:
+    field, sep, values = spec.partition('=')
+    if not sep:
+      raise ConfigError(f'--sweep={spec} must be FIELD=VALUES, e.g. game.nu=log:1e-3:1e3:7')
+    check_field(field)
+    if field in fields:
+      raise ConfigError(f'--sweep gives {field} twice')
+    fields[field] = parse_values(field, values)
+  return fields
+
+
+def complete_omegas(method: str, point: dict) -> dict:
+  """Gives the unswept ω's of a constrained method (ADIB, ADIM) equal parts of what the swept ones leave of 1."""
+  m = methods_lib.METHODS[method]
+  constrained = OMEGAS if m.discriminator == 'multiclass' else OMEGAS[1:] if method == 'adib' else ()
+  swept = [f for f in constrained if f in point]
+  rest = [f for f in constrained if f not in point]
+  if not swept or not rest:
+    return point
+  share = (1.0 - sum(point[f] for f in swept)) / len(rest)
+  return {**point, **{f: share for f in rest}}
+
+
+def sweep_points(fields: dict[str, list[float]], combine: str, method: str) -> list[tuple[str | None, dict]]:
+  """``(axis, point)`` pairs: ``axis`` is the field the point varies (``None`` for grid points)."""
+  if combine == 'axes':
+    raw = [(f, {f: v}) for f, values in fields.items() for v in values]
+  else:
+    raw = [(None, dict(zip(fields, combo))) for combo in itertools.product(*fields.values())]
+  return [(axis, complete_omegas(method, point)) for axis, point in raw]
+
+
+def chunks(points: list[dict], size: int) -> list[tuple[list[dict], int]]:
+  """Points in groups of ``size``; the last padded by repeating its last point: ``(group, number real)``."""
+  out = []
+  for start in range(0, len(points), size):
+    group = points[start : start + size]
+    out.append((group + [group[-1]] * (size - len(group)), len(group)))
+  return out
