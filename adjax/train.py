@@ -228,7 +228,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, sweep: l
     ckpt.save(0, {'state': state, 'best': best}, meta)
   else:
     like = {'state': state, 'best': {p: state[p]['params'] for p in GENERATORS if p in state}}
-    arrays, meta = ckpt.restore(step, like)
+    try:
+      arrays, meta = ckpt.restore(step, like)
+    except ValueError as e:  # orbax: the saved tree is not this state's (another adjax version wrote it)
+      raise config_lib.ConfigError(
+        f"workdir={workdir!r} holds a round-{step} checkpoint whose arrays do not match this run's state "
+        f'({str(e).splitlines()[0][:200]}); it was written by another version of adjax: use a new workdir'
+      ) from None
     state, best = arrays['state'], arrays['best']
     logging.info('resumed %s at round %d', workdir, step)
 

@@ -6,10 +6,12 @@ import signal
 import subprocess
 import sys
 import time
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from adjax import checkpoint
@@ -195,6 +197,11 @@ class TrainTest(parameterized.TestCase):
     train.train_and_evaluate(tiny_config('student', rounds=1), workdir)
     with self.assertRaisesRegex(config_lib.ConfigError, 'n_train'):
       train.train_and_evaluate(tiny_config('student', rounds=1, n_train=60), workdir)
+    # A checkpoint whose state has other arrays (another adjax version wrote it): a clear refusal.
+    original = game_lib.hyperparameters
+    with mock.patch.object(game_lib, 'hyperparameters', lambda m, c: {**original(m, c), 'extra': jnp.zeros(())}):
+      with self.assertRaisesRegex(config_lib.ConfigError, 'written by another version of adjax: use a new workdir'):
+        train.train_and_evaluate(tiny_config('student', rounds=2), workdir)
 
 
 def _abstract(workdir):
