@@ -7,8 +7,9 @@ then ω_s swept over ``--omegas`` (the others sharing the rest) and ω_t swept
 likewise. Every ``--every`` rounds, at the members' current parameters, it
 draws ``--draws`` independent gradients (fresh minibatch and noise each) of
 each unweighted term of the student's and the teacher's loss, for every
-estimator in ``--estimators``, all in one compiled program per estimator (no
-host round trip inside; timed to ``block_until_ready``). Writes
+estimator in ``--estimators``, all in one compiled program per estimator
+(members one after another, ``--draws_per_chunk`` draws vmapped; no host
+round trip inside; timed to ``block_until_ready``). Writes
 ``DIR/grad_variance.json`` (device kind, draws per second, per round log10
 mean per-parameter variance and cosine of the expected gradients) and
 ``DIR/fig5_student.png``, ``DIR/fig10_teacher.png`` (log10 variance per round,
@@ -134,7 +135,8 @@ def main(argv):
       return {r: gradients.statistics(g, s, r, d, jax.random.fold_in(key, i), num_chunks, _CHUNK.value)
               for i, r in enumerate(ROLES)}  # fmt: skip
 
-    measure[e] = jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
+    # Members one after another (lax.map): memory is one member's chunk of draws.
+    measure[e] = jax.jit(lambda s, d, key, one=one: jax.lax.map(lambda sd: one(*sd, key), (s, d)))
 
   results = {
     'device_kind': jax.devices()[0].device_kind,
