@@ -3,12 +3,13 @@
   python -m experiments.sweep --config=experiments/configs/fig3.py --workdir=DIR
 
 Each field is swept alone, the others at their defaults (ω's: the unswept
-two share what the swept one leaves of 1). The paper's ranges are
-ν ∈ (1e-3, 1e3) and µ ∈ (1e-4, 1e2), at n = 100, 1,000 and 10,000; mnist5k
-holds 5,000 digits, so its largest size here is 3,000 (with 1,000 for
-validation). The schedule is the CPU one: 20 rounds after pretraining (the
-student's validation accuracy has levelled off by then at n = 100; see
-README); `--config.rounds=40` or more on an accelerator.
+two share what the swept one leaves of 1): 17 points, one vmapped program
+per training size. The paper's ranges are ν ∈ (1e-3, 1e3) and
+µ ∈ (1e-4, 1e2), here every second decade (finer: e.g.
+`--sweep=game.nu=log:1e-3:1e3:7`, which replaces the whole list), at
+n = 100, 1,000 and 10,000; mnist5k holds 5,000 digits, so its largest size
+here is 3,000 (with 1,000 for validation). The schedule is the CPU one, 20
+rounds after pretraining; `--config.rounds=40` or more on an accelerator.
 """
 
 import ml_collections
