@@ -345,11 +345,18 @@ def play_round(game: Game, state: State, data: Data) -> tuple[State, dict]:
   return state, metrics
 
 
-def pretrain(game: Game, state: State, data: Data, frozen: bool = False) -> tuple[State, dict]:
+# The frozen teacher of a two-phase baseline trains in this many equal segments
+# of ``pretrain.frozen_teacher`` steps; the host keeps its best on validation.
+FROZEN_SEGMENTS = 10
+
+
+def pretrain(game: Game, state: State, data: Data, frozen: bool = False, segment=0) -> tuple[State, dict]:
   """Supervised pretraining of the generators, then of the discriminator against them.
 
-  ``frozen=True`` trains only the frozen players (``pretrain.frozen_teacher``
-  steps), which a run may instead load from a teacher cache; ``False`` all the others.
+  ``frozen=True`` trains only the frozen players, one ``segment`` (of
+  ``FROZEN_SEGMENTS``, each with its own minibatches) of their
+  ``pretrain.frozen_teacher`` steps; a run may instead load them from a
+  teacher cache. ``False`` trains all the others.
   """
   key = jax.random.fold_in(jax.random.wrap_key_data(state['rng']), 0)
   tau = round_tau(game, state, jnp.zeros((), jnp.int32))
@@ -358,11 +365,13 @@ def pretrain(game: Game, state: State, data: Data, frozen: bool = False) -> tupl
   for i, player in enumerate(('student', 'teacher', 'discriminator')):
     if player not in state or (player in game.method.frozen) != frozen:
       continue
-    steps = game.config.pretrain['frozen_teacher' if frozen else player]
+    if frozen:
+      steps = -(-game.config.pretrain.frozen_teacher // FROZEN_SEGMENTS)
+      player_key = jax.random.fold_in(jax.random.fold_in(key, i), segment)
+    else:
+      steps, player_key = game.config.pretrain[player], jax.random.fold_in(key, i)
     if steps > 0:
-      state[player], metrics[player] = _updates(
-        game, state, player, data, jax.random.fold_in(key, i), steps, tau, 'supervised'
-      )
+      state[player], metrics[player] = _updates(game, state, player, data, player_key, steps, tau, 'supervised')
   return state, metrics
 
 
@@ -376,14 +385,16 @@ def accuracy(game: Game, player: str, params, x: jax.Array, y: jax.Array) -> jax
 def compile_fns(game: Game):
   """The run's jitted programs, vmapped over a leading seed axis of state and data.
 
-  ``pretrain(state, data, frozen)`` (``frozen`` static), ``play_round(state,
+  ``pretrain(state, data, frozen, segment)`` (``frozen`` static), ``play_round(state,
   data)`` (state donated) and ``accuracy(player, params, x, y)``; cached per
   static game, so runs that differ only in ``NOT_COMPILED`` fields share
   compiled code.
   """
   return (
     jax.jit(
-      lambda state, data, frozen: jax.vmap(functools.partial(pretrain, game, frozen=frozen))(state, data),
+      lambda state, data, frozen, segment=0: jax.vmap(
+        lambda s, d: pretrain(game, s, d, frozen=frozen, segment=segment)
+      )(state, data),
       static_argnums=(2,),
       donate_argnums=(0,),
     ),

@@ -88,6 +88,12 @@ def _round_scalars(metrics: dict, val: dict, seed_index: int) -> dict[str, float
   return scalars
 
 
+def _select(pick_S: np.ndarray, new, old):
+  """Per member: ``new``'s arrays where ``pick_S``, else ``old``'s (leading member axis)."""
+  pick = jnp.asarray(pick_S)
+  return jax.tree.map(lambda n, o: jnp.where(pick.reshape(-1, *[1] * (n.ndim - 1)), n, o), new, old)
+
+
 def _stack(trees):
   return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
 
@@ -157,13 +163,17 @@ TEACHER_FIELDS = (
 
 def teacher_cache_path(config: ml_collections.ConfigDict, seed: int) -> str:
   fields = {k: config.to_dict()[k] for k in TEACHER_FIELDS}
-  fields.update(seed=seed, steps=config.pretrain.frozen_teacher)
+  fields.update(seed=seed, steps=config.pretrain.frozen_teacher, segments=game_lib.FROZEN_SEGMENTS)
   digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
   return os.path.join(config.teacher_cache, f'teacher_{digest}')
 
 
-def _frozen_players(configs, game, state, train, pretrain):
-  """Trains the frozen teacher of a two-phase baseline, or loads it from ``teacher_cache``."""
+def _frozen_players(configs, game, state, train, val_split, pretrain, accuracy):
+  """Trains the frozen teacher of a two-phase baseline, or loads it from ``teacher_cache``.
+
+  It trains in ``game.FROZEN_SEGMENTS`` segments; each member keeps its
+  parameters with the best validation accuracy after any segment.
+  """
   if not game.method.frozen:
     return state
   paths = [teacher_cache_path(c, c.seed) for c in configs] if configs[0].teacher_cache else []
@@ -172,10 +182,20 @@ def _frozen_players(configs, game, state, train, pretrain):
     state['teacher'] = dict(state['teacher'], params=_stack([checkpoint.load_tree(p, like) for p in paths]))
     logging.info('loaded the frozen teacher from %s', configs[0].teacher_cache)
     return state
-  state, _ = pretrain(state, train, True)
+  best, best_val = None, None
+  for segment in range(game_lib.FROZEN_SEGMENTS):
+    state, _ = pretrain(state, train, True, segment)
+    val = _evaluate(accuracy, {'teacher': state['teacher']['params']}, val_split)['teacher']
+    if best is None:
+      best, best_val = jax.tree.map(jnp.copy, state['teacher']['params']), val
+      continue
+    best = _select(val > best_val, state['teacher']['params'], best)
+    best_val = np.maximum(val, best_val)
+  logging.info('frozen teacher: best validation accuracy %s', np.round(best_val, 4))
+  state['teacher'] = dict(state['teacher'], params=best)
   for i, path in enumerate(paths):
     if not os.path.isdir(path):
-      checkpoint.save_tree(path, jax.tree.map(lambda a: a[i], state['teacher']['params']))
+      checkpoint.save_tree(path, jax.tree.map(lambda a: a[i], best))
   return state
 
 
@@ -213,7 +233,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, sweep: l
   step = ckpt.latest_step()
   if step is None:
     t0 = time.perf_counter()
-    state = _frozen_players(configs, game, state, train, pretrain)
+    state = _frozen_players(configs, game, state, train, val_split, pretrain, accuracy)
     state, metrics = pretrain(state, train, False)
     val = _evaluate(accuracy, _params(state), val_split)
     best = {p: jax.tree.map(jnp.copy, state[p]['params']) for p in GENERATORS if p in state}
@@ -258,10 +278,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, sweep: l
       for i in np.flatnonzero(improved_S):
         meta['best'][i][p] = {'round': r + 1, 'val_accuracy': float(val[p][i])}
       if improved_S.any():
-        pick = jnp.asarray(improved_S)
-        best[p] = jax.tree.map(
-          lambda new, old: jnp.where(pick.reshape(-1, *[1] * (new.ndim - 1)), new, old), state[p]['params'], best[p]
-        )
+        best[p] = _select(improved_S, state[p]['params'], best[p])
     meta['seconds'].append(time.perf_counter() - t0)
     metric_writer.log_round(r + 1, config.rounds, [h[-1] for h in meta['history']], meta['seconds'][-1])
     ckpt.save(r + 1, {'state': state, 'best': best}, meta)

@@ -192,6 +192,22 @@ class TrainTest(parameterized.TestCase):
     self.assertEqual(reused['final'], trained['final'])
     self.assertEqual(_without_timings(reused['history']), _without_timings(trained['history']))
 
+  def test_frozen_teacher_is_its_best_segment_on_validation(self):
+    c = config_lib.validate(tiny_config('distn', rounds=1))
+    c.pretrain.frozen_teacher = 20  # 10 segments of 2 steps
+    splits = data.load(c)
+    game = game_lib.build(c, splits.num_classes)
+    pretrain, _, accuracy = game_lib.compile_fns(game)
+    train_data, val = (jax.tree.map(lambda a: jnp.asarray(a)[None], splits.split(n)) for n in ('train', 'val'))
+    state = one_seed(game_lib.init_state(game, jax.random.key(0), splits.split('train')))
+    per_segment = []
+    for segment in range(game_lib.FROZEN_SEGMENTS):
+      state, _ = pretrain(state, train_data, True, segment)
+      per_segment.append(float(accuracy('teacher', state['teacher']['params'], val['x'], val['y'])[0]))
+    self.assertGreater(len(set(per_segment)), 1)  # segments differ, so selection matters
+    results = train.train_and_evaluate(c, self.create_tempdir().full_path)
+    self.assertEqual(results['history'][0]['teacher_val_accuracy'], max(per_segment))
+
   def test_resume_with_a_different_config_is_refused(self):
     workdir = self.create_tempdir().full_path
     train.train_and_evaluate(tiny_config('student', rounds=1), workdir)
