@@ -4,6 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+AFFINE_CHUNK = 256  # images interpolated at once
+
 
 def random_affine(key: jax.Array, x_BxHxWxC: jax.Array, rotation_deg: float, shift_px: float, zoom: float) -> jax.Array:
   """Each image rotated by U(±rotation_deg), shifted by U(±shift_px) pixels per axis and zoomed by U(1 ± zoom).
@@ -36,7 +38,9 @@ def affine(x_BxHxWxC: jax.Array, angle_B: jax.Array, shift_Bx2: jax.Array, scale
     ]
     return jnp.stack(channels, -1).reshape(image_HxWxC.shape)
 
-  return jax.vmap(one)(x_BxHxWxC, angle_B, shift_Bx2, scale_B)
+  # Chunks of images under lax.map: the interpolation's intermediates (several floats per pixel) of a
+  # phase's thousands of images, times vmapped members, would otherwise all be live at once.
+  return jax.lax.map(lambda args: one(*args), (x_BxHxWxC, angle_B, shift_Bx2, scale_B), batch_size=AFFINE_CHUNK)
 
 
 def random_flip(key: jax.Array, x_BxHxWxC: jax.Array) -> jax.Array:

@@ -80,8 +80,11 @@ def sweep_points(fields: dict[str, list[float]], combine: str, method: str) -> l
   return [(axis, complete_omegas(method, point)) for axis, point in raw]
 
 
-def chunks(points: list[dict], size: int) -> list[tuple[list[dict], int]]:
-  """Points in groups of ``size``; the last padded by repeating its last point: ``(group, number real)``."""
+def chunks(points: list, most: int) -> list[tuple[list, int]]:
+  """Points in the fewest groups of at most ``most``, all of one size (the last padded by repeating its last
+  point, so every group runs the same compiled program): ``(group, number real)``."""
+  count = -(-len(points) // most)
+  size = -(-len(points) // count)
   out = []
   for start in range(0, len(points), size):
     group = points[start : start + size]

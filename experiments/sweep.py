@@ -12,8 +12,8 @@ Figs. 3 and 6). Sweeping some of ω_r, ω_s, ω_t of a method that needs them to
 sum to 1 gives the remainder to the unswept ones in equal parts.
 
 Every point times ``--config.num_seeds`` seeds is one member of a vmapped
-program of at most ``--chunk`` members; a larger sweep runs in chunks (the
-last padded to the same size, so all compile once), each in
+program of at most ``--chunk`` members; a larger sweep runs in the fewest
+chunks of equal size (the last padded, so all compile once), each in
 ``DIR/n{N}/chunk_{i}`` (reused when finished, resumed when not). Training
 sizes (``--n_train``) change shapes, so each is its own program. Writes
 ``DIR/sweep.md``, ``DIR/sweep.json`` and ``DIR/sweep_{field}.png``: student
@@ -46,7 +46,9 @@ _SWEEP = flags.DEFINE_multi_string(
 )
 _COMBINE = flags.DEFINE_enum('combine', None, ['grid', 'axes'], 'How several --sweep flags combine (default: grid).')
 _N_TRAIN = flags.DEFINE_list('n_train', None, 'Training-set sizes, each its own program (default: the config).')
-_CHUNK = flags.DEFINE_integer('chunk', 64, 'Most members (points x seeds) in one vmapped program.')
+_CHUNK = flags.DEFINE_integer(
+  'chunk', 16, 'Most members (points x seeds) in one vmapped program (memory: each holds 3 players and Adam).'
+)
 _CONFIG = config_flags.DEFINE_config_file('config', 'experiments/configs/mnist.py', 'Base config.')
 
 GENERATORS = ('student', 'teacher')

@@ -68,6 +68,8 @@ class SweepTest(absltest.TestCase):
     self.assertEqual(points[0][1], {'game.omega_s': 0.2, 'game.nu': 1.0, 'game.omega_r': 0.4, 'game.omega_t': 0.4})
     self.assertEqual(sweeps.sweep_points({'game.omega_t': [0.3]}, 'axes', 'adib')[0][1]['game.omega_s'], 0.7)
     self.assertEqual(sweeps.chunks([1, 2, 3], 2), [([1, 2], 2), ([3, 3], 1)])
+    self.assertEqual([real for _, real in sweeps.chunks(list(range(17)), 16)], [9, 8])  # balanced, not 16 + 1
+    self.assertEqual({len(group) for group, _ in sweeps.chunks(list(range(17)), 16)}, {9})
 
   def test_entrypoint_chunks_table_plots_and_reuse(self):
     workdir = self.create_tempdir().full_path
