@@ -3,10 +3,9 @@
   python -m experiments.sweep --config=experiments/configs/fig3.py --workdir=DIR
 
 Each field is swept alone, the others at their defaults (ω's: the unswept
-two share what the swept one leaves of 1): 17 points, one vmapped program
-per training size. The paper's ranges are ν ∈ (1e-3, 1e3) and
-µ ∈ (1e-4, 1e2), here every second decade (finer: e.g.
-`--sweep=game.nu=log:1e-3:1e3:7`, which replaces the whole list), at
+two share what the swept one leaves of 1): 23 points, two vmapped programs
+of 12 per training size (``--chunk=16``). The paper's ranges are
+ν ∈ (1e-3, 1e3) and µ ∈ (1e-4, 1e2), here one point per decade, at
 n = 100, 1,000 and 10,000; mnist5k holds 5,000 digits, so its largest size
 here is 3,000 (with 1,000 for validation). The schedule is the CPU one, 20
 rounds after pretraining; `--config.rounds=40` or more on an accelerator.
