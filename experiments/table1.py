@@ -1,6 +1,6 @@
 """The paper's Table 1 protocol: methods x training sizes x seeds, with the paper's figures beside.
 
-  python -m experiments.table1 --n_train=100,1000 --methods=all --num_seeds=10,3 --workdir=DIR
+  python -m experiments.table1 --n_train=100,1000 --methods=all --num_seeds=10,3 --rounds=40,100 --workdir=DIR
 
 Each (n_train, method) cell is one run of ``adjax.train`` (its seeds vmapped)
 in ``DIR/n{N}/{METHOD}``; a cell whose ``results.json`` holds the same config
@@ -31,6 +31,7 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=Tr
 _N_TRAIN = flags.DEFINE_list('n_train', ['100', '1000'], 'Training-set sizes.')
 _METHODS = flags.DEFINE_list('methods', ['all'], "Methods, or 'all' (every method with a student).")
 _SEEDS = flags.DEFINE_list('num_seeds', ['10'], 'Seeds per cell, vmapped: one count, or one per --n_train size.')
+_ROUNDS = flags.DEFINE_list('rounds', [], "Rounds per cell: one count, or one per --n_train size ('' = the config's).")
 _CONFIG = config_flags.DEFINE_config_file('config', 'experiments/configs/mnist.py', 'Base config.')
 
 # SPEC §6, Table 1 (MNIST): student accuracy %, mean ± std over 10 runs.
@@ -45,9 +46,9 @@ PAPER_MNIST = {
 }
 
 
-def cell_config(base: ml_collections.ConfigDict, method: str, n_train: int, num_seeds: int):
+def cell_config(base: ml_collections.ConfigDict, method: str, n_train: int, num_seeds: int, rounds: int):
   c = ml_collections.ConfigDict(base.to_dict())
-  c.method, c.n_train, c.num_seeds = method, n_train, num_seeds
+  c.method, c.n_train, c.num_seeds, c.rounds = method, n_train, num_seeds, rounds
   if not c.teacher_cache:  # DISTN, MIMIC and NOISY of one cell row share their trained teacher
     c.teacher_cache = os.path.join(_WORKDIR.value, 'teachers')
   return config_lib.validate(c)
@@ -99,17 +100,23 @@ def plot_curves(cells: dict, n: int, methods: list[str], path: str) -> None:
   plt.close(fig)
 
 
+def per_size(flag: str, values: list[str], sizes: list[int]) -> dict[int, int]:
+  """One integer per training size from a flag holding one value, or one per size."""
+  if len(values) not in (1, len(sizes)) or not all(v.strip().isdigit() for v in values):
+    sys.exit(f'adjax: --{flag}={",".join(values)} needs one count or one per --n_train size ({len(sizes)})')
+  counts = [int(v) for v in values]
+  return dict(zip(sizes, counts * len(sizes) if len(counts) == 1 else counts))
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.INFO)  # one progress line per round
   names = [m for m in methods_lib.METHODS if m != 'teacher'] if _METHODS.value == ['all'] else _METHODS.value
   sizes = [int(n) for n in _N_TRAIN.value]
-  seeds = [int(k) for k in _SEEDS.value]
-  if len(seeds) not in (1, len(sizes)):
-    sys.exit(f'adjax: --num_seeds={",".join(_SEEDS.value)} needs one count or one per --n_train size ({len(sizes)})')
-  seeds = dict(zip(sizes, seeds * len(sizes) if len(seeds) == 1 else seeds))
+  seeds = per_size('num_seeds', _SEEDS.value, sizes)
+  rounds = per_size('rounds', _ROUNDS.value or [str(_CONFIG.value.rounds)], sizes)
   try:  # every cell's config, and each size against the data, is checked before anything runs
-    configs = {(n, m): cell_config(_CONFIG.value, m, n, seeds[n]) for n in sizes for m in names}
+    configs = {(n, m): cell_config(_CONFIG.value, m, n, seeds[n], rounds[n]) for n in sizes for m in names}
     for n in sizes:
       data_lib.load(configs[n, names[0]])
   except config_lib.ConfigError as e:

@@ -1,5 +1,6 @@
 """The Table 1 entrypoint on a tiny grid: cells, reuse of finished cells, the table and the curves."""
 
+import json
 import os
 import subprocess
 import sys
@@ -31,7 +32,7 @@ class Table1Test(absltest.TestCase):
     workdir = self.create_tempdir().full_path
     command = [
       sys.executable, '-m', 'experiments.table1', f'--workdir={workdir}', '--n_train=20,30',
-      '--methods=student,distn,adim', '--num_seeds=2,1', *TINY,
+      '--methods=student,distn,adim', '--num_seeds=2,1', *TINY, '--rounds=1,2',
     ]  # fmt: skip
     first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True, timeout=600)
     with open(os.path.join(workdir, 'table1.md')) as f:
@@ -41,8 +42,10 @@ class Table1Test(absltest.TestCase):
     self.assertIn('| distn |', table)
     self.assertEqual(table.count('(2)'), 3)  # 3 methods, 2 seeds each at n=20
     self.assertEqual(table.count('(1)'), 3)  # and 1 seed at n=30
-    for n in (20, 30):
+    for n, rounds in ((20, 1), (30, 2)):
       self.assertTrue(os.path.exists(os.path.join(workdir, f'fig4_n{n}.png')))
+      with open(os.path.join(workdir, f'n{n}', 'adim', 'results.json')) as f:
+        self.assertEqual(len(json.load(f)['history']), rounds + 1)  # round 0 (pretrained) and each round
     stamp = os.path.getmtime(os.path.join(workdir, 'n20', 'adim', 'results.json'))
     second = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True, timeout=600)
     self.assertEqual(os.path.getmtime(os.path.join(workdir, 'n20', 'adim', 'results.json')), stamp)  # reused
@@ -53,6 +56,7 @@ class Table1Test(absltest.TestCase):
     for flags, message in [
       (['--n_train=100,6000'], 'n_train=6000 needs 600 examples of class'),
       (['--n_train=100,200', '--num_seeds=3,2,1'], '--num_seeds=3,2,1 needs one count or one per --n_train size'),
+      (['--n_train=100,200', '--rounds=40,x'], '--rounds=40,x needs one count or one per --n_train size'),
     ]:
       proc = subprocess.run(
         [sys.executable, '-m', 'experiments.table1', f'--workdir={workdir}', '--methods=student', *flags],
