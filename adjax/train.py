@@ -98,6 +98,11 @@ def _stack(trees):
   return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
 
 
+def init_members(game: game_lib.Game, configs: list[ml_collections.ConfigDict], data: dict):
+  """Each config's initial state (its seed's key, its swept values), stacked on a leading member axis."""
+  return _stack([game_lib.init_state(game, jax.random.key(c.seed), data, c) for c in configs])
+
+
 def with_overrides(config: ml_collections.ConfigDict, overrides: dict) -> ml_collections.ConfigDict:
   """A copy of ``config`` with dotted fields (``{'game.nu': 0.1, 'seed': 3}``) set."""
   c = ml_collections.ConfigDict(config.to_dict())
@@ -229,7 +234,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, sweep: l
     return ''.join(n + '/' for n in names)
 
   first = jax.tree.map(lambda a: a[0], train)
-  state = _stack([game_lib.init_state(game, jax.random.key(c.seed), first, c) for c in configs])
+  state = init_members(game, configs, first)
   step = ckpt.latest_step()
   if step is None:
     t0 = time.perf_counter()

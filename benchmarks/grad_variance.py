@@ -118,12 +118,11 @@ def main(argv):
     sys.exit(f'adjax: bad config: {e}')
   os.makedirs(_OUT.value, exist_ok=True)
   k = len(configs)
-  stack = lambda trees: jax.tree.map(lambda *a: jnp.stack(a), *trees)
   train = jax.tree.map(lambda a: jnp.stack([jnp.asarray(a)] * k), splits.split('train'))
   game = game_lib.build(config, splits.num_classes)
   pretrain, play_round, _ = game_lib.compile_fns(game)
   first = jax.tree.map(lambda a: a[0], train)
-  state = stack([game_lib.init_state(game, jax.random.key(config.seed), first, c) for c in configs])
+  state = train_lib.init_members(game, configs, first)
   state, _ = pretrain(state, train, False)
 
   num_chunks = _DRAWS.value // _CHUNK.value

@@ -33,11 +33,6 @@ _ROUNDS = flags.DEFINE_integer('rounds', 2, 'Timed rounds per configuration.')
 _CONFIG = config_flags.DEFINE_config_file('config', 'experiments/configs/mnist.py', 'Base config.')
 
 
-def stacked_state(game, configs, data_1):
-  states = [game_lib.init_state(game, jax.random.key(c.seed), data_1, c) for c in configs]
-  return jax.tree.map(lambda *a: jnp.stack(a), *states)
-
-
 def timed_rounds(play_round, state, data, rounds: int) -> tuple[float, object]:
   t0 = time.perf_counter()
   for _ in range(rounds):
@@ -59,15 +54,15 @@ def main(argv):
   for k in (int(v) for v in _KS.value):
     configs = [train_lib.with_overrides(config, {'game.nu': float(nu)}) for nu in np.geomspace(1e-2, 1e2, k)]
     data_k = jax.tree.map(lambda a: jnp.stack([a] * k), train)
-    state = stacked_state(game, configs, data_1)
+    state = train_lib.init_members(game, configs, data_1)
     _, state = timed_rounds(play_round, state, data_k, 1)  # compiles
     vmapped, _ = timed_rounds(play_round, state, data_k, _ROUNDS.value)
     del state
     data_one = jax.tree.map(lambda a: a[None], train)
-    timed_rounds(play_round, stacked_state(game, configs[:1], data_1), data_one, 1)  # compiles (once)
+    timed_rounds(play_round, train_lib.init_members(game, configs[:1], data_1), data_one, 1)  # compiles (once)
     sequential = 0.0
     for c in configs:
-      seconds, _ = timed_rounds(play_round, stacked_state(game, [c], data_1), data_one, _ROUNDS.value)
+      seconds, _ = timed_rounds(play_round, train_lib.init_members(game, [c], data_1), data_one, _ROUNDS.value)
       sequential += seconds
     results['ks'][k] = {'vmapped_s': vmapped, 'sequential_s': sequential, 'speedup': sequential / vmapped}
     print(f'K={k}: vmapped {vmapped:.2f} s, sequential {sequential:.2f} s, speed-up {sequential / vmapped:.2f}x',
