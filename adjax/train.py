@@ -22,11 +22,18 @@ from adjax import sweeps
 GENERATORS = ('student', 'teacher')
 # Fields a resumed run may change: more rounds continue the same trajectory.
 RESUMABLE_CHANGES = ('rounds',)
+# Fields that say where things are kept, not what is computed: a cached teacher is found by a hash of what
+# trains it, so a workdir moved with its teacher cache (or pointed at a copy) is still the same run.
+PLACE_FIELDS = ('teacher_cache',)
 
 
 def _run_json(config: ml_collections.ConfigDict, sweep: list[dict] | None) -> dict:
   """What ``config.json`` holds: the config, and the sweep points if any."""
   return {**json.loads(config.to_json()), **({'sweep': sweep} if sweep else {})}
+
+
+def _what_is_computed(config_json: dict) -> dict:
+  return {k: v for k, v in config_json.items() if k not in PLACE_FIELDS}
 
 
 def _check_resume(workdir: str, config: ml_collections.ConfigDict, sweep: list[dict] | None) -> None:
@@ -36,7 +43,8 @@ def _check_resume(workdir: str, config: ml_collections.ConfigDict, sweep: list[d
   with open(path) as f:
     saved = json.load(f)
   now = _run_json(config, sweep)
-  changed = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
+  ignored = RESUMABLE_CHANGES + PLACE_FIELDS
+  changed = sorted(k for k in set(saved) | set(now) if k not in ignored and saved.get(k) != now.get(k))
   if changed:
     raise config_lib.ConfigError(
       f'workdir={workdir!r} holds a run with a different config (fields: {", ".join(changed)}); '
@@ -51,7 +59,7 @@ def finished(workdir: str, config: ml_collections.ConfigDict, sweep: list[dict] 
     return None
   with open(path) as f:
     results = json.load(f)
-  same = results['config'] == json.loads(config.to_json()) and [
+  same = _what_is_computed(results['config']) == _what_is_computed(json.loads(config.to_json())) and [
     s.get('overrides') for s in results.get('sweep', [])
   ] == (sweep or [])
   return results if same else None

@@ -193,6 +193,12 @@ class TrainTest(parameterized.TestCase):
     trained = train.train_and_evaluate(tiny_config('mimic', num_seeds=2), self.create_tempdir().full_path)
     self.assertEqual(reused['final'], trained['final'])
     self.assertEqual(_without_timings(reused['history']), _without_timings(trained['history']))
+    # Where the cache lives is not part of the run: a moved cache still finds the finished run.
+    workdir = self.create_tempdir().full_path
+    finished = train.train_and_evaluate(tiny_config('mimic', teacher_cache=cache, num_seeds=2), workdir)
+    self.assertEqual(train.finished(workdir, tiny_config('mimic', teacher_cache=cache + '_moved', num_seeds=2)),
+                     finished)  # fmt: skip
+    self.assertIsNone(train.finished(workdir, tiny_config('mimic', teacher_cache=cache, num_seeds=1)))
 
   def test_frozen_teacher_is_its_best_segment_on_validation(self):
     c = config_lib.validate(tiny_config('distn', rounds=1))
