@@ -7,6 +7,8 @@ import sys
 
 from absl.testing import absltest
 
+from experiments import table1
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = [
   '--config.rounds=1',
@@ -50,6 +52,15 @@ class Table1Test(absltest.TestCase):
     second = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True, timeout=600)
     self.assertEqual(os.path.getmtime(os.path.join(workdir, 'n20', 'adim', 'results.json')), stamp)  # reused
     self.assertEqual(first.stdout.split('Student test')[1], second.stdout.split('Student test')[1])
+
+  def test_late_gain_compares_the_last_two_quarters_of_the_rounds(self):
+    # Round 0 (pretraining) is left out; 9 rounds give quarters of 2: rounds 6-7 (0.70, 0.74) and 8-9 (0.80, 0.90).
+    val = [0.1, 0.5, 0.6, 0.6, 0.65, 0.7, 0.70, 0.74, 0.80, 0.90]
+    history = [{'round': r, 'student_val_accuracy': v} for r, v in enumerate(val)]
+    self.assertAlmostEqual(table1.late_gain(history), 100 * ((0.80 + 0.90) - (0.70 + 0.74)) / 2)
+    flat = [{'round': r, 'student_val_accuracy': 0.9} for r in range(41)]
+    self.assertAlmostEqual(table1.late_gain(flat), 0.0)
+    self.assertIsNone(table1.late_gain(history[:4]))  # 3 rounds: no quarter
 
   def test_a_bad_cell_config_stops_before_any_run(self):
     workdir = self.create_tempdir().full_path
