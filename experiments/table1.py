@@ -98,21 +98,36 @@ def markdown(cells: dict, sizes: list[int], methods: list[str], dataset: str) ->
 
 
 def plot_curves(cells: dict, n: int, methods: list[str], path: str) -> None:
+  """Mean student validation accuracy per round: every round (left) and the second half, zoomed on the methods
+  within 10 points of the best (right; a collapsed method would flatten the others into one line)."""
   import matplotlib
 
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
+  import numpy as np
 
-  fig, ax = plt.subplots(figsize=(6, 4))
+  curves = {}
   for m in methods:
-    r = cells.get((n, m))
-    if r:
-      history = r['history']
-      ax.plot([h['round'] for h in history], [100 * h['student_val_accuracy'] for h in history], label=m)
-  ax.set_xlabel('round')
-  ax.set_ylabel('student validation accuracy (%)')
-  ax.set_title(f'n_train = {n}')
-  ax.legend(fontsize=8)
+    if r := cells.get((n, m)):
+      curves[m] = (
+        np.array([h['round'] for h in r['history']]),
+        100 * np.array([h['student_val_accuracy'] for h in r['history']]),
+      )
+  fig, (ax, zoom) = plt.subplots(1, 2, figsize=(11, 4))
+  late = {m: v[r >= r.max() / 2] for m, (r, v) in curves.items()}
+  best = max((np.median(v) for v in late.values()), default=0.0)
+  near = [m for m in curves if np.median(late[m]) >= best - 10]
+  for m, (r, v) in curves.items():
+    line = ax.plot(r, v, label=m)[0]
+    if m in near:
+      zoom.plot(r[r >= r.max() / 2], late[m], color=line.get_color(), label=m)
+  if near:
+    zoom.set_ylim(min(np.percentile(late[m], 5) for m in near) - 0.5, max(late[m].max() for m in near) + 0.5)
+  for a, title in ((ax, f'n_train = {n}'), (zoom, f'n_train = {n}, second half')):
+    a.set_xlabel('round')
+    a.set_ylabel('student validation accuracy (%)')
+    a.set_title(title)
+    a.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
