@@ -1,6 +1,6 @@
 """The paper's Table 1 protocol: methods x training sizes x seeds, with the paper's figures beside.
 
-  python -m experiments.table1 --n_train=100,1000 --methods=all --num_seeds=10,3 --rounds=40,100 --workdir=DIR
+  python -m experiments.table1 --n_train=100,1000 --methods=all --num_seeds=10,3 --rounds=40,250 --workdir=DIR
 
 Each (n_train, method) cell is one run of ``adjax.train`` (its seeds vmapped)
 in ``DIR/n{N}/{METHOD}``; a cell whose ``results.json`` holds the same config
