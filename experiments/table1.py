@@ -114,15 +114,15 @@ def plot_curves(cells: dict, n: int, methods: list[str], path: str) -> None:
         100 * np.array([h['student_val_accuracy'] for h in r['history']]),
       )
   fig, (ax, zoom) = plt.subplots(1, 2, figsize=(11, 4))
-  late = {m: v[r >= r.max() / 2] for m, (r, v) in curves.items()}
-  best = max((np.median(v) for v in late.values()), default=0.0)
-  near = [m for m in curves if np.median(late[m]) >= best - 10]
+  late = {m: (r[r >= r.max() / 2], v[r >= r.max() / 2]) for m, (r, v) in curves.items()}
+  best = max((np.median(v) for _, v in late.values()), default=0.0)
+  near = [m for m in curves if np.median(late[m][1]) >= best - 10]
   for m, (r, v) in curves.items():
     line = ax.plot(r, v, label=m)[0]
     if m in near:
-      zoom.plot(r[r >= r.max() / 2], late[m], color=line.get_color(), label=m)
+      zoom.plot(*late[m], color=line.get_color(), label=m)
   if near:
-    zoom.set_ylim(min(np.percentile(late[m], 5) for m in near) - 0.5, max(late[m].max() for m in near) + 0.5)
+    zoom.set_ylim(min(np.percentile(late[m][1], 5) for m in near) - 0.5, max(late[m][1].max() for m in near) + 0.5)
   for a, title in ((ax, f'n_train = {n}'), (zoom, f'n_train = {n}, second half')):
     a.set_xlabel('round')
     a.set_ylabel('student validation accuracy (%)')
