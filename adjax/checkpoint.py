@@ -1,60 +1,175 @@
-"""The one place adjax touches orbax: save and restore a run's arrays and its JSON metadata."""
+"""The one place adjax touches orbax: save and restore a run's arrays and its JSON metadata.
 
+Every checkpoint proves itself: its metadata records the layout (path, shape,
+dtype) and a SHA-256 of every saved array, and a digest of the metadata
+itself. ``restore`` checks all three, so a checkpoint whose bytes changed on
+disk is reported as ``Damaged`` (the run falls back to the one before), and
+one written for another state as ``OtherLayout`` (a refusal), never restored
+silently.
+"""
+
+import hashlib
+import json
 import os
+import shutil
 
 from absl import logging
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+INTEGRITY = '_integrity'
+
+
+class Damaged(Exception):
+  """A checkpoint whose files cannot be read or whose contents no longer match their digests."""
+
+
+class OtherLayout(Exception):
+  """A checkpoint of a state with other arrays (another version of adjax, or another config)."""
+
 
 def _not_orbax(record) -> bool:
   return '/orbax/' not in record.pathname
 
 
+def _host(tree):
+  return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+def layout(tree) -> dict[str, list]:
+  """``{path: [shape, dtype]}`` of every leaf (arrays or ShapeDtypeStructs)."""
+  return {jax.tree_util.keystr(p): [list(a.shape), str(a.dtype)] for p, a in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def digests(tree) -> dict[str, str]:
+  """``{path: sha256}`` of every leaf's bytes (host arrays)."""
+  out = {}
+  for path, a in jax.tree_util.tree_leaves_with_path(tree):
+    out[jax.tree_util.keystr(path)] = hashlib.sha256(np.ascontiguousarray(a).view(np.uint8)).hexdigest()
+  return out
+
+
+def _meta_digest(meta: dict) -> str:
+  return hashlib.sha256(json.dumps(meta, sort_keys=True, allow_nan=False).encode()).hexdigest()
+
+
 class Checkpoints:
-  """Per-round checkpoints of a pytree of arrays plus a JSON-able dict, keeping the last two."""
+  """Per-round checkpoints of a pytree of arrays plus a JSON-able dict, keeping the last two.
+
+  Two, because the newest may turn out damaged and the run then resumes from
+  the one before it (one round recomputed).
+  """
 
   def __init__(self, directory: str):
     logging.get_absl_handler().addFilter(_not_orbax)  # orbax logs each save at INFO
+    self.directory = os.path.abspath(directory)
     options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True, enable_async_checkpointing=False)
-    self._manager = ocp.CheckpointManager(os.path.abspath(directory), options=options, item_names=('arrays', 'meta'))
+    self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=('arrays', 'meta'))
 
-  def latest_step(self) -> int | None:
-    return self._manager.latest_step()
+  def all_steps(self) -> list[int]:
+    """Saved steps, newest first."""
+    return sorted(self._manager.all_steps(), reverse=True)
 
   def save(self, step: int, arrays, meta: dict) -> None:
     # A host copy: the device buffers are donated to the next round.
-    host = jax.tree.map(np.asarray, jax.device_get(arrays))
+    host = _host(arrays)
+    meta = {**meta, INTEGRITY: {'layout': layout(host), 'arrays': digests(host), 'meta': _meta_digest(meta)}}
     self._manager.save(
       step, args=ocp.args.Composite(arrays=ocp.args.StandardSave(host), meta=ocp.args.JsonSave(meta)), force=True
     )
     self._manager.wait_until_finished()
 
   def restore(self, step: int, like):
-    """Arrays shaped like ``like`` (a pytree of arrays or ShapeDtypeStructs), and the metadata."""
+    """Arrays shaped like ``like`` (a pytree of arrays or ShapeDtypeStructs), and the metadata.
+
+    Raises ``Damaged`` or ``OtherLayout``.
+    """
+    try:
+      meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta']
+    except Exception as e:  # orbax and tensorstore raise many types for unreadable files
+      raise Damaged(f'its metadata cannot be read ({type(e).__name__}: {_first_line(e)})') from None
+    if not isinstance(meta, dict):
+      raise Damaged('its metadata is not a JSON object')
+    integrity = meta.pop(INTEGRITY, None)
+    if integrity is None:  # written before adjax checked integrity: restored as it is, with a warning
+      logging.warning('checkpoint %d has no integrity record (an older adjax wrote it); restored unchecked', step)
+    else:
+      if not isinstance(integrity, dict) or integrity.get('meta') != _meta_digest(meta):
+        raise Damaged('its metadata does not match its digest')
+      if integrity['layout'] != layout(like):
+        saved, now = integrity['layout'], layout(like)
+        diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+        raise OtherLayout(
+          f'{len(diff)} arrays differ, e.g. {diff[0]}: saved {saved.get(diff[0])}, now {now.get(diff[0])}'
+        )
     abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), like)
-    out = self._manager.restore(
-      step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
-    )
-    return out['arrays'], out['meta']
+    try:
+      arrays = self._manager.restore(step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(abstract)))
+    except ValueError as e:
+      if integrity is None:  # no layout on record: orbax's tree mismatch is the only sign
+        raise OtherLayout(_first_line(e)) from None
+      raise Damaged(f'its arrays cannot be read ({_first_line(e)})') from None
+    except Exception as e:
+      raise Damaged(f'its arrays cannot be read ({type(e).__name__}: {_first_line(e)})') from None
+    arrays = _host(arrays['arrays'])
+    if integrity is not None:
+      bad = [k for k, d in digests(arrays).items() if integrity['arrays'].get(k) != d]
+      if bad:
+        raise Damaged(f'{len(bad)} arrays do not match their digests, e.g. {bad[0]}')
+    return arrays, meta
+
+  def set_aside(self, step: int, where: str) -> str:
+    """Moves a (damaged) step out of the manager's directory into ``where``; nothing is deleted."""
+    os.makedirs(where, exist_ok=True)
+    target = os.path.join(where, str(step))
+    suffix = 0
+    while os.path.exists(target):
+      suffix += 1
+      target = os.path.join(where, f'{step}.{suffix}')
+    shutil.move(os.path.join(self.directory, str(step)), target)
+    self._manager.reload()
+    return target
 
   def close(self) -> None:
     self._manager.close()
 
 
+def _first_line(e: Exception) -> str:
+  return (str(e).splitlines() or [''])[0][:200]
+
+
+DIGESTS = 'adjax_digests.json'
+
+
 def save_tree(path: str, tree) -> None:
-  """One pytree of arrays to ``path`` (a directory orbax writes atomically)."""
+  """One pytree of arrays to ``path`` (a directory orbax writes atomically), with its digests inside."""
+  host = _host(tree)
   checkpointer = ocp.StandardCheckpointer()
-  checkpointer.save(os.path.abspath(path), jax.tree.map(np.asarray, jax.device_get(tree)))
+  checkpointer.save(os.path.abspath(path), host)
   checkpointer.wait_until_finished()
   checkpointer.close()
+  with open(os.path.join(path, DIGESTS), 'w') as f:
+    json.dump({'layout': layout(host), 'arrays': digests(host)}, f)
 
 
 def load_tree(path: str, like):
-  """The pytree saved at ``path``, shaped like ``like``."""
+  """The pytree saved at ``path``, shaped like ``like``; ``Damaged`` if its bytes changed or a part is missing."""
+  try:
+    with open(os.path.join(path, DIGESTS)) as f:
+      record = json.load(f)
+  except (OSError, ValueError) as e:
+    raise Damaged(f'{path}: its digests cannot be read ({type(e).__name__})') from None
+  if record.get('layout') != layout(like):
+    raise OtherLayout(f'{path} holds other arrays than this run needs')
   abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), like)
   checkpointer = ocp.StandardCheckpointer()
-  tree = checkpointer.restore(os.path.abspath(path), abstract)
-  checkpointer.close()
+  try:
+    tree = _host(checkpointer.restore(os.path.abspath(path), abstract))
+  except Exception as e:
+    raise Damaged(f'{path}: its arrays cannot be read ({type(e).__name__}: {_first_line(e)})') from None
+  finally:
+    checkpointer.close()
+  if digests(tree) != record.get('arrays'):
+    raise Damaged(f'{path}: its arrays do not match their digests')
   return tree

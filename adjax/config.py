@@ -25,9 +25,20 @@ def _one_of(field: str, value, valid) -> None:
   _require(value in valid, f'{field}={value!r} is not valid; choose one of: {", ".join(map(str, valid))}')
 
 
+def _leaves(tree: dict, prefix: str = ''):
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      yield from _leaves(value, f'{prefix}{key}.')
+    else:
+      yield f'{prefix}{key}', value
+
+
 def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Returns a copy with the method's default weights filled in, or raises ``ConfigError``."""
   c = ml_collections.ConfigDict(config.to_dict())
+  for field, value in _leaves(c.to_dict()):  # inf / nan in any float field: every check below would pass it
+    if isinstance(value, float):
+      _require(math.isfinite(value), f'{field}={value} must be finite (a number, not inf or nan)')
   _one_of('method', c.method, tuple(methods.METHODS))
   _one_of('dataset', c.dataset, DATASETS)
   if c.dataset == 'npz':
@@ -56,6 +67,10 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   t = c.tau
   _require(t.tau0 > 0, f'tau.tau0={t.tau0} must be > 0 (a concrete temperature)')
   _require(t.tau_min > 0, f'tau.tau_min={t.tau_min} must be > 0 (a concrete temperature)')
+  _require(
+    t.tau_min <= t.tau0,
+    f'tau.tau_min={t.tau_min} must be <= tau.tau0={t.tau0} (the schedule decays from tau0 down to tau_min)',
+  )
   _require(0 < t.decay <= 1, f'tau.decay={t.decay} must be in (0, 1]')
   _require(t.every >= 1, f'tau.every={t.every} must be >= 1')
   _require(

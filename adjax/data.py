@@ -11,8 +11,12 @@ disjoint from the others.
 import dataclasses
 import functools
 import gzip
+import math
 import os
+import zipfile
+import zlib
 
+from absl import logging
 import numpy as np
 
 from adjax import augment
@@ -82,8 +86,10 @@ def balanced_subsample(rng: np.random.Generator, y: np.ndarray, size: int, num_c
 def _check_labels(name: str, y: np.ndarray, n: int) -> np.ndarray:
   if y.ndim != 1 or y.shape[0] != n:
     raise ConfigError(f'{name} must be a vector of {n} labels, got shape {y.shape}')
-  if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
-    raise ConfigError(f'{name} must hold integer class labels 0..K-1, got dtype {y.dtype}, min {y.min()}')
+  if not np.issubdtype(y.dtype, np.integer):
+    raise ConfigError(f'{name} must hold integer class labels 0..K-1, got dtype {y.dtype}')
+  if y.min() < 0:
+    raise ConfigError(f'{name} must hold integer class labels 0..K-1, got label {y.min()}')
   return y.astype(np.int32)
 
 
@@ -93,30 +99,106 @@ def downsample(x_NxHxWxC: np.ndarray, factor: int) -> np.ndarray:
   return x_NxHxWxC.reshape(n, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
 
 
-def load_npz(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _open_npz(path: str) -> dict[str, np.ndarray]:
+  """Every array of the file, read now, or a one-line ``ConfigError`` saying what is wrong with it."""
   if not os.path.isfile(path):
     raise ConfigError(f'data_file={path!r} does not exist')
-  with np.load(path) as f:
-    missing = [k for k in NPZ_KEYS if k not in f]
-    if missing:
-      raise ConfigError(f'data_file={path!r} lacks {", ".join(missing)}; it needs {", ".join(NPZ_KEYS)}')
-    x_train, y_train, x_test, y_test = (np.asarray(f[k]) for k in NPZ_KEYS)
-    present = [k for k in PRIVILEGED_KEYS if k in f]
-    if len(present) == 1:
-      raise ConfigError(
-        f'data_file={path!r} has {present[0]} but not its pair; privileged inputs need both of '
-        f'{", ".join(PRIVILEGED_KEYS)}'
-      )
-    xp = tuple(np.asarray(f[k], np.float32) for k in PRIVILEGED_KEYS) if present else None
+  if os.path.getsize(path) == 0:
+    raise ConfigError(f'data_file={path!r} is empty; it must be an .npz with {", ".join(NPZ_KEYS)}')
+  with open(path, 'rb') as f:
+    if f.read(4) != b'PK\x03\x04':
+      raise ConfigError(f'data_file={path!r} is not an .npz (not a zip archive); write it with numpy.savez')
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      return {k: np.asarray(f[k]) for k in f.files}
+  except ValueError as e:
+    if 'Object arrays' in str(e):
+      raise ConfigError(f'data_file={path!r} holds object arrays; save plain numeric arrays with numpy.savez') from None
+    raise ConfigError(f'data_file={path!r} is not a readable .npz ({str(e).splitlines()[0][:160]})') from None
+  except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:  # truncated, CRC damage
+    raise ConfigError(
+      f'data_file={path!r} is damaged ({type(e).__name__}: {str(e).splitlines()[0][:160]}); write it again'
+    ) from None
+
+
+def _as_inputs(source: str, key: str, x: np.ndarray) -> np.ndarray:
+  """float32 inputs; uint8 images (pixels 0-255) are scaled to [0, 1] like the built-in datasets."""
+  if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or np.issubdtype(x.dtype, np.complexfloating):
+    raise ConfigError(f'{source}: {key} has dtype {x.dtype}; inputs must be real numbers')
+  if x.dtype == np.uint8:
+    logging.info('%s: %s is uint8; scaled from 0-255 to [0, 1]', source, key)
+    return x.astype(np.float32) / 255.0
+  return x.astype(np.float32)
+
+
+def load_npz(path: str):
+  """``x_train, y_train, x_test, y_test`` and ``(xp_train, xp_test)`` or None, checked."""
+  arrays = _open_npz(path)
+  source = f'data_file={path!r}'
+  missing = [k for k in NPZ_KEYS if k not in arrays]
+  if missing:
+    raise ConfigError(f'{source} lacks {", ".join(missing)}; it needs {", ".join(NPZ_KEYS)}')
+  present = [k for k in PRIVILEGED_KEYS if k in arrays]
+  if len(present) == 1:
+    raise ConfigError(
+      f'{source} has {present[0]} but not its pair; privileged inputs need both of {", ".join(PRIVILEGED_KEYS)}'
+    )
+  for k in NPZ_KEYS + tuple(present):
+    if arrays[k].ndim == 0 or arrays[k].shape[0] == 0:
+      raise ConfigError(f'{source}: {k} holds no examples (shape {arrays[k].shape})')
+  x_train, x_test = (_as_inputs(source, k, arrays[k]) for k in ('x_train', 'x_test'))
+  xp = tuple(_as_inputs(source, k, arrays[k]) for k in PRIVILEGED_KEYS) if present else None
   if x_train.shape[1:] != x_test.shape[1:]:
     raise ConfigError(f'x_train examples {x_train.shape[1:]} and x_test examples {x_test.shape[1:]} differ in shape')
-  y_train = _check_labels('y_train', y_train, x_train.shape[0])
-  y_test = _check_labels('y_test', y_test, x_test.shape[0])
+  y_train = _check_labels('y_train', arrays['y_train'], x_train.shape[0])
+  y_test = _check_labels('y_test', arrays['y_test'], x_test.shape[0])
   if xp is not None and (xp[0].shape[0] != x_train.shape[0] or xp[1].shape[0] != x_test.shape[0]):
     raise ConfigError(
       f'xp_train/xp_test must have one row per example of x_train/x_test, got {xp[0].shape}, {xp[1].shape}'
     )
-  return x_train.astype(np.float32), y_train, x_test.astype(np.float32), y_test, xp
+  return x_train, y_train, x_test, y_test, xp
+
+
+def check_finite(source: str, arrays: dict[str, np.ndarray | None]) -> None:
+  """Refuses NaN or inf in any input array: they would silently lower accuracy or poison training."""
+  for key, x in arrays.items():
+    if x is None:
+      continue
+    bad_N = ~np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
+    if bad_N.any():
+      raise ConfigError(
+        f'{source}: {key} holds non-finite values (NaN or inf) in {int(bad_N.sum())} of {x.shape[0]} examples '
+        f'(first: example {int(np.flatnonzero(bad_N)[0])}); clean or drop them'
+      )
+
+
+def check_classes(source: str, y_pool: np.ndarray, y_test: np.ndarray | None, num_drawn: int) -> int:
+  """The number of classes K, after checking that labels 0..K-1 can all be learned and drawn.
+
+  ``y_pool`` is what ``num_drawn`` train and validation examples are drawn from. A single class would
+  score 100 %; a class missing from ``y_pool`` cannot be learned; a class far
+  rarer than the others is most likely a label out of range.
+  """
+  num_classes = int(max(y_pool.max(), -1 if y_test is None else y_test.max())) + 1
+  if num_classes < 2:
+    raise ConfigError(f'{source}: every label is {num_classes - 1}; classification needs at least 2 classes')
+  counts = np.bincount(y_pool, minlength=num_classes)
+  absent = np.flatnonzero(counts == 0)
+  if absent.size:
+    where = 'appear in y_test but not' if y_test is not None and np.isin(absent, y_test).any() else 'do not appear'
+    raise ConfigError(
+      f'{source}: classes {absent.tolist()} of labels 0..{num_classes - 1} {where} in the training labels; '
+      'every class must be there to be learned (labels must be 0..K-1)'
+    )
+  median, needed_per_class = float(np.median(counts)), math.ceil(num_drawn / num_classes)
+  for k in np.flatnonzero(counts < needed_per_class):
+    if counts[k] < 0.1 * median:
+      raise ConfigError(
+        f'{source}: label {k} has {counts[k]} training examples while the median class has {median:g}: '
+        f'a label out of range? Labels must be 0..K-1 with about as many of each as a class-balanced draw '
+        f'needs ({needed_per_class} per class here)'
+      )
+  return num_classes
 
 
 def _read_split(source, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -174,7 +256,11 @@ def load(config) -> Splits:
     x_all, y_all, x_test, y_test, xp = load_npz(config.data_file)
     if xp is not None:
       xp_all, xp_test = xp
-  num_classes = int(y_all.max() if y_test is None else max(y_all.max(), y_test.max())) + 1
+  source = {'npz': f'data_file={config.data_file!r}', 'tfds': f'tfds.name={config.tfds.name!r}'}.get(
+    config.dataset, f'dataset={config.dataset}'
+  )
+  check_finite(source, {'x_train': x_all, 'x_test': x_test, 'xp_train': xp_all, 'xp_test': xp_test})
+  num_classes = check_classes(source, y_all, y_test, config.n_train + config.n_val)
   for player in methods.METHODS[config.method].present:
     seen = xp_all if (xp_all is not None and player != 'student') else x_all
     check_input_shape(seen.shape[1:], config[player].model, f'{player}.model')

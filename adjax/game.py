@@ -345,6 +345,27 @@ def play_round(game: Game, state: State, data: Data) -> tuple[State, dict]:
   return state, metrics
 
 
+def all_finite(tree) -> jax.Array:
+  """One boolean: every element of every leaf of ``tree`` is finite."""
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree)]))
+
+
+def guarded_round(game: Game, state: State, data: Data, active: jax.Array | None = None) -> tuple[State, dict]:
+  """``play_round``, but a member that is not ``active`` or whose round went non-finite keeps its state.
+
+  ``metrics['finite']`` says whether this round's metrics and trained
+  parameters were finite. Only ``round`` advances for a kept member, so a
+  diverged sweep member stops changing while the others go on (the host marks
+  it and stops passing it as active).
+  """
+  new, metrics = play_round(game, state, data)
+  finite = all_finite(metrics) & all_finite({p: new[p]['params'] for p in game.method.players})
+  keep_new = finite if active is None else finite & active
+  out = jax.tree.map(lambda n, o: jnp.where(keep_new, n, o), new, state)
+  out['round'] = new['round']
+  return out, {**metrics, 'finite': finite}
+
+
 # The frozen teacher of a two-phase baseline trains in this many equal segments
 # of ``pretrain.frozen_teacher`` steps; the host keeps its best on validation.
 FROZEN_SEGMENTS = 10
@@ -386,7 +407,9 @@ def compile_fns(game: Game):
   """The run's jitted programs, vmapped over a leading seed axis of state and data.
 
   ``pretrain(state, data, frozen, segment)`` (``frozen`` static), ``play_round(state,
-  data)`` (state donated) and ``accuracy(player, params, x, y)``; cached per
+  data, active=None)`` (state donated; ``guarded_round``: ``active [S]`` bool
+  freezes members, ``metrics['finite'] [S]``) and ``accuracy(player, params, x,
+  y)``; cached per
   static game, so runs that differ only in ``NOT_COMPILED`` fields share
   compiled code.
   """
@@ -398,7 +421,10 @@ def compile_fns(game: Game):
       static_argnums=(2,),
       donate_argnums=(0,),
     ),
-    jax.jit(jax.vmap(functools.partial(play_round, game)), donate_argnums=(0,)),
+    jax.jit(
+      lambda state, data, active=None: jax.vmap(functools.partial(guarded_round, game))(state, data, active),
+      donate_argnums=(0,),
+    ),
     jax.jit(
       lambda player, params, x, y: jax.vmap(functools.partial(accuracy, game, player))(params, x, y),
       static_argnums=(0,),

@@ -18,6 +18,7 @@ from adjax import data as data_lib
 from adjax import game as game_lib
 from adjax import metric_writer
 from adjax import sweeps
+from adjax import workdir as workdir_lib
 
 GENERATORS = ('student', 'teacher')
 # Fields a resumed run may change: more rounds continue the same trajectory.
@@ -40,8 +41,7 @@ def _check_resume(workdir: str, config: ml_collections.ConfigDict, sweep: list[d
   path = os.path.join(workdir, 'config.json')
   if not os.path.exists(path):
     return
-  with open(path) as f:
-    saved = json.load(f)
+  saved = workdir_lib.read_json(path, f'workdir={workdir!r}')
   now = _run_json(config, sweep)
   ignored = RESUMABLE_CHANGES + PLACE_FIELDS
   changed = sorted(k for k in set(saved) | set(now) if k not in ignored and saved.get(k) != now.get(k))
@@ -57,19 +57,15 @@ def finished(workdir: str, config: ml_collections.ConfigDict, sweep: list[dict] 
   path = os.path.join(workdir, 'results.json')
   if not os.path.exists(path):
     return None
-  with open(path) as f:
-    results = json.load(f)
+  try:
+    results = workdir_lib.read_json(path, f'workdir={workdir!r}')
+  except config_lib.ConfigError as e:  # the run writes it again from its checkpoints
+    logging.warning('%s', e)
+    return None
   same = _what_is_computed(results['config']) == _what_is_computed(json.loads(config.to_json())) and [
     s.get('overrides') for s in results.get('sweep', [])
   ] == (sweep or [])
   return results if same else None
-
-
-def _write_json(path: str, obj) -> None:
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(obj, f, indent=1)
-  os.replace(tmp, path)
 
 
 def _evaluate(accuracy, params: dict, split: dict) -> dict[str, np.ndarray | None]:
@@ -192,9 +188,17 @@ def _frozen_players(configs, game, state, train, val_split, pretrain, accuracy):
   paths = [teacher_cache_path(c, c.seed) for c in configs] if configs[0].teacher_cache else []
   if paths and all(os.path.isdir(p) for p in paths):
     like = jax.tree.map(lambda a: a[0], state['teacher']['params'])
-    state['teacher'] = dict(state['teacher'], params=_stack([checkpoint.load_tree(p, like) for p in paths]))
-    logging.info('loaded the frozen teacher from %s', configs[0].teacher_cache)
-    return state
+    try:
+      state['teacher'] = dict(state['teacher'], params=_stack([checkpoint.load_tree(p, like) for p in paths]))
+      logging.info('loaded the frozen teacher from %s', configs[0].teacher_cache)
+      return state
+    except (checkpoint.Damaged, checkpoint.OtherLayout) as e:
+      logging.warning('cached teacher unusable (%s); training it again', e)
+      for path in paths:
+        aside = path + '.damaged'
+        while os.path.exists(aside):
+          aside += '_'
+        os.replace(path, aside)
   best, best_val = None, None
   for segment in range(game_lib.FROZEN_SEGMENTS):
     state, _ = pretrain(state, train, True, segment)
@@ -212,95 +216,194 @@ def _frozen_players(configs, game, state, train, val_split, pretrain, accuracy):
   return state
 
 
+def _restore_latest(ckpt: checkpoint.Checkpoints, like, workdir: str):
+  """The newest intact checkpoint's ``(arrays, meta)``, or None if there is none.
+
+  A damaged checkpoint is reported and moved to ``workdir/damaged_checkpoints``
+  (kept, not deleted); the one before it is tried next. One written for
+  another state is refused: resuming it would be another run.
+  """
+  for step in ckpt.all_steps():
+    try:
+      arrays, meta = ckpt.restore(step, like)
+    except checkpoint.OtherLayout as e:
+      raise config_lib.ConfigError(
+        f"workdir={workdir!r} holds a round-{step} checkpoint of another layout than this run's state ({e}); "
+        'another version of adjax wrote it: use a new workdir'
+      ) from None
+    except checkpoint.Damaged as e:
+      moved = ckpt.set_aside(step, os.path.join(workdir, 'damaged_checkpoints'))
+      logging.warning('checkpoint of round %d is damaged (%s); moved to %s, trying the one before', step, e, moved)
+      continue
+    logging.info('resumed %s at round %d', workdir, step)
+    return arrays, meta
+  return None
+
+
+def _check_rounds(workdir: str, config: ml_collections.ConfigDict) -> None:
+  """Fewer rounds than a workdir already holds would report later rounds' figures under an earlier count."""
+  path = os.path.join(workdir, 'checkpoints')
+  steps = [int(d) for d in os.listdir(path) if d.isdigit()] if os.path.isdir(path) else []
+  if steps and max(steps) > config.rounds:
+    raise config_lib.ConfigError(
+      f'rounds={config.rounds} but workdir={workdir!r} already holds {max(steps)} rounds of this run; '
+      f'set rounds>={max(steps)} to resume or report it, or use a new workdir for a shorter run'
+    )
+
+
+def _nonfinite(scalars: dict) -> list[str]:
+  return [k for k, v in scalars.items() if not np.isfinite(v)]
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, sweep: list[dict] | None = None) -> dict:
   """Trains ``num_seeds`` seeds, times each ``sweep`` point, as one vmapped program; resumes from ``workdir``.
 
   ``sweep``: a list of points, each ``{dotted field: value}`` over
   ``game.SWEEPABLE`` fields (e.g. ``[{'game.nu': 0.1}, {'game.nu': 1.0}]``).
   Members are ordered point-major: point 0's seeds, then point 1's, …
+
+  A member whose round goes non-finite is frozen and reported as diverged
+  (``diverged_round`` in its ``per_seed`` entry, no figures); the others
+  finish. A run of one member, or one where every member diverged, raises
+  ``FloatingPointError`` instead, keeping its last good checkpoint. SIGTERM
+  ends the run after the current round's checkpoint (``workdir.Preempted``).
+  Only one process may run in a workdir at a time.
   """
   config = config_lib.validate(config)
   points = check_sweep(config, sweep) if sweep else [config]
   seeds = [config.seed + i for i in range(config.num_seeds)]
   configs = [with_overrides(c, {'seed': seed}) for c in points for seed in seeds]
   overrides = [point for point in (sweep or [{}]) for _ in seeds]
+  workdir_lib.check_usable(workdir)
   _check_resume(workdir, config, sweep)
+  _check_rounds(workdir, config)
   splits = _load_members(configs)
+  with workdir_lib.exclusive(workdir), workdir_lib.stop_on_sigterm() as sigterm:
+    _check_resume(workdir, config, sweep)  # again, under the lock: another run may have started meanwhile
+    return _run(config, workdir, sweep, configs, overrides, len(seeds), splits, sigterm)
+
+
+def _run(config, workdir, sweep, configs, overrides, num_seeds, splits, sigterm) -> dict:
   game = game_lib.build(config, splits.num_classes)
   pretrain, play_round, accuracy = game_lib.compile_fns(game)
   train, val_split = (jax.tree.map(jnp.asarray, splits.split(name)) for name in ('train', 'val'))
-
-  os.makedirs(workdir, exist_ok=True)
   if not os.path.exists(os.path.join(workdir, 'config.json')):
-    _write_json(os.path.join(workdir, 'config.json'), _run_json(config, sweep))
-  ckpt = checkpoint.Checkpoints(os.path.join(workdir, 'checkpoints'))
-  writer = metric_writer.MetricWriter(os.path.join(workdir, 'tensorboard'))
+    workdir_lib.write_json(os.path.join(workdir, 'config.json'), _run_json(config, sweep))
   num_members = len(configs)
 
   def tag(i):
-    names = [f'{k}={v:g}' for k, v in overrides[i].items()] + ([f'seed_{configs[i].seed}'] if len(seeds) > 1 else [])
+    names = [f'{k}={v:g}' for k, v in overrides[i].items()] + ([f'seed_{configs[i].seed}'] if num_seeds > 1 else [])
     return ''.join(n + '/' for n in names)
 
-  first = jax.tree.map(lambda a: a[0], train)
-  state = init_members(game, configs, first)
-  step = ckpt.latest_step()
-  if step is None:
-    t0 = time.perf_counter()
-    state = _frozen_players(configs, game, state, train, val_split, pretrain, accuracy)
-    state, metrics = pretrain(state, train, False)
-    val = _evaluate(accuracy, _params(state), val_split)
-    best = {p: jax.tree.map(jnp.copy, state[p]['params']) for p in GENERATORS if p in state}
-    metrics = jax.device_get(metrics)
-    meta = {
-      'history': [[{'round': 0, **_round_scalars(metrics, val, i)}] for i in range(num_members)],
-      'best': [{p: {'round': 0, 'val_accuracy': float(val[p][i])} for p in best} for i in range(num_members)],
-      'seconds': [time.perf_counter() - t0],
-    }
-    for i in range(num_members):
-      writer.write_scalars(0, {tag(i) + k: v for k, v in meta['history'][i][0].items()})
-    ckpt.save(0, {'state': state, 'best': best}, meta)
-  else:
+  def stop_if_preempted(r):
+    if sigterm.is_set():
+      raise workdir_lib.Preempted(
+        f'SIGTERM: stopped after the checkpoint of round {r}; run the same command again to resume'
+      )
+
+  ckpt = checkpoint.Checkpoints(os.path.join(workdir, 'checkpoints'))
+  writer = metric_writer.MetricWriter(os.path.join(workdir, 'tensorboard'))
+  try:
+    first = jax.tree.map(lambda a: a[0], train)
+    state = init_members(game, configs, first)
     like = {'state': state, 'best': {p: state[p]['params'] for p in GENERATORS if p in state}}
-    try:
-      arrays, meta = ckpt.restore(step, like)
-    except ValueError as e:  # orbax: the saved tree is not this state's (another adjax version wrote it)
-      raise config_lib.ConfigError(
-        f"workdir={workdir!r} holds a round-{step} checkpoint whose arrays do not match this run's state "
-        f'({str(e).splitlines()[0][:200]}); it was written by another version of adjax: use a new workdir'
-      ) from None
-    state, best = arrays['state'], arrays['best']
-    logging.info('resumed %s at round %d', workdir, step)
+    restored = _restore_latest(ckpt, like, workdir)
+    if restored is None:
+      t0 = time.perf_counter()
+      state = _frozen_players(configs, game, state, train, val_split, pretrain, accuracy)
+      state, metrics = pretrain(state, train, False)
+      val = _evaluate(accuracy, _params(state), val_split)
+      best = {p: jax.tree.map(jnp.copy, state[p]['params']) for p in GENERATORS if p in state}
+      metrics = jax.device_get(metrics)
+      history = [[{'round': 0, **_round_scalars(metrics, val, i)}] for i in range(num_members)]
+      finite = [
+        not _nonfinite(history[i][0]) and bool(jax.device_get(game_lib.all_finite(jax.tree.map(lambda a: a[i], best))))
+        for i in range(num_members)
+      ]
+      meta = {
+        'history': [h if ok else [] for h, ok in zip(history, finite)],
+        'best': [{p: {'round': 0, 'val_accuracy': float(val[p][i])} for p in best} for i in range(num_members)],
+        'diverged': [None if ok else 0 for ok in finite],
+        'seconds': [time.perf_counter() - t0],
+      }
+      _check_members(meta, history, 0, tag)
+      for i in range(num_members):
+        if finite[i]:
+          writer.write_scalars(0, {tag(i) + k: v for k, v in history[i][0].items()})
+      ckpt.save(0, {'state': state, 'best': best}, meta)
+      stop_if_preempted(0)
+    else:
+      arrays, meta = restored
+      state, best = arrays['state'], arrays['best']
+      meta.setdefault('diverged', [None] * num_members)
 
-  for r in range(int(state['round'][0]), config.rounds):
-    t0 = time.perf_counter()
-    state, metrics = play_round(state, train)
-    # A frozen player's accuracy is that of round 0: it is not evaluated again.
-    trained = {p: v for p, v in _params(state).items() if p not in game.method.frozen}
-    val = _evaluate(accuracy, trained, val_split)
-    for p in game.method.frozen:
-      val[p] = np.array([h[0][f'{p}_val_accuracy'] for h in meta['history']], np.float32)
-    metrics = jax.device_get(metrics)
-    for i in range(num_members):
-      scalars = {'round': r + 1, **_round_scalars(metrics, val, i)}
-      if not all(np.isfinite(v) for v in scalars.values()):
-        raise FloatingPointError(f'non-finite metrics in round {r + 1}, member {tag(i) or 0}: {scalars}')
-      meta['history'][i].append(scalars)
-      writer.write_scalars(r + 1, {tag(i) + k: v for k, v in scalars.items()})
-    for p in best:
-      improved_S = np.array([val[p][i] > meta['best'][i][p]['val_accuracy'] for i in range(num_members)])
-      for i in np.flatnonzero(improved_S):
-        meta['best'][i][p] = {'round': r + 1, 'val_accuracy': float(val[p][i])}
-      if improved_S.any():
-        best[p] = _select(improved_S, state[p]['params'], best[p])
-    meta['seconds'].append(time.perf_counter() - t0)
-    metric_writer.log_round(r + 1, config.rounds, [h[-1] for h in meta['history']], meta['seconds'][-1])
-    ckpt.save(r + 1, {'state': state, 'best': best}, meta)
+    for r in range(int(state['round'][0]), config.rounds):
+      t0 = time.perf_counter()
+      active = np.array([d is None for d in meta['diverged']])
+      state, metrics = play_round(state, train, jnp.asarray(active))
+      # A frozen player's accuracy is that of round 0: it is not evaluated again.
+      trained = {p: v for p, v in _params(state).items() if p not in game.method.frozen}
+      val = _evaluate(accuracy, trained, val_split)
+      metrics = jax.device_get(metrics)
+      finite = metrics.pop('finite')
+      for p in game.method.frozen:
+        val[p] = np.array([h[0][f'{p}_val_accuracy'] if h else np.nan for h in meta['history']], np.float32)
+      history = []
+      for i in range(num_members):
+        scalars = {'round': r + 1, **_round_scalars(metrics, val, i)}
+        history.append([scalars])
+        if active[i] and (not finite[i] or _nonfinite(scalars)):
+          meta['diverged'][i] = r + 1
+      _check_members(meta, history, r + 1, tag)
+      live = np.array([d is None for d in meta['diverged']])
+      for i in np.flatnonzero(live):
+        meta['history'][i].append(history[i][0])
+        writer.write_scalars(r + 1, {tag(i) + k: v for k, v in history[i][0].items()})
+      for p in best:
+        improved_S = live & np.array([val[p][i] > meta['best'][i][p]['val_accuracy'] for i in range(num_members)])
+        for i in np.flatnonzero(improved_S):
+          meta['best'][i][p] = {'round': r + 1, 'val_accuracy': float(val[p][i])}
+        if improved_S.any():
+          best[p] = _select(improved_S, state[p]['params'], best[p])
+      meta['seconds'].append(time.perf_counter() - t0)
+      metric_writer.log_round(r + 1, config.rounds, [meta['history'][i][-1] for i in np.flatnonzero(live)],
+                              meta['seconds'][-1])  # fmt: skip
+      ckpt.save(r + 1, {'state': state, 'best': best}, meta)
+      stop_if_preempted(r + 1)
 
+    results = _results(config, sweep, configs, overrides, num_seeds, splits, accuracy, state, best, meta)
+    workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)
+    return results
+  finally:
+    writer.close()
+    ckpt.close()
+
+
+def _check_members(meta: dict, history: list[list[dict]], round_: int, tag) -> None:
+  """Logs newly diverged members; raises when nothing is left to train (one member, or all of them)."""
+  diverged = [i for i, d in enumerate(meta['diverged']) if d == round_]
+  for i in diverged:
+    bad = _nonfinite(history[i][0]) or ['parameters']
+    logging.warning('member %s diverged in round %d (non-finite: %s); it is frozen', tag(i) or 0, round_, bad)
+  if diverged and all(d is not None for d in meta['diverged']):
+    i = diverged[0]
+    raise FloatingPointError(
+      f'non-finite metrics in round {round_}, member {tag(i) or 0}: {history[i][0]}'
+      + (f' (every one of {len(meta["diverged"])} members has diverged)' if len(meta['diverged']) > 1 else '')
+      + '; the last good checkpoint is kept'
+    )
+
+
+def _results(config, sweep, configs, overrides, num_seeds, splits, accuracy, state, best, meta) -> dict:
   test_split = jax.tree.map(jnp.asarray, splits.split('test'))
   selected, last = _evaluate(accuracy, best, test_split), _evaluate(accuracy, _params(state), test_split)
   test = {p: (selected[p], last[p]) for p in best}
   per_seed = []
   for i, c in enumerate(configs):
+    entry = {'seed': c.seed, **({'overrides': overrides[i]} if sweep else {})}
+    if meta['diverged'][i] is not None:  # its figures would be those of a broken run: none are reported
+      per_seed.append({**entry, 'diverged_round': meta['diverged'][i], 'final': None, 'history': meta['history'][i]})
+      continue
     final = {p: None for p in GENERATORS}
     for p in best:
       final[p] = {
@@ -310,47 +413,53 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, sweep: l
         'last_test_accuracy': float(test[p][1][i]),
         'last_val_accuracy': meta['history'][i][-1][f'{p}_val_accuracy'],
       }
-    per_seed.append(
-      {'seed': c.seed, **({'overrides': overrides[i]} if sweep else {}), 'final': final, 'history': meta['history'][i]}
-    )
-  results = {
+    per_seed.append({**entry, 'final': final, 'history': meta['history'][i]})
+  return {
     'method': config.method,
     'dataset': config.dataset,
     'n_train': config.n_train,
     'n_val': int(splits.y_val.shape[-1]),
     'n_test': int(splits.y_test.shape[-1]),
     'seed': config.seed,
-    'num_seeds': len(seeds),
+    'num_seeds': num_seeds,
     'rounds': config.rounds,
     'seconds_per_round': meta['seconds'],
-    # One seed: its figures; several: mean and std over seeds (each member's under per_seed).
-    **_group(per_seed, len(seeds), sweep),
+    # One seed: its figures; several: mean and std over the seeds that did not diverge (each under per_seed).
+    **_group(per_seed, num_seeds, sweep),
     'per_seed': per_seed,
     'config': json.loads(config.to_json()),
   }
-  _write_json(os.path.join(workdir, 'results.json'), results)
-  writer.close()
-  ckpt.close()
-  return results
 
 
 def _group(per_seed: list[dict], num_seeds: int, sweep: list[dict] | None) -> dict:
-  """``final`` and ``history`` over the seeds of a run; for a sweep, ``sweep``: those of each point."""
+  """``final`` and ``history`` over the seeds of a run; for a sweep, ``sweep``: those of each point.
+
+  Diverged members are left out of the figures and listed in ``diverged``
+  (``{seed, round}``); a point whose every seed diverged has ``final`` None.
+  """
   groups = []
   for j in range(len(per_seed) // num_seeds):
     members = per_seed[j * num_seeds : (j + 1) * num_seeds]
-    groups.append(
-      {
-        'final': members[0]['final'] if num_seeds == 1 else _summary([m['final'] for m in members]),
-        'history': members[0]['history'] if num_seeds == 1 else _mean_history(members),
-      }
-    )
+    healthy = [m for m in members if m.get('diverged_round') is None]
+    group = {
+      'final': None
+      if not healthy
+      else healthy[0]['final']
+      if num_seeds == 1
+      else _summary([m['final'] for m in healthy]),
+      'history': members[0]['history'] if num_seeds == 1 else _mean_history(healthy or members),
+    }
+    diverged = [{'seed': m['seed'], 'round': m['diverged_round']} for m in members if m not in healthy]
+    groups.append({**group, **({'diverged': diverged} if diverged else {})})
   if not sweep:
     return groups[0]
   return {'sweep': [{'overrides': point, **group} for point, group in zip(sweep, groups)]}
 
 
 def _mean_history(per_seed: list[dict]) -> list[dict]:
-  """Per round, the mean over seeds of each scalar."""
-  rounds = zip(*(s['history'] for s in per_seed))
-  return [{k: float(np.mean([h[k] for h in hs])) for k in hs[0]} for hs in rounds]
+  """Per round, the mean over seeds of each scalar (over the seeds that reached that round)."""
+  out = []
+  for r in range(max(len(s['history']) for s in per_seed)):
+    hs = [s['history'][r] for s in per_seed if len(s['history']) > r]
+    out.append({k: float(np.mean([h[k] for h in hs])) for k in hs[0]})
+  return out

@@ -15,7 +15,6 @@ import os
 import sys
 import time
 
-from absl import app
 from absl import flags
 from absl import logging
 import ml_collections
@@ -24,6 +23,7 @@ import numpy as np
 
 from adjax import config as config_lib
 from adjax import train
+from experiments import cli
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
 _METHODS = flags.DEFINE_list('methods', ['student', 'ngan', 'adim'], 'Methods to compare.')
@@ -43,12 +43,13 @@ def _table(rows: dict[str, list[dict]], n_train: int) -> str:
     '| method | selected on validation | last round | seeds |',
     '|---|---|---|---|',
   ]
-  for method, runs in rows.items():
+  for method, all_runs in rows.items():
+    runs = [r for r in all_runs if r['final'] is not None]  # diverged seeds have no figures
+    diverged = f' ({len(all_runs) - len(runs)} diverged)' if len(runs) < len(all_runs) else ''
     sel = 100 * np.array([r['final']['student']['test_accuracy'] for r in runs])
     last = 100 * np.array([r['final']['student']['last_test_accuracy'] for r in runs])
-    lines.append(
-      f'| {method} | {sel.mean():.2f} ± {sel.std():.2f} | {last.mean():.2f} ± {last.std():.2f} | {len(runs)} |'
-    )
+    sel_cell, last_cell = f'{sel.mean():.2f} ± {sel.std():.2f}', f'{last.mean():.2f} ± {last.std():.2f}'
+    lines.append(f'| {method} | {sel_cell} | {last_cell} | {len(runs)}{diverged} |')
   return '\n'.join(lines)
 
 
@@ -59,10 +60,8 @@ def main(argv):
   for method in _METHODS.value:  # every config is checked before anything runs
     c = ml_collections.ConfigDict(_CONFIG.value.to_dict())
     c.method, c.num_seeds, c.n_train, c.rounds = method, _SEEDS.value, _N_TRAIN.value, _ROUNDS.value
-    try:
+    with cli.reported():
       config_lib.validate(c)
-    except config_lib.ConfigError as e:
-      sys.exit(f'adjax: bad config: {e}')
     configs[method] = c
   if 'teacher' in _METHODS.value:
     sys.exit('adjax: the table compares students; run method=teacher with experiments.main')
@@ -70,8 +69,12 @@ def main(argv):
   start = time.perf_counter()
   for method, c in configs.items():
     t0 = time.perf_counter()
-    rows[method] = train.train_and_evaluate(c, os.path.join(_WORKDIR.value, method))['per_seed']
+    with cli.reported():
+      rows[method] = train.train_and_evaluate(c, os.path.join(_WORKDIR.value, method))['per_seed']
     for r in rows[method]:
+      if r['final'] is None:
+        print(f'{method} seed {r["seed"]}: diverged in round {r["diverged_round"]}', flush=True)
+        continue
       s = r['final']['student']
       print(
         f'{method} seed {r["seed"]}: student test {s["test_accuracy"]:.4f} '
@@ -91,4 +94,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

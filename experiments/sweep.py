@@ -23,12 +23,9 @@ swept value. A config file may carry the sweep in ``config.sweep`` (``specs``,
 here take precedence.
 """
 
-import json
 import math
 import os
-import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 import ml_collections
@@ -39,6 +36,8 @@ from adjax import config as config_lib
 from adjax import data as data_lib
 from adjax import sweeps
 from adjax import train
+from adjax import workdir as workdir_lib
+from experiments import cli
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
 _SWEEP = flags.DEFINE_multi_string(
@@ -55,9 +54,10 @@ GENERATORS = ('student', 'teacher')
 
 
 def _summary(entry: dict) -> dict:
-  out = {}
+  """A point's figures; a point with diverged seeds says which round each diverged in."""
+  out = {'diverged': entry['diverged']} if entry.get('diverged') else {}
   for p in GENERATORS:
-    final = entry['final'][p]
+    final = entry['final'][p] if entry['final'] is not None else None
     if final is not None:
       for name in ('test_accuracy', 'val_accuracy'):
         out[f'{p}_{name}'] = final[name]
@@ -72,7 +72,7 @@ def plot(rows: list[dict], field: str, path: str) -> None:
   import matplotlib.pyplot as plt
 
   fig, ax = plt.subplots(figsize=(6, 4))
-  values = sorted({r['value'] for r in rows})
+  values = sorted({r['value'] for r in rows if r['value'] is not None})
   log_x = min(values) > 0 and max(values) / min(values) >= 100
   for n in sorted({r['n_train'] for r in rows}):
     for p, style in (('student', '-o'), ('teacher', '--s')):
@@ -83,6 +83,10 @@ def plot(rows: list[dict], field: str, path: str) -> None:
           continue
         xs = [math.log10(v) if log_x else v for v, _ in pts]
         ax.plot(xs, [100 * a for _, a in pts], style, alpha=alpha, label=f'n={n} {p} {split}')
+    lost = sorted(r['value'] for r in rows if r['n_train'] == n and 'student_test_accuracy' not in r)
+    if lost:  # every seed diverged: marked on the axis, no accuracy to plot
+      xs = [math.log10(v) if log_x else v for v in lost]
+      ax.plot(xs, [0] * len(xs), 'rx', clip_on=False, label=f'n={n} diverged')
   ax.set_xlabel(f'log10 {field}' if log_x else field)
   ax.set_ylabel('accuracy (%)')
   ax.legend(fontsize=7)
@@ -103,7 +107,10 @@ def markdown(rows: list[dict]) -> str:
     for key in ('student_test_accuracy', 'student_val_accuracy', 'teacher_test_accuracy'):
       cells.append(f'{100 * r[key]:.2f} ± {100 * r[key + "_std"]:.2f}' if key in r else '—')
     swept = ', '.join(f'{k}={v:.4g}' for k, v in r['overrides'].items())
+    if r.get('diverged'):  # every seed's figures are left out of the means
+      swept += ' (diverged: ' + ', '.join(f'seed {d["seed"]} in round {d["round"]}' for d in r['diverged']) + ')'
     lines.append(f'| {r["n_train"]} | {swept} | ' + ' | '.join(cells) + ' |')
+  lines += ['', "A diverged seed is frozen when its metrics go non-finite and left out of its point's figures."]
   return '\n'.join(lines)
 
 
@@ -126,9 +133,10 @@ def run(base: ml_collections.ConfigDict, specs: list[str], combine: str, sizes: 
     for i, (group, real) in enumerate(sweeps.chunks(points, per_program)):
       jobs.append((n, c, group, real, os.path.join(workdir, f'n{n}', f'chunk_{i}')))
   rows, done = [], {}
-  for n, c, group, real, path in jobs:
-    results = train.finished(path, c, group) or train.train_and_evaluate(c, path, group)
-    done.setdefault(n, []).extend(results['sweep'][:real])
+  with workdir_lib.exclusive(workdir):  # one sweep per workdir; each chunk also locks its own
+    for n, c, group, real, path in jobs:
+      results = train.finished(path, c, group) or train.train_and_evaluate(c, path, group)
+      done.setdefault(n, []).extend(results['sweep'][:real])
   for n in sizes:
     for (axis, point), entry in zip(axes_points, done[n], strict=True):
       value = point[axis] if axis else None
@@ -147,28 +155,30 @@ def main(argv):
   specs = _SWEEP.value or (list(preset.specs) if preset else [])
   combine = _COMBINE.value or (preset.combine if preset else 'grid')
   sizes = [int(n) for n in (_N_TRAIN.value or (preset.n_train if preset else [base.n_train]))]
-  try:
+  with cli.reported():
     rows, fields = run(base, specs, combine, sizes, _CHUNK.value, _WORKDIR.value)
-  except config_lib.ConfigError as e:
-    sys.exit(f'adjax: bad sweep: {e}')
+  _write(rows, fields, specs, combine, sizes)
+
+
+def _write(rows: list[dict], fields: dict, specs: list[str], combine: str, sizes: list[int]) -> None:
   table = markdown(rows)
   print('\n' + table)
   with open(os.path.join(_WORKDIR.value, 'sweep.md'), 'w') as f:
     f.write(table + '\n')
-  with open(os.path.join(_WORKDIR.value, 'sweep.json'), 'w') as f:
-    json.dump({'specs': specs, 'combine': combine, 'rows': rows}, f, indent=1)
-  for field in fields:
+  workdir_lib.write_json(os.path.join(_WORKDIR.value, 'sweep.json'), {'specs': specs, 'combine': combine, 'rows': rows})
+  for field, values in fields.items():
     if combine == 'axes':
       field_rows = [r for r in rows if r['axis'] == field]
     else:  # a grid: each value's mean over the other fields
       field_rows = []
       for n in sizes:
-        for v in fields[field]:
+        for v in values:
           group = [r for r in rows if r['n_train'] == n and r['overrides'][field] == v]
-          mean = {k: float(np.mean([r[k] for r in group])) for k in group[0] if k.endswith(('accuracy', '_std'))}
+          keys = {k for r in group for k in r if k.endswith(('accuracy', '_std'))}
+          mean = {k: float(np.mean([r[k] for r in group if k in r])) for k in keys}  # over points that did not diverge
           field_rows.append({'n_train': n, 'value': v, **mean})
     plot(field_rows, field, os.path.join(_WORKDIR.value, f'sweep_{field.replace(".", "_")}.png'))
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

@@ -12,11 +12,9 @@ each method (the paper's Fig. 4). Base config and overrides as in
 ``experiments.main`` (``--config.FIELD=VALUE``).
 """
 
-import json
 import os
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 import ml_collections
@@ -26,6 +24,8 @@ from adjax import config as config_lib
 from adjax import data as data_lib
 from adjax import methods as methods_lib
 from adjax import train
+from adjax import workdir as workdir_lib
+from experiments import cli
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
 _N_TRAIN = flags.DEFINE_list('n_train', ['100', '1000'], 'Training-set sizes.')
@@ -58,6 +58,15 @@ def _percent(final: dict, name: str) -> str:
   return f'{100 * final[name]:.2f} ± {100 * final.get(name + "_std", 0.0):.2f}'
 
 
+def _cell(results: dict) -> str:
+  """``mean ± std (seeds)`` of the student's test accuracy; diverged seeds are left out and counted."""
+  diverged = len(results.get('diverged', []))
+  if results['final'] is None:
+    return f'diverged ({diverged} of {results["num_seeds"]})'
+  note = f', {diverged} diverged' if diverged else ''
+  return _percent(results['final']['student'], 'test_accuracy') + f' ({results["num_seeds"] - diverged}{note})'
+
+
 def late_gain(history: list[dict]) -> float | None:
   """Points of mean student validation accuracy gained from the second-last quarter of the rounds to the last.
 
@@ -83,13 +92,16 @@ def markdown(cells: dict, sizes: list[int], methods: list[str], dataset: str) ->
     row = []
     for n in sizes:
       r = cells.get((n, m))
-      ours = _percent(r['final']['student'], 'test_accuracy') + f' ({r["num_seeds"]})' if r else '—'
+      ours = _cell(r) if r else '—'
       gain = late_gain(r['history']) if r else None
       paper = PAPER_MNIST.get(m, {}).get(n, '—') if dataset == 'mnist5k' else '—'
       row += [ours, '—' if gain is None else f'{gain:+.2f}', paper]
     lines.append(f'| {m} | ' + ' | '.join(row) + ' |')
   lines.append('')
-  lines.append('(k): seeds. The paper selects epochs on the test set and uses the full MNIST training set as its pool.')
+  lines.append(
+    '(k): seeds (a diverged seed is left out and counted). The paper selects epochs on the test set and uses the '
+    'full MNIST training set as its pool.'
+  )
   lines.append(
     'Late gain: mean student validation accuracy (points) over the last quarter of the rounds minus that over the '
     'quarter before; near 0 when the schedule has converged.'
@@ -148,37 +160,34 @@ def main(argv):
   sizes = [int(n) for n in _N_TRAIN.value]
   seeds = per_size('num_seeds', _SEEDS.value, sizes)
   rounds = per_size('rounds', _ROUNDS.value or [str(_CONFIG.value.rounds)], sizes)
-  try:  # every cell's config, and each size against the data, is checked before anything runs
+  with cli.reported():  # every cell's config, and each size against the data, is checked before anything runs
     configs = {(n, m): cell_config(_CONFIG.value, m, n, seeds[n], rounds[n]) for n in sizes for m in names}
     for n in sizes:
       data_lib.load(configs[n, names[0]])
-  except config_lib.ConfigError as e:
-    sys.exit(f'adjax: bad config: {e}')
-  cells = {}
-  for (n, m), c in configs.items():
-    workdir = os.path.join(_WORKDIR.value, f'n{n}', m)
-    cells[n, m] = train.finished(workdir, c) or train.train_and_evaluate(c, workdir)
-    s = cells[n, m]['final']['student']
-    print(f'n={n} {m}: {_percent(s, "test_accuracy")} over {cells[n, m]["num_seeds"]} seeds', flush=True)
-  dataset = _CONFIG.value.dataset
-  table = markdown(cells, sizes, names, dataset)
-  print('\n' + table)
-  with open(os.path.join(_WORKDIR.value, 'table1.md'), 'w') as f:
-    f.write(table + '\n')
-  summary = {
-    f'n{n}/{m}': {
-      'final': r['final'],
-      'late_gain': late_gain(r['history']),
-      'rounds': r['rounds'],
-      'per_seed': [p['final'] for p in r['per_seed']],
+  with cli.reported(), workdir_lib.exclusive(_WORKDIR.value):  # one table1 writer; each cell locks its own workdir
+    cells = {}
+    for (n, m), c in configs.items():
+      workdir = os.path.join(_WORKDIR.value, f'n{n}', m)
+      cells[n, m] = train.finished(workdir, c) or train.train_and_evaluate(c, workdir)
+      print(f'n={n} {m}: {_cell(cells[n, m])}', flush=True)
+    dataset = _CONFIG.value.dataset
+    table = markdown(cells, sizes, names, dataset)
+    print('\n' + table)
+    with open(os.path.join(_WORKDIR.value, 'table1.md'), 'w') as f:
+      f.write(table + '\n')
+    summary = {
+      f'n{n}/{m}': {
+        'final': r['final'],
+        'late_gain': late_gain(r['history']),
+        'rounds': r['rounds'],
+        'per_seed': [p['final'] for p in r['per_seed']],
+      }
+      for (n, m), r in cells.items()
     }
-    for (n, m), r in cells.items()
-  }
-  with open(os.path.join(_WORKDIR.value, 'table1.json'), 'w') as f:
-    json.dump(summary, f, indent=1)
-  for n in sizes:
-    plot_curves(cells, n, names, os.path.join(_WORKDIR.value, f'fig4_n{n}.png'))
+    workdir_lib.write_json(os.path.join(_WORKDIR.value, 'table1.json'), summary)
+    for n in sizes:
+      plot_curves(cells, n, names, os.path.join(_WORKDIR.value, f'fig4_n{n}.png'))
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)

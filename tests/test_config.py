@@ -27,6 +27,10 @@ BAD = [
   ('adim_weights', {'method': 'adim', 'game.omega_r': 0.5}, r'omega_r \+ game.omega_s \+ game.omega_t = 1'),
   ('tau0', {'tau.tau0': 0.0}, r'tau.tau0=0.0 must be > 0'),
   ('tau_min', {'tau.tau_min': -1.0}, r'tau.tau_min=-1.0 must be > 0'),
+  ('tau_min_above_tau0', {'tau.tau_min': 20.0}, r'tau.tau_min=20.0 must be <= tau.tau0=10.0'),
+  ('infinite_learning_rate', {'teacher.learning_rate': float('inf')}, r'teacher.learning_rate=inf must be finite'),
+  ('nan_weight', {'game.nu': float('nan')}, r'game.nu=nan must be finite'),
+  ('infinite_zoom', {'augment.zoom': float('-inf')}, r'augment.zoom=-inf must be finite'),
   (
     'method',
     {'method': 'adix'},

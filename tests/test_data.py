@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 from absl.testing import absltest
+from absl.testing import parameterized
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -85,6 +86,84 @@ class TfdsTest(absltest.TestCase):
     self.assertIn('tfds build mnist --file_format=array_record', proc.stderr)
     self.assertIn('dataset=mnist5k', proc.stderr)
     self.assertFalse(os.path.exists(workdir))
+
+
+def _digits(n=1200):
+  """Real digits as an .npz's arrays: 1,000 to draw from, the rest as test."""
+  x, y = data.load_mnist5k()
+  order = np.random.default_rng(0).permutation(y.size)[:n]  # the file is sorted by class
+  x, y = x[order].copy(), y[order].copy()
+  return {'x_train': x[:1000], 'y_train': y[:1000], 'x_test': x[1000:], 'y_test': y[1000:]}
+
+
+class BadDataTest(parameterized.TestCase):
+  """Bad data is refused at load with one line naming the file and what is wrong; nothing is written."""
+
+  def _refused(self, arrays_or_bytes, message):
+    path = os.path.join(self.create_tempdir().full_path, 'd.npz')
+    if isinstance(arrays_or_bytes, bytes):
+      with open(path, 'wb') as f:
+        f.write(arrays_or_bytes)
+    else:
+      np.savez(path, **arrays_or_bytes)
+    c = mnist.get_config()
+    c.dataset, c.data_file, c.n_train, c.n_val = 'npz', path, 50, 100
+    workdir = os.path.join(self.create_tempdir().full_path, 'run')
+    with self.assertRaisesRegex(config_lib.ConfigError, message) as raised:
+      train.train_and_evaluate(c, workdir)
+    self.assertNotIn('\n', str(raised.exception))
+    self.assertFalse(os.path.exists(workdir))
+    return path
+
+  @parameterized.named_parameters(
+    ('test_inputs', 'x_test', r"data_file='.*d.npz': x_test holds non-finite values \(NaN or inf\) in 50 of 200"),
+    ('train_inputs', 'x_train', r'x_train holds non-finite values \(NaN or inf\) in 50 of 1000'),
+  )
+  def test_non_finite_inputs(self, key, message):
+    arrays = _digits()
+    arrays[key][:50, 3, 3, 0] = np.nan
+    arrays[key][7, 0, 0, 0] = np.inf
+    self._refused(arrays, message)
+
+  def test_one_class_out_of_range_label_and_class_missing_from_training(self):
+    arrays = _digits()
+    self._refused({**arrays, 'y_train': np.zeros(1000, np.int64), 'y_test': np.zeros(200, np.int64)},
+                  'every label is 0; classification needs at least 2 classes')  # fmt: skip
+    y = arrays['y_train'].copy()
+    y[5] = 10
+    self._refused({**arrays, 'y_train': y}, r'label 10 has 1 training examples .* a label out of range')
+    y = arrays['y_train'].copy()
+    y[y == 3] = 4
+    self._refused({**arrays, 'y_train': y}, r'classes \[3\] of labels 0..9 appear in y_test but not in the training')
+
+  def test_damaged_files(self):
+    good = self._refused({**_digits(), 'y_test': np.full(200, 'a')}, r'y_test must hold integer class labels')
+    with open(good, 'rb') as f:
+      content = f.read()
+    self._refused(b'', r"data_file='.*d.npz' is empty")
+    self._refused(b'x,y\n1,2\n', r"data_file='.*d.npz' is not an .npz \(not a zip archive\)")
+    self._refused(content[: len(content) // 2], r"data_file='.*d.npz' is damaged \(BadZipFile")
+    crc = bytearray(content)
+    crc[len(crc) // 3] ^= 0xFF  # inside x_train's stored bytes: the zip's CRC no longer matches
+    self._refused(bytes(crc), r"data_file='.*d.npz' is damaged \(BadZipFile: Bad CRC-32")
+    objects = {**_digits(), 'x_test': np.array([np.zeros(3), 'a'], dtype=object)}
+    self._refused(objects, r"data_file='.*d.npz' holds object arrays")
+    self._refused({**_digits(), 'x_test': np.zeros((0, 28, 28, 1)), 'y_test': np.zeros(0, int)},
+                  r'x_test holds no examples')  # fmt: skip
+
+  def test_uint8_images_are_scaled_to_unit_range(self):
+    arrays = _digits()
+    as_bytes = {**arrays, 'x_train': np.round(arrays['x_train'] * 255).astype(np.uint8),
+                'x_test': np.round(arrays['x_test'] * 255).astype(np.uint8)}  # fmt: skip
+    path = os.path.join(self.create_tempdir().full_path, 'd.npz')
+    np.savez(path, **as_bytes)
+    c = mnist.get_config()
+    c.dataset, c.data_file, c.n_train, c.n_val = 'npz', path, 50, 100
+    c.student.model = c.teacher.model = c.discriminator.model = 'mlp'
+    splits = data.load(config_lib.validate(c))
+    self.assertEqual(splits.x_train.dtype, np.float32)
+    self.assertBetween(float(splits.x_test.max()), 0.99, 1.0)
+    np.testing.assert_allclose(splits.x_test, arrays['x_test'], atol=0.5 / 255)
 
 
 if __name__ == '__main__':

@@ -75,7 +75,8 @@ class RoundTest(parameterized.TestCase):
       state, metrics = play_round(state, train_data)
     self.assertEqual(play_round._cache_size(), compiled)  # later rounds reuse the first round's trace
     self.assertEqual(int(state['round'][0]), 3)
-    self.assertEqual(set(metrics) - {'tau'}, set(game.method.players))
+    self.assertEqual(set(metrics) - {'tau', 'finite'}, set(game.method.players))
+    self.assertTrue(bool(metrics['finite'][0]))
     for player in game.method.players:
       moved = jax.tree.map(
         lambda a, b: np.any(a != b), before[player]['params'], jax.device_get(state[player]['params'])
@@ -224,8 +225,11 @@ class TrainTest(parameterized.TestCase):
     # A checkpoint whose state has other arrays (another adjax version wrote it): a clear refusal.
     original = game_lib.hyperparameters
     with mock.patch.object(game_lib, 'hyperparameters', lambda m, c: {**original(m, c), 'extra': jnp.zeros(())}):
-      with self.assertRaisesRegex(config_lib.ConfigError, 'written by another version of adjax: use a new workdir'):
+      with self.assertRaisesRegex(
+        config_lib.ConfigError, r'of another layout .*extra.* another version of adjax wrote it: use a new workdir'
+      ):
         train.train_and_evaluate(tiny_config('student', rounds=2), workdir)
+    self.assertEqual(sorted(os.listdir(os.path.join(workdir, 'checkpoints'))), ['0', '1'])  # refused, not moved
 
 
 def _abstract(workdir):

@@ -1,0 +1,58 @@
+"""What every entrypoint shares: flag parsing and failures as one line each, exit codes a scheduler reads.
+
+Exit status: 0 done; 1 a refusal (bad config, bad data, busy workdir) or a
+run whose every member diverged; 2 a flag that cannot be parsed; 143 stopped
+by SIGTERM after a checkpoint (run the same command again to resume).
+"""
+
+import contextlib
+import re
+import sys
+
+from absl import app
+from absl import flags
+
+from adjax import config as config_lib
+from adjax import workdir as workdir_lib
+
+
+def _flag_error(argv: list[str], e: Exception) -> str:
+  text = str(e.args[0]) if e.args else str(e)
+  if m := re.search(r'Did you mean "([\w.]+)" instead of "([\w.]+)"', text):
+    wrong = next((a.split('=')[0] for a in argv if re.search(rf'[.]{re.escape(m[2])}(=|$)', a.split('=')[0])), m[2])
+    return f'{wrong}: the config has no field {m[2]!r}; did you mean {m[1]!r}?'
+  if isinstance(e, KeyError | AttributeError):
+    name = text.strip('\'"').splitlines()[0].strip('\\\'"')
+    wrong = next((a.split('=')[0] for a in argv if a.startswith('--config.') and name in a), name)
+    return f'{wrong}: the config has no field {name!r} (--print_config lists them)'
+  return text.splitlines()[0] if text else type(e).__name__
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's parsing, but a bad flag or ``--config.FIELD`` is one line on stderr and exit status 2."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    print(f'adjax: {e}', file=sys.stderr)
+  except (AttributeError, KeyError, TypeError, ValueError) as e:  # ml_collections: an override it cannot apply
+    print(f'adjax: {_flag_error(argv, e)}', file=sys.stderr)
+  sys.exit(2)
+
+
+def run(main) -> None:
+  """``app.run(main)`` with ``parse_flags``."""
+  app.run(main, flags_parser=parse_flags)
+
+
+@contextlib.contextmanager
+def reported():
+  """Refusals, divergence and preemption as one line on stderr with their exit status, not a traceback."""
+  try:
+    yield
+  except config_lib.ConfigError as e:
+    sys.exit(f'adjax: {e}')
+  except FloatingPointError as e:
+    sys.exit(f'adjax: diverged: {e}')
+  except workdir_lib.Preempted as e:
+    print(f'adjax: {e}', file=sys.stderr, flush=True)
+    sys.exit(workdir_lib.Preempted.exit_code)
