@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 
 from absl import logging
 import jax
@@ -31,6 +32,34 @@ class OtherLayout(Exception):
 
 def _not_orbax(record) -> bool:
   return '/orbax/' not in record.pathname
+
+
+def _late_tensorstore_callback(unraisable) -> bool:
+  """After a failed read, tensorstore completes the read's other futures on orbax's already closed event loop;
+  asyncio then raises 'Event loop is closed' in a callback. Harmless (the read has failed and is reported), so it
+  is dropped rather than printed as a traceback."""
+  tb = unraisable.exc_traceback
+  while tb is not None and tb.tb_next is not None:
+    tb = tb.tb_next
+  return (
+    isinstance(unraisable.exc_value, RuntimeError)
+    and str(unraisable.exc_value) == 'Event loop is closed'
+    and tb is not None
+    and 'asyncio' in tb.tb_frame.f_code.co_filename
+  )
+
+
+def _install_unraisable_filter() -> None:
+  previous = sys.unraisablehook
+  if getattr(previous, 'adjax_filter', False):
+    return
+
+  def hook(unraisable):
+    if not _late_tensorstore_callback(unraisable):
+      previous(unraisable)
+
+  hook.adjax_filter = True
+  sys.unraisablehook = hook
 
 
 def _host(tree):
@@ -63,6 +92,7 @@ class Checkpoints:
 
   def __init__(self, directory: str):
     logging.get_absl_handler().addFilter(_not_orbax)  # orbax logs each save at INFO
+    _install_unraisable_filter()
     self.directory = os.path.abspath(directory)
     options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True, enable_async_checkpointing=False)
     self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=('arrays', 'meta'))

@@ -390,7 +390,7 @@ def _check_members(meta: dict, history: list[list[dict]], round_: int, tag) -> N
     raise FloatingPointError(
       f'non-finite metrics in round {round_}, member {tag(i) or 0}: {history[i][0]}'
       + (f' (every one of {len(meta["diverged"])} members has diverged)' if len(meta['diverged']) > 1 else '')
-      + '; the last good checkpoint is kept'
+      + (f'; the checkpoint of round {round_ - 1} is kept' if round_ > 0 else '; nothing was saved')
     )
 
 

@@ -39,6 +39,21 @@ def parse_flags(argv: list[str]) -> list[str]:
   sys.exit(2)
 
 
+def define_config(default: str | None = None, help_text: str = 'Config file (a get_config() module).'):
+  """``config_flags.DEFINE_config_file`` whose ``--config.FIELD`` errors are one line and exit status 2.
+
+  With a default file, ml_collections applies the command line's overrides as
+  the flag is defined, so a typo fails here, not in ``parse_flags``.
+  """
+  from ml_collections import config_flags
+
+  try:
+    return config_flags.DEFINE_config_file('config', default, help_text, lock_config=True)
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    print(f'adjax: {_flag_error(sys.argv, e)}', file=sys.stderr)
+    sys.exit(2)
+
+
 def run(main) -> None:
   """``app.run(main)`` with ``parse_flags``."""
   app.run(main, flags_parser=parse_flags)

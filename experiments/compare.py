@@ -18,7 +18,6 @@ import time
 from absl import flags
 from absl import logging
 import ml_collections
-from ml_collections import config_flags
 import numpy as np
 
 from adjax import config as config_lib
@@ -30,8 +29,9 @@ _METHODS = flags.DEFINE_list('methods', ['student', 'ngan', 'adim'], 'Methods to
 _SEEDS = flags.DEFINE_integer('num_seeds', 3, 'Seeds 0..num_seeds-1 for each method.')
 _N_TRAIN = flags.DEFINE_integer('n_train', 100, 'Training examples (class-balanced).')
 _ROUNDS = flags.DEFINE_integer('rounds', 40, 'Rounds of Algorithm 1 per run.')
-_CONFIG = config_flags.DEFINE_config_file(
-  'config', 'experiments/configs/mnist.py', 'Base config; --config.FIELD=VALUE overrides it for every method.'
+_CONFIG = cli.define_config(
+  os.path.join(os.path.dirname(__file__), 'configs', 'mnist.py'),
+  'Base config; --config.FIELD=VALUE overrides it for every method.',
 )
 
 

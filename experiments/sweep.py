@@ -29,7 +29,6 @@ import os
 from absl import flags
 from absl import logging
 import ml_collections
-from ml_collections import config_flags
 import numpy as np
 
 from adjax import config as config_lib
@@ -48,7 +47,7 @@ _N_TRAIN = flags.DEFINE_list('n_train', None, 'Training-set sizes, each its own 
 _CHUNK = flags.DEFINE_integer(
   'chunk', 16, 'Most members (points x seeds) in one vmapped program (memory: each holds 3 players and Adam).'
 )
-_CONFIG = config_flags.DEFINE_config_file('config', 'experiments/configs/mnist.py', 'Base config.')
+_CONFIG = cli.define_config(os.path.join(os.path.dirname(__file__), 'configs', 'mnist.py'), 'Base config.')
 
 GENERATORS = ('student', 'teacher')
 

@@ -18,7 +18,6 @@ import sys
 from absl import flags
 from absl import logging
 import ml_collections
-from ml_collections import config_flags
 
 from adjax import config as config_lib
 from adjax import data as data_lib
@@ -32,7 +31,7 @@ _N_TRAIN = flags.DEFINE_list('n_train', ['100', '1000'], 'Training-set sizes.')
 _METHODS = flags.DEFINE_list('methods', ['all'], "Methods, or 'all' (every method with a student).")
 _SEEDS = flags.DEFINE_list('num_seeds', ['10'], 'Seeds per cell, vmapped: one count, or one per --n_train size.')
 _ROUNDS = flags.DEFINE_list('rounds', [], "Rounds per cell: one count, or one per --n_train size ('' = the config's).")
-_CONFIG = config_flags.DEFINE_config_file('config', 'experiments/configs/mnist.py', 'Base config.')
+_CONFIG = cli.define_config(os.path.join(os.path.dirname(__file__), 'configs', 'mnist.py'), 'Base config.')
 
 # SPEC §6, Table 1 (MNIST): student accuracy %, mean ± std over 10 runs.
 PAPER_MNIST = {
