@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -240,38 +241,64 @@ def _abstract(workdir):
 
 
 class KillTest(absltest.TestCase):
-  def test_killed_process_resumes_to_the_uninterrupted_result(self):
-    flags = [
-      '--config=experiments/configs/mnist.py',
-      '--config.n_train=50',
-      '--config.n_val=100',
-      '--config.rounds=6',
-      '--config.student.model=mlp',
-      '--config.teacher.model=mlp',
-      '--config.discriminator.model=mlp',
-      '--config.pretrain.student=3',
-      '--config.pretrain.teacher=3',
-      '--config.pretrain.discriminator=3',
-    ]
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    run = lambda workdir: [sys.executable, '-m', 'experiments.main', f'--workdir={workdir}', *flags]
-    killed, whole = self.create_tempdir().full_path, self.create_tempdir().full_path
-    proc = subprocess.Popen(run(killed), cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpts = os.path.join(killed, 'checkpoints')
+  """A run killed (SIGKILL) or preempted (SIGTERM) mid-way and started again ends as an uninterrupted run."""
+
+  FLAGS = (
+    '--config=experiments/configs/mnist.py',
+    '--config.n_train=50',
+    '--config.n_val=100',
+    '--config.rounds=6',
+    '--config.student.model=mlp',
+    '--config.teacher.model=mlp',
+    '--config.discriminator.model=mlp',
+    '--config.pretrain.student=3',
+    '--config.pretrain.teacher=3',
+    '--config.pretrain.discriminator=3',
+  )
+  REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+  def _command(self, workdir):
+    return [sys.executable, '-m', 'experiments.main', f'--workdir={workdir}', *self.FLAGS]
+
+  def _interrupt_after_checkpoint_2(self, sig):
+    """Starts a run, sends ``sig`` once its round-2 checkpoint exists; returns the workdir and the process."""
+    workdir = self.create_tempdir().full_path
+    log = open(os.path.join(self.create_tempdir().full_path, 'stderr'), 'w+')
+    self.addCleanup(log.close)
+    proc = subprocess.Popen(self._command(workdir), cwd=self.REPO, stdout=subprocess.DEVNULL, stderr=log)
+    ckpts = os.path.join(workdir, 'checkpoints')
     deadline = time.time() + 300
     while not (os.path.isdir(ckpts) and '2' in os.listdir(ckpts)) and proc.poll() is None and time.time() < deadline:
       time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    self.assertFalse(os.path.exists(os.path.join(killed, 'results.json')), 'the run ended before it was killed')
-    for workdir in (killed, whole):
-      subprocess.run(run(workdir), cwd=repo, check=True, capture_output=True, timeout=600)
+    proc.send_signal(sig)
+    proc.wait(timeout=300)
+    self.assertFalse(os.path.exists(os.path.join(workdir, 'results.json')), 'the run ended before the signal')
+    log.seek(0)
+    return workdir, proc, log.read()
+
+  def _finish_and_compare(self, interrupted):
+    whole = self.create_tempdir().full_path
     results = []
-    for workdir in (killed, whole):
+    for workdir in (interrupted, whole):
+      subprocess.run(self._command(workdir), cwd=self.REPO, check=True, capture_output=True, timeout=600)
       with open(os.path.join(workdir, 'results.json')) as f:
         results.append(json.load(f))
     self.assertEqual(_without_timings(results[0]['history']), _without_timings(results[1]['history']))
     self.assertEqual(results[0]['final'], results[1]['final'])
+
+  def test_killed_process_resumes_to_the_uninterrupted_result(self):
+    workdir, _, _ = self._interrupt_after_checkpoint_2(signal.SIGKILL)
+    self._finish_and_compare(workdir)
+
+  def test_sigterm_stops_after_a_checkpoint_with_status_143_and_resumes(self):
+    workdir, proc, stderr = self._interrupt_after_checkpoint_2(signal.SIGTERM)
+    self.assertEqual(proc.returncode, 143, stderr[-2000:])
+    self.assertNotIn('Traceback', stderr)
+    line = re.search(r'adjax: SIGTERM: stopped after the checkpoint of round (\d+); run the same command again', stderr)
+    self.assertIsNotNone(line, stderr[-2000:])
+    latest = max(int(d) for d in os.listdir(os.path.join(workdir, 'checkpoints')) if d.isdigit())
+    self.assertEqual(latest, int(line[1]))  # the round it names is saved: at most the round in progress is lost
+    self._finish_and_compare(workdir)
 
 
 if __name__ == '__main__':
