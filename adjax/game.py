@@ -8,10 +8,11 @@ teacher and ``k_s`` student updates as ``lax.scan`` loops in one compiled
 program; each update draws a fresh minibatch and fresh noise.
 """
 
+from collections.abc import Callable
 import dataclasses
 import functools
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -91,17 +92,39 @@ class Game:
 
   @functools.cached_property
   def _key(self) -> tuple:
+    """Everything that enters the compiled programs: ``compile_fns`` is cached on it.
+
+    Networks compare by their fields (Linen modules are dataclasses: a changed
+    activation is another network); optimizers by identity (``build`` shares
+    one, whose hyperparameters are arrays in the state).
+    """
     compiled = {k: v for k, v in self.config.to_dict().items() if k not in NOT_COMPILED}
     for field in SWEEPABLE:
       group, name = field.split('.')
       compiled[group] = {k: v for k, v in compiled[group].items() if k != name}
-    return (self.method, json.dumps(compiled, sort_keys=True, default=str), self.num_classes)
+    nets = tuple((p, _hashable(net)) for p, net in sorted(self.nets.items()))
+    optimizers = tuple((p, _hashable(opt)) for p, opt in sorted(self.optimizers.items()))
+    return (self.method, json.dumps(compiled, sort_keys=True, default=str), self.num_classes, nets, optimizers)
 
   def __eq__(self, other):
     return isinstance(other, Game) and self._key == other._key
 
   def __hash__(self):
     return hash(self._key)
+
+
+def _hashable(obj):
+  try:
+    hash(obj)
+  except TypeError:  # compared by identity: never shares a program it should not
+    return ('id', id(obj))
+  return obj
+
+
+@functools.cache
+def default_optimizer() -> optax.GradientTransformation:
+  """The built-in players' optimizer, one instance: its hyperparameters are set per member by ``init_state``."""
+  return make_optimizer(1.0, 0.0)
 
 
 def build(config: ml_collections.ConfigDict, num_classes: int) -> Game:
@@ -114,7 +137,7 @@ def build(config: ml_collections.ConfigDict, num_classes: int) -> Game:
       nets[player] = models.Heads(pc.model, config.game.heads, num_classes)
     else:
       nets[player] = models.MODELS[pc.model](num_outputs=num_classes)
-    optimizers[player] = make_optimizer(pc.learning_rate, pc.weight_decay)
+    optimizers[player] = default_optimizer()
   return Game(method, nets, optimizers, ml_collections.FrozenConfigDict(config), num_classes)
 
 
@@ -402,18 +425,26 @@ def accuracy(game: Game, player: str, params, x: jax.Array, y: jax.Array) -> jax
   return jnp.mean(jnp.argmax(logits, -1) == y)
 
 
+class Programs(NamedTuple):
+  """A game's jitted programs (see ``compile_fns``)."""
+
+  pretrain: Callable
+  play_round: Callable
+  accuracy: Callable
+
+
 @functools.cache
-def compile_fns(game: Game):
+def compile_fns(game: Game) -> Programs:
   """The run's jitted programs, vmapped over a leading seed axis of state and data.
 
-  ``pretrain(state, data, frozen, segment)`` (``frozen`` static), ``play_round(state,
-  data, active=None)`` (state donated; ``guarded_round``: ``active [S]`` bool
-  freezes members, ``metrics['finite'] [S]``) and ``accuracy(player, params, x,
-  y)``; cached per
-  static game, so runs that differ only in ``NOT_COMPILED`` fields share
-  compiled code.
+  ``pretrain(state, data, frozen, segment)`` (``frozen`` static),
+  ``play_round(state, data, active=None)`` (state donated; ``guarded_round``:
+  ``active [S]`` bool freezes members, ``metrics['finite'] [S]``) and
+  ``accuracy(player, params, x, y)``; cached per game (``Game._key``: the
+  networks, optimizers and compiled config), so runs that differ only in
+  ``NOT_COMPILED`` or ``SWEEPABLE`` fields share compiled code.
   """
-  return (
+  return Programs(
     jax.jit(
       lambda state, data, frozen, segment=0: jax.vmap(
         lambda s, d: pretrain(game, s, d, frozen=frozen, segment=segment)

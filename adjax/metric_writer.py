@@ -22,6 +22,9 @@ class MetricWriter:
 
 def log_round(round_: int, rounds: int, per_seed: list[dict[str, float]], seconds: float) -> None:
   """The progress line of a round: each scalar's mean over seeds (grad norms left out)."""
+  if not per_seed:
+    logging.info('round %d/%d (%.2fs): every member has diverged', round_, rounds, seconds)
+    return
   names = [k for k in per_seed[0] if k != 'round' and not k.endswith('grad_norm')]
   shown = ' '.join(f'{k}={sum(s[k] for s in per_seed) / len(per_seed):.4g}' for k in names)
   seeds = f', mean of {len(per_seed)} seeds' if len(per_seed) > 1 else ''

@@ -264,8 +264,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, sweep: l
 
   A member whose round goes non-finite is frozen and reported as diverged
   (``diverged_round`` in its ``per_seed`` entry, no figures); the others
-  finish. A run of one member, or one where every member diverged, raises
-  ``FloatingPointError`` instead, keeping its last good checkpoint. SIGTERM
+  finish. A run of one member, or a run without ``sweep`` whose every member
+  diverged, raises ``FloatingPointError`` instead, keeping its last good
+  checkpoint. SIGTERM
   ends the run after the current round's checkpoint (``workdir.Preempted``).
   Only one process may run in a workdir at a time.
   """
@@ -326,7 +327,7 @@ def _run(config, workdir, sweep, configs, overrides, num_seeds, splits, sigterm)
         'diverged': [None if ok else 0 for ok in finite],
         'seconds': [time.perf_counter() - t0],
       }
-      _check_members(meta, history, 0, tag)
+      _check_members(meta, history, 0, tag, stop_when_all=not sweep)
       for i in range(num_members):
         if finite[i]:
           writer.write_scalars(0, {tag(i) + k: v for k, v in history[i][0].items()})
@@ -354,7 +355,7 @@ def _run(config, workdir, sweep, configs, overrides, num_seeds, splits, sigterm)
         history.append([scalars])
         if active[i] and (not finite[i] or _nonfinite(scalars)):
           meta['diverged'][i] = r + 1
-      _check_members(meta, history, r + 1, tag)
+      _check_members(meta, history, r + 1, tag, stop_when_all=not sweep)
       live = np.array([d is None for d in meta['diverged']])
       for i in np.flatnonzero(live):
         meta['history'][i].append(history[i][0])
@@ -379,13 +380,17 @@ def _run(config, workdir, sweep, configs, overrides, num_seeds, splits, sigterm)
     ckpt.close()
 
 
-def _check_members(meta: dict, history: list[list[dict]], round_: int, tag) -> None:
-  """Logs newly diverged members; raises when nothing is left to train (one member, or all of them)."""
+def _check_members(meta: dict, history: list[list[dict]], round_: int, tag, stop_when_all: bool) -> None:
+  """Logs newly diverged members; raises when a run of one member diverged, or (``stop_when_all``) all of them.
+
+  A chunk of a sweep whose every point diverged still finishes: its points are reported as diverged.
+  """
   diverged = [i for i, d in enumerate(meta['diverged']) if d == round_]
   for i in diverged:
     bad = _nonfinite(history[i][0]) or ['parameters']
     logging.warning('member %s diverged in round %d (non-finite: %s); it is frozen', tag(i) or 0, round_, bad)
-  if diverged and all(d is not None for d in meta['diverged']):
+  every = all(d is not None for d in meta['diverged'])
+  if diverged and every and (stop_when_all or len(meta['diverged']) == 1):
     i = diverged[0]
     raise FloatingPointError(
       f'non-finite metrics in round {round_}, member {tag(i) or 0}: {history[i][0]}'

@@ -3,12 +3,13 @@ r"""kill -9 at random points of a small run, then resume: how many runs end bit-
   python -m benchmarks.faults --trials=12 --out=/tmp/faults.json
 
 One uninterrupted run of a small ADIM config gives the reference and its wall
-time T. Each trial starts the same run in a fresh workdir, sends SIGKILL at a
-uniformly random time in (0, T) (or, for every third trial, the moment a
-checkpoint directory is being written), records what the run was doing
-(starting up / pretraining, a round, a checkpoint write, writing results),
-runs the same command again to completion and compares its ``history`` and
-``final`` with the reference.
+time T. Each trial starts the same run in a fresh workdir and sends SIGKILL,
+in turn: at a uniformly random time in (0, 0.9 T); at a random time in the
+rounds (0-3 s after the first checkpoint appears); the moment a checkpoint
+directory is being written. It records what the run was doing (start-up /
+pretraining, a round, a checkpoint write, writing results), runs the same
+command again to completion and compares its ``history`` and ``final`` with
+the reference. A trial whose run had already finished is not counted.
 """
 
 import json
@@ -66,13 +67,11 @@ def _phase(workdir: str) -> str:
   return f'round {max(steps) + 1}' if steps else 'start-up / pretraining'
 
 
-def _kill_when_writing(proc, workdir: str, deadline: float) -> None:
-  ckpts = os.path.join(workdir, 'checkpoints')
+def _wait_for(proc, ckpts: str, ready, deadline: float) -> None:
   while proc.poll() is None and time.time() < deadline:
-    if os.path.isdir(ckpts) and any(not e.isdigit() for e in os.listdir(ckpts)):
-      break
+    if os.path.isdir(ckpts) and ready(os.listdir(ckpts)):
+      return
     time.sleep(0.001)
-  proc.send_signal(signal.SIGKILL)
 
 
 def main(argv):
@@ -91,25 +90,34 @@ def main(argv):
   for i in range(_TRIALS.value):
     workdir = os.path.join(root, f'trial_{i}')
     proc = subprocess.Popen(_command(workdir), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    targeted = i % 3 == 2
-    if targeted:
-      _kill_when_writing(proc, workdir, time.time() + 2 * wall)
-      at = None
-    else:
-      at = float(rng.uniform(0, wall))
+    ckpts, deadline, mode = (
+      os.path.join(workdir, 'checkpoints'),
+      time.time() + 2 * wall,
+      ('any', 'rounds', 'write')[i % 3],
+    )
+    at = None
+    if mode == 'any':
+      at = float(rng.uniform(0, 0.9 * wall))
       time.sleep(at)
-      proc.send_signal(signal.SIGKILL)
+    elif mode == 'rounds':
+      _wait_for(proc, ckpts, lambda entries: '0' in entries, deadline)
+      at = float(rng.uniform(0, 3))
+      time.sleep(at)
+    else:
+      _wait_for(proc, ckpts, lambda entries: any(not e.isdigit() for e in entries), deadline)
+    proc.send_signal(signal.SIGKILL)
     proc.wait()
     phase = _phase(workdir)
     resumed = subprocess.run(_command(workdir), check=False, cwd=REPO, capture_output=True, text=True)
     identical = resumed.returncode == 0 and _results(workdir) == reference
-    trials.append({'trial': i, 'kill_at_s': at, 'targeted': targeted, 'phase': phase,
+    trials.append({'trial': i, 'mode': mode, 'kill_after_s': at, 'phase': phase,
                    'resume_status': resumed.returncode, 'identical': identical})  # fmt: skip
     print(f'trial {i}: killed during {phase}: resume status {resumed.returncode}, identical {identical}', flush=True)
     if resumed.returncode != 0:
       print(resumed.stderr[-1500:], flush=True)
-  hits = sum(t['identical'] for t in trials)
-  print(f'\n{hits} of {len(trials)} killed runs resumed to results bit-identical to the uninterrupted run')
+  counted = [t for t in trials if t['phase'] != 'finished']
+  hits = sum(t['identical'] for t in counted)
+  print(f'\n{hits} of {len(counted)} killed runs resumed to results bit-identical to the uninterrupted run')
   if _OUT.value:
     with open(_OUT.value, 'w') as f:
       json.dump({'reference_seconds': wall, 'identical': hits, 'trials': trials}, f, indent=1)

@@ -75,12 +75,18 @@ class SweepTest(absltest.TestCase):
     workdir = self.create_tempdir().full_path
     command = [
       sys.executable, '-m', 'experiments.sweep', f'--workdir={workdir}', '--config.method=adim', '--n_train=20',
-      '--sweep=game.nu=log:0.1:10:3', '--chunk=2', *TINY,
+      '--sweep=game.nu=0.1,1,3e38', '--chunk=2', *TINY,
     ]  # fmt: skip
     subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True, timeout=600)
     with open(os.path.join(workdir, 'sweep.json')) as f:
       rows = json.load(f)['rows']
-    self.assertEqual([r['overrides']['game.nu'] for r in rows], [0.1, 1.0, 10.0])
+    self.assertEqual([r['overrides']['game.nu'] for r in rows], [0.1, 1.0, 3e38])
+    # nu = 3e38 overflows the student's loss in round 1: its chunk (all diverged) finishes, its point has no figures.
+    self.assertTrue(all('student_test_accuracy' in r for r in rows[:2]))
+    self.assertNotIn('student_test_accuracy', rows[2])
+    self.assertEqual(rows[2]['diverged'], [{'seed': 0, 'round': 1}])
+    with open(os.path.join(workdir, 'sweep.md')) as f:
+      self.assertIn('game.nu=3e+38 (diverged: seed 0 in round 1) | — | — | — |', f.read())
     self.assertEqual(sorted(os.listdir(os.path.join(workdir, 'n20'))), ['chunk_0', 'chunk_1'])  # 2 + 1 (padded)
     self.assertTrue(os.path.exists(os.path.join(workdir, 'sweep_game_nu.png')))
     results = os.path.join(workdir, 'n20', 'chunk_1', 'results.json')

@@ -1,5 +1,7 @@
 """The game end to end on tiny configs: tracing, determinism, resume, selection, results."""
 
+from collections.abc import Callable
+import dataclasses
 import json
 import os
 import re
@@ -11,6 +13,7 @@ from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -83,6 +86,30 @@ class RoundTest(parameterized.TestCase):
         lambda a, b: np.any(a != b), before[player]['params'], jax.device_get(state[player]['params'])
       )
       self.assertTrue(all(jax.tree.leaves(moved)), player)
+
+  def test_games_differing_only_in_a_network_compile_separately(self):
+    class Net(nn.Module):
+      activation: Callable = nn.relu
+
+      @nn.compact
+      def __call__(self, x):
+        return nn.Dense(10)(self.activation(nn.Dense(32)(x.reshape(x.shape[0], -1))))
+
+    c = config_lib.validate(tiny_config('student'))
+    splits = data.load(c)
+    base = game_lib.build(c, splits.num_classes)
+    self.assertEqual(base, game_lib.build(config_lib.validate(tiny_config('student', seed=3)), 10))  # shared
+    games = [dataclasses.replace(base, nets={'student': Net(activation=a)}) for a in (nn.relu, nn.tanh)]
+    self.assertNotEqual(games[0], games[1])
+    x, y = jnp.asarray(splits.x_val), jnp.asarray(splits.y_val)
+    params = games[0].nets['student'].init(jax.random.key(0), x[:1])
+    got, expected = [], []
+    for game in games:
+      accuracy = game_lib.compile_fns(game).accuracy
+      got.append(float(accuracy('student', one_seed(params), one_seed(x), one_seed(y))[0]))
+      expected.append(float(jnp.mean(jnp.argmax(game.nets['student'].apply(params, x), -1) == y)))
+    self.assertNotEqual(expected[0], expected[1])  # the activation matters for these parameters
+    np.testing.assert_allclose(got, expected, atol=1e-6)  # each game evaluates its own network
 
   def test_augmented_round_differs_and_is_deterministic(self):
     def one_round(**augment):
