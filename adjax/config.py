@@ -8,7 +8,6 @@ from adjax import estimators
 from adjax import methods
 from adjax import models
 
-DATASETS = ('mnist5k', 'mnist5k_lupi', 'npz', 'tfds')
 DISTILLATION_FORMS = ('kl', 'l2')
 
 
@@ -40,11 +39,9 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     if isinstance(value, float):
       _require(math.isfinite(value), f'{field}={value} must be finite (a number, not inf or nan)')
   _one_of('method', c.method, tuple(methods.METHODS))
-  _one_of('dataset', c.dataset, DATASETS)
-  if c.dataset == 'npz':
-    _require(bool(c.data_file), 'dataset=npz needs data_file=PATH to an .npz with x_train, y_train, x_test, y_test')
-  if c.dataset == 'tfds':
-    _require(bool(c.tfds.name), 'dataset=tfds needs tfds.name, e.g. mnist or cifar10')
+  from adjax import data  # data raises ConfigError: imported here, not at the top
+
+  _one_of('dataset', c.dataset, tuple(data.DATASETS))
   g = c.game
   _one_of('game.estimator', g.estimator, estimators.ESTIMATORS)
   _one_of('game.baseline', g.baseline, estimators.BASELINES)
@@ -79,22 +76,19 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _require(0 <= g.distn_alpha <= 1, f'game.distn_alpha={g.distn_alpha} must be in [0, 1]')
   _require(g.noisy_sigma >= 0, f'game.noisy_sigma={g.noisy_sigma} must be >= 0')
   _require(0 <= g.baseline_decay < 1, f'game.baseline_decay={g.baseline_decay} must be in [0, 1)')
-  for name, default in methods.DEFAULT_OMEGAS.get(c.method, {}).items():
+  method = methods.METHODS[c.method]
+  for name, default in method.defaults.items():
     if g[name] is None:
       g[name] = default
-  for name in ('omega_r', 'omega_s', 'omega_t', 'nu', 'mu', 'upsilon'):
+  for name in methods.WEIGHTS:
     _require(g[name] is None or g[name] >= 0, f'game.{name}={g[name]} is negative; weights must be >= 0')
-  if c.method == 'adib':
-    total = g.omega_s + g.omega_t
+  for name in method.weight_fields():
+    _require(g[name] is not None, f'method={c.method} reads game.{name}, which is unset and has no default')
+  if method.sum_to_one:
+    total = sum(g[name] for name in method.sum_to_one)
     _require(
       math.isclose(total, 1.0, abs_tol=1e-6),
-      f'method=adib needs game.omega_s + game.omega_t = 1, got {g.omega_s} + {g.omega_t} = {total}',
-    )
-  if methods.METHODS[c.method].discriminator == 'multiclass':
-    total = g.omega_r + g.omega_s + g.omega_t
-    _require(
-      math.isclose(total, 1.0, abs_tol=1e-6),
-      f'method={c.method} needs game.omega_r + game.omega_s + game.omega_t = 1, '
-      f'got {g.omega_r} + {g.omega_s} + {g.omega_t} = {total}',
-    )
+      f'method={c.method} needs ' + ' + '.join(f'game.{n}' for n in method.sum_to_one) + ' = 1, got '
+      + ' + '.join(str(g[n]) for n in method.sum_to_one) + f' = {total}',
+    )  # fmt: skip
   return c

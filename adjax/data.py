@@ -8,9 +8,11 @@ split is class-balanced where it is drawn, drawn with the run's seed, and
 disjoint from the others.
 """
 
+from collections.abc import Callable, Collection
 import dataclasses
 import functools
 import gzip
+import hashlib
 import math
 import os
 import zipfile
@@ -131,32 +133,87 @@ def _as_inputs(source: str, key: str, x: np.ndarray) -> np.ndarray:
   return x.astype(np.float32)
 
 
-def load_npz(path: str):
-  """``x_train, y_train, x_test, y_test`` and ``(xp_train, xp_test)`` or None, checked."""
-  arrays = _open_npz(path)
-  source = f'data_file={path!r}'
-  missing = [k for k in NPZ_KEYS if k not in arrays]
+@dataclasses.dataclass(frozen=True)
+class Source:
+  """A dataset's checked arrays before splitting.
+
+  ``x, y``: the pool that train and validation are drawn from (class-balanced,
+  with the run's seed); ``x_test, y_test``: its test split, or None (then test
+  is the rest of the pool); ``xp, xp_test``: privileged inputs (teacher and
+  discriminator only), or None. ``name`` says where it came from.
+  """
+
+  name: str
+  x: np.ndarray
+  y: np.ndarray
+  x_test: np.ndarray | None = None
+  y_test: np.ndarray | None = None
+  xp: np.ndarray | None = None
+  xp_test: np.ndarray | None = None
+
+  @functools.cached_property
+  def fingerprint(self) -> str:
+    """SHA-256 (16 hex digits) of every array's shape, dtype and bytes: what identifies the data of a run."""
+    h = hashlib.sha256()
+    for key in ('x', 'y', 'x_test', 'y_test', 'xp', 'xp_test'):
+      a = getattr(self, key)
+      h.update(f'{key}:{None if a is None else (a.shape, str(a.dtype))};'.encode())
+      if a is not None:
+        h.update(np.ascontiguousarray(a).view(np.uint8))
+    return h.hexdigest()[:16]
+
+  def identity(self) -> dict:
+    """What results.json and the resume check record of the data."""
+    return {'name': self.name, 'fingerprint': self.fingerprint, 'examples': int(self.y.shape[0]),
+            'test_examples': None if self.y_test is None else int(self.y_test.shape[0])}  # fmt: skip
+
+
+def from_arrays(
+  x_train, y_train, x_test=None, y_test=None, xp_train=None, xp_test=None, name: str = 'arrays'
+) -> Source:
+  """A ``Source`` from in-memory arrays (numpy or anything ``np.asarray`` takes), checked like an ``.npz``.
+
+  Validation is drawn from ``x_train`` with the run's seed; without
+  ``x_test`` the test split is the rest of ``x_train``.
+  """
+  arrays = {'x_train': x_train, 'y_train': y_train, 'x_test': x_test, 'y_test': y_test, 'xp_train': xp_train,
+            'xp_test': xp_test}  # fmt: skip
+  return _checked(name, {k: np.asarray(v) for k, v in arrays.items() if v is not None})
+
+
+def _checked(source: str, arrays: dict[str, np.ndarray]) -> Source:
+  """The checks every array dataset gets: keys, sizes, dtypes, shapes, labels."""
+  needed = ('x_train', 'y_train') + (('x_test', 'y_test') if 'x_test' in arrays or 'y_test' in arrays else ())
+  missing = [k for k in needed if k not in arrays]
   if missing:
-    raise ConfigError(f'{source} lacks {", ".join(missing)}; it needs {", ".join(NPZ_KEYS)}')
+    raise ConfigError(f'{source} lacks {", ".join(missing)}; it needs {", ".join(needed)}')
+  privileged = ('xp_train', 'xp_test') if 'x_test' in arrays else ('xp_train',)
   present = [k for k in PRIVILEGED_KEYS if k in arrays]
-  if len(present) == 1:
-    raise ConfigError(
-      f'{source} has {present[0]} but not its pair; privileged inputs need both of {", ".join(PRIVILEGED_KEYS)}'
-    )
-  for k in NPZ_KEYS + tuple(present):
+  if present and sorted(present) != sorted(privileged):
+    raise ConfigError(f'{source} has {", ".join(present)}; privileged inputs need {", ".join(privileged)}')
+  for k in needed + tuple(present):
     if arrays[k].ndim == 0 or arrays[k].shape[0] == 0:
       raise ConfigError(f'{source}: {k} holds no examples (shape {arrays[k].shape})')
-  x_train, x_test = (_as_inputs(source, k, arrays[k]) for k in ('x_train', 'x_test'))
-  xp = tuple(_as_inputs(source, k, arrays[k]) for k in PRIVILEGED_KEYS) if present else None
-  if x_train.shape[1:] != x_test.shape[1:]:
-    raise ConfigError(f'x_train examples {x_train.shape[1:]} and x_test examples {x_test.shape[1:]} differ in shape')
-  y_train = _check_labels('y_train', arrays['y_train'], x_train.shape[0])
-  y_test = _check_labels('y_test', arrays['y_test'], x_test.shape[0])
-  if xp is not None and (xp[0].shape[0] != x_train.shape[0] or xp[1].shape[0] != x_test.shape[0]):
+  x = {k: _as_inputs(source, k, arrays[k]) for k in ('x_train', 'x_test', *present) if k in arrays}
+  if 'x_test' in x and x['x_train'].shape[1:] != x['x_test'].shape[1:]:
     raise ConfigError(
-      f'xp_train/xp_test must have one row per example of x_train/x_test, got {xp[0].shape}, {xp[1].shape}'
+      f'{source}: x_train examples {x["x_train"].shape[1:]} and x_test examples {x["x_test"].shape[1:]} differ'
     )
-  return x_train, y_train, x_test, y_test, xp
+  y_train = _check_labels('y_train', arrays['y_train'], x['x_train'].shape[0])
+  y_test = _check_labels('y_test', arrays['y_test'], x['x_test'].shape[0]) if 'x_test' in x else None
+  for xp_key, x_key in (('xp_train', 'x_train'), ('xp_test', 'x_test')):
+    if xp_key in x and x[xp_key].shape[0] != x[x_key].shape[0]:
+      raise ConfigError(f'{source}: {xp_key} must have one row per example of {x_key}, got {x[xp_key].shape}')
+  return Source(source, x['x_train'], y_train, x.get('x_test'), y_test, x.get('xp_train'), x.get('xp_test'))
+
+
+def load_npz(path: str) -> Source:
+  """An ``.npz`` with ``x_train, y_train, x_test, y_test`` (and optionally ``xp_train, xp_test``), checked."""
+  arrays = _open_npz(path)
+  missing = [k for k in NPZ_KEYS if k not in arrays]
+  if missing:
+    raise ConfigError(f'data_file={path!r} lacks {", ".join(missing)}; it needs {", ".join(NPZ_KEYS)}')
+  return _checked(f'data_file={path!r}', arrays)
 
 
 def check_finite(source: str, arrays: dict[str, np.ndarray | None]) -> None:
@@ -242,26 +299,66 @@ def check_input_shape(example_shape: tuple[int, ...], model: str, field: str) ->
       )
 
 
-def load(config) -> Splits:
-  """The config's dataset, split with ``config.seed`` (class-balanced train and validation)."""
-  xp_all = xp_test = None
-  if config.dataset in ('mnist5k', 'mnist5k_lupi'):
-    x_all, y_all = load_mnist5k()
-    x_test = y_test = None  # the digits not drawn for train or validation
-    if config.dataset == 'mnist5k_lupi':  # the student sees 7x7, the teacher and discriminator 28x28
-      x_all, xp_all = downsample(x_all, 4), x_all
-  elif config.dataset == 'tfds':
-    x_all, y_all, x_test, y_test = load_tfds(config.tfds)
-  else:
-    x_all, y_all, x_test, y_test, xp = load_npz(config.data_file)
-    if xp is not None:
-      xp_all, xp_test = xp
-  source = {'npz': f'data_file={config.data_file!r}', 'tfds': f'tfds.name={config.tfds.name!r}'}.get(
-    config.dataset, f'dataset={config.dataset}'
+def _mnist5k(config) -> Source:
+  x, y = load_mnist5k()
+  return Source('mnist5k', x, y)  # test: the digits not drawn for train or validation
+
+
+def _mnist5k_lupi(config) -> Source:
+  x, y = load_mnist5k()  # the student sees 7x7, the teacher and discriminator 28x28
+  return Source('mnist5k_lupi', downsample(x, 4), y, xp=x)
+
+
+def _npz(config) -> Source:
+  if not config.data_file:
+    raise ConfigError('dataset=npz needs data_file=PATH to an .npz with x_train, y_train, x_test, y_test')
+  return load_npz(config.data_file)
+
+
+def _tfds(config) -> Source:
+  if not config.tfds.name:
+    raise ConfigError('dataset=tfds needs tfds.name, e.g. mnist or cifar10')
+  x, y, x_test, y_test = load_tfds(config.tfds)
+  return Source(f'tfds.name={config.tfds.name!r}', x, y, x_test, y_test)
+
+
+# Datasets by ``config.dataset``: a loader ``config -> Source``.
+DATASETS: dict[str, Callable] = {'mnist5k': _mnist5k, 'mnist5k_lupi': _mnist5k_lupi, 'npz': _npz, 'tfds': _tfds}
+
+
+def register_dataset(name: str, loader: Callable) -> None:
+  """Adds ``config.dataset=name``: ``loader(config) -> Source`` (``from_arrays`` checks arrays)."""
+  if not name.isidentifier() or name in DATASETS:
+    raise ValueError(f'dataset name {name!r} must be a new identifier; registered: {", ".join(DATASETS)}')
+  DATASETS[name] = loader
+
+
+def read(config) -> Source:
+  """The config's dataset as a checked ``Source`` (not yet split)."""
+  return DATASETS[config.dataset](config)
+
+
+def load(config, source: Source | None = None, own_nets: Collection[str] = ()) -> Splits:
+  """The dataset (``source``, else the config's) split with ``config.seed`` (class-balanced train and validation).
+
+  ``own_nets``: players whose network the user gave; the built-in models'
+  input checks skip them.
+  """
+  source = source if source is not None else read(config)
+  x_all, y_all, x_test, y_test, xp_all, xp_test = (
+    source.x,
+    source.y,
+    source.x_test,
+    source.y_test,
+    source.xp,
+    source.xp_test,
   )
+  source = source.name
   check_finite(source, {'x_train': x_all, 'x_test': x_test, 'xp_train': xp_all, 'xp_test': xp_test})
   num_classes = check_classes(source, y_all, y_test, config.n_train + config.n_val)
   for player in methods.METHODS[config.method].present:
+    if player in own_nets:
+      continue
     seen = xp_all if (xp_all is not None and player != 'student') else x_all
     check_input_shape(seen.shape[1:], config[player].model, f'{player}.model')
   augmented = not augment.is_identity(config.augment)
@@ -269,7 +366,7 @@ def load(config) -> Splits:
     raise ConfigError(f'augment needs image inputs [H, W] or [H, W, C], got examples of shape {x_all.shape[1:]}')
   if augmented and xp_all is not None:
     raise ConfigError(
-      f'dataset={config.dataset} has privileged inputs, which augment does not transform alike; '
+      f'{source} has privileged inputs, which augment does not transform alike; '
       'set augment.rotation=0 augment.shift=0 augment.zoom=0 augment.flip=False'
     )
   rng = np.random.default_rng(config.seed)

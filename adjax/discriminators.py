@@ -14,29 +14,61 @@ REAL, STUDENT, TEACHER = 0, 1, 2
 
 
 def score(h_BxK: jax.Array, y_BxK: jax.Array) -> jax.Array:
-  """``s(x, y) = <y, h(x)>``, shape ``[B]``."""
+  """Scores label vectors against discriminator scores: ``s(x, y) = <y, h(x)>``.
+
+  The label enters only through this inner product, so ``y`` may be one-hot or a soft point of the simplex
+  (e.g. a concrete sample), and one forward pass of the network serves every label vector.
+
+  Args:
+    h_BxK: ``[B, K]`` float discriminator scores ``h(x)``.
+    y_BxK: ``[B, K]`` float label vectors, one-hot or on the simplex.
+
+  Returns:
+    ``[B]`` score ``s(x, y)`` of each example.
+
+  References:
+    SPEC.md §2, label-conditioned discriminators (the score ``s(x, y) = <y, h(x)>``).
+  """
   return jnp.sum(h_BxK * y_BxK, axis=-1)
 
 
 def binary_log_probs(h_BxK: jax.Array, y_BxK: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """``(log D(x, y), log(1 - D(x, y)))`` of the binary discriminator ``D = σ(s)``."""
+  """Log-probabilities ``(log D(x, y), log(1 - D(x, y)))`` of the binary discriminator ``D = σ(s)``.
+
+  Both are computed as ``log_sigmoid(±s)``, never ``log(sigmoid(s))``, so values and gradients stay finite for
+  scores of magnitude 1e4.
+
+  Args:
+    h_BxK: ``[B, K]`` float discriminator scores ``h(x)`` (a single head).
+    y_BxK: ``[B, K]`` float label vectors, one-hot or on the simplex.
+
+  Returns:
+    A pair of ``[B]`` arrays: ``log D(x, y)`` (the probability that ``y`` is real) and ``log(1 - D(x, y))``.
+
+  References:
+    SPEC.md §2, the binary discriminator of NGAN and ADIB.
+  """
   s_B = score(h_BxK, y_BxK)
   return jax.nn.log_sigmoid(s_B), jax.nn.log_sigmoid(-s_B)
 
 
 def multiclass_log_probs(h_BxHxK: jax.Array, y_BxK: jax.Array) -> jax.Array:
-  """``[log D_r, log D_s, log D_t]`` of shape ``[B, 3]``, summing to one in prob space.
+  """Log-probabilities ``[log D_r, log D_s, log D_t]`` of the multi-class (ADIM) discriminator.
 
   Two heads (``H = 2``): the paper's construction from two binary
   discriminators, ``h1`` real vs fake and ``h2`` student vs teacher among fakes.
   Three heads (``H = 3``): ``D_i = softmax_i(<y, h_i(x)>)``.
+  Either way the three probabilities sum to one exactly, and all is computed in log space.
 
   Args:
-    h_BxHxK: scores of each head.
-    y_BxK: label vectors, one-hot or on the simplex.
+    h_BxHxK: ``[B, H, K]`` float scores of each head, ``H`` = 2 or 3; any other ``H`` raises ``ValueError``.
+    y_BxK: ``[B, K]`` float label vectors, one-hot or on the simplex.
 
   Returns:
-    log-probabilities of real, student and teacher, ``[B, 3]``.
+    ``[B, 3]`` log-probabilities of real, student and teacher, indexed by ``REAL``, ``STUDENT``, ``TEACHER``.
+
+  References:
+    SPEC.md §2, the multi-class discriminator of ADIM (two-head construction and the 3-head softmax option).
   """
   s_BxH = jnp.einsum('bhk,bk->bh', h_BxHxK, y_BxK)
   num_heads = s_BxH.shape[-1]

@@ -8,6 +8,7 @@ generator's logits is that estimator of the gradient, plus the reward values
 """
 
 from collections.abc import Callable
+import dataclasses
 import math
 
 import jax
@@ -44,6 +45,90 @@ def exp_concrete_log_density(log_y_BxK: jax.Array, log_p_BxK: jax.Array, tau: ja
   return const + jnp.sum(z_BxK, axis=-1) - k * jax.nn.logsumexp(z_BxK, axis=-1)
 
 
+@dataclasses.dataclass(frozen=True)
+class Estimator:
+  """A gradient estimator of ``E_{y ~ p_θ}[R(y)]``.
+
+  Attributes:
+    surrogate: ``(key, log_p_BxK, reward_fn, tau, baseline_fn) -> (surrogate_B,
+      reward_B)``: ``grad(mean(surrogate_B))`` w.r.t. the logits is the
+      estimate; ``baseline_fn(reward_B) -> b`` gives the baseline of the
+      score-function estimators.
+    sample: ``(key, log_p_BxK, tau) -> y_BxK``: the label vectors the
+      generator shows the discriminator, the same draw as ``surrogate``'s with
+      the same key.
+  """
+
+  surrogate: Callable
+  sample: Callable
+
+
+def _reinforce_sample(key, log_p_BxK, tau):
+  del tau
+  y_B = jax.random.categorical(key, jax.lax.stop_gradient(log_p_BxK), axis=-1)
+  return jax.nn.one_hot(y_B, log_p_BxK.shape[-1], dtype=log_p_BxK.dtype)
+
+
+def _reinforce(key, log_p_BxK, reward_fn, tau, baseline_fn):
+  y_BxK = _reinforce_sample(key, log_p_BxK, tau)
+  reward_B = jax.lax.stop_gradient(reward_fn(y_BxK))
+  log_q_B = jnp.take_along_axis(log_p_BxK, jnp.argmax(y_BxK, axis=-1)[:, None], axis=-1)[:, 0]
+  return (reward_B - baseline_fn(reward_B)) * log_q_B, reward_B
+
+
+def _concrete_sample(key, log_p_BxK, tau):
+  return jnp.exp(concrete_log_sample(key, jax.lax.stop_gradient(log_p_BxK), tau))
+
+
+def _concrete_reinforce(key, log_p_BxK, reward_fn, tau, baseline_fn):
+  log_y_BxK = jax.lax.stop_gradient(concrete_log_sample(key, log_p_BxK, tau))
+  reward_B = jax.lax.stop_gradient(reward_fn(jnp.exp(log_y_BxK)))
+  return (reward_B - baseline_fn(reward_B)) * exp_concrete_log_density(log_y_BxK, log_p_BxK, tau), reward_B
+
+
+def _pathwise(key, log_p_BxK, reward_fn, tau, baseline_fn):
+  del baseline_fn  # a pathwise gradient needs none
+  reward_B = reward_fn(jnp.exp(concrete_log_sample(key, log_p_BxK, tau)))
+  return reward_B, jax.lax.stop_gradient(reward_B)
+
+
+def _hard(y_BxK):
+  return jax.nn.one_hot(jnp.argmax(y_BxK, axis=-1), y_BxK.shape[-1], dtype=y_BxK.dtype)
+
+
+def _straight_through_sample(key, log_p_BxK, tau):
+  return _hard(_concrete_sample(key, log_p_BxK, tau))
+
+
+def _straight_through(key, log_p_BxK, reward_fn, tau, baseline_fn):
+  del baseline_fn
+  y_BxK = jnp.exp(concrete_log_sample(key, log_p_BxK, tau))
+  reward_B = reward_fn(y_BxK + jax.lax.stop_gradient(_hard(y_BxK) - y_BxK))
+  return reward_B, jax.lax.stop_gradient(reward_B)
+
+
+# Estimators by ``config.game.estimator`` (SPEC §4).
+ESTIMATORS: dict[str, Estimator] = {
+  'reinforce': Estimator(_reinforce, _reinforce_sample),
+  'concrete_reinforce': Estimator(_concrete_reinforce, _concrete_sample),
+  'pathwise': Estimator(_pathwise, _concrete_sample),
+  'straight_through': Estimator(_straight_through, _straight_through_sample),
+}
+
+
+def register_estimator(name: str, estimator: Estimator) -> None:
+  """Adds ``config.game.estimator=name``."""
+  if not name.isidentifier() or name in ESTIMATORS:
+    raise ValueError(f'estimator name {name!r} must be a new identifier; registered: {", ".join(ESTIMATORS)}')
+  ESTIMATORS[name] = estimator
+
+
+def _lookup(estimator: str) -> Estimator:
+  if estimator not in ESTIMATORS:
+    raise ValueError(f'unknown estimator {estimator!r}; valid: {", ".join(ESTIMATORS)}')
+  return ESTIMATORS[estimator]
+
+
 def surrogate(
   estimator: str,
   key: jax.Array,
@@ -56,53 +141,34 @@ def surrogate(
   """Per-example surrogate of ``E_{p_θ}[R]`` for ``estimator``, and the rewards.
 
   Args:
-    estimator: one of ``ESTIMATORS``.
+    estimator: a key of ``ESTIMATORS``.
     key: PRNG key for the sample.
-    logits_BxK: the generator's logits (differentiated).
-    reward_fn: ``R(x, y)`` for the batch, ``y_BxK -> R_B``.
-    tau: concrete temperature (unused by ``reinforce``).
+    logits_BxK: ``[B, K]`` the generator's logits (differentiated).
+    reward_fn: ``R(x, y)`` for the batch, ``y_BxK [B, K] -> R_B [B]``.
+    tau: scalar concrete temperature (unused by ``reinforce``).
     baseline: one of ``BASELINES``, subtracted from the reward of the
       score-function estimators (the pathwise ones need none).
-    moving_average: the running mean of the reward, for ``'moving_average'``.
+    moving_average: scalar running mean of the reward, for ``'moving_average'``.
 
   Returns:
-    ``(surrogate_B, reward_B)``; ``grad(mean(surrogate_B))`` is the estimate.
+    ``(surrogate_B [B], reward_B [B])``; ``grad(mean(surrogate_B))`` is the estimate.
+
+  References:
+    SPEC.md §4 (the estimators and baselines).
   """
   log_p_BxK = jax.nn.log_softmax(logits_BxK, axis=-1)
-  if estimator == 'reinforce':
-    y_B = jax.random.categorical(key, jax.lax.stop_gradient(log_p_BxK), axis=-1)
-    reward_B = jax.lax.stop_gradient(reward_fn(jax.nn.one_hot(y_B, log_p_BxK.shape[-1], dtype=log_p_BxK.dtype)))
-    log_q_B = jnp.take_along_axis(log_p_BxK, y_B[:, None], axis=-1)[:, 0]
-    b = baseline_value(baseline, reward_B, moving_average)
-    return (reward_B - b) * log_q_B, reward_B
-  if estimator == 'concrete_reinforce':
-    log_y_BxK = jax.lax.stop_gradient(concrete_log_sample(key, log_p_BxK, tau))
-    reward_B = jax.lax.stop_gradient(reward_fn(jnp.exp(log_y_BxK)))
-    b = baseline_value(baseline, reward_B, moving_average)
-    return (reward_B - b) * exp_concrete_log_density(log_y_BxK, log_p_BxK, tau), reward_B
-  if estimator in ('pathwise', 'straight_through'):
-    y_BxK = jnp.exp(concrete_log_sample(key, log_p_BxK, tau))
-    if estimator == 'straight_through':
-      hard_BxK = jax.nn.one_hot(jnp.argmax(y_BxK, axis=-1), y_BxK.shape[-1], dtype=y_BxK.dtype)
-      y_BxK = y_BxK + jax.lax.stop_gradient(hard_BxK - y_BxK)
-    reward_B = reward_fn(y_BxK)
-    return reward_B, jax.lax.stop_gradient(reward_B)
-  raise ValueError(f'unknown estimator {estimator!r}; valid: {", ".join(ESTIMATORS)}')
+  baseline_fn = lambda reward_B: baseline_value(baseline, reward_B, moving_average)
+  return _lookup(estimator).surrogate(key, log_p_BxK, reward_fn, tau, baseline_fn)
 
 
 def generator_sample(estimator: str, key: jax.Array, logits_BxK: jax.Array, tau: jax.Array | float) -> jax.Array:
-  """The label vectors a generator shows the discriminator: one-hot for ``reinforce``, concrete otherwise.
+  """The label vectors ``[B, K]`` a generator shows the discriminator: one-hot for ``reinforce`` and
+  ``straight_through``, concrete otherwise.
 
   Uses the same key, hence the same draw, as ``surrogate`` would.
   """
   log_p_BxK = jax.nn.log_softmax(jax.lax.stop_gradient(logits_BxK), axis=-1)
-  if estimator == 'reinforce':
-    y_B = jax.random.categorical(key, log_p_BxK, axis=-1)
-    return jax.nn.one_hot(y_B, log_p_BxK.shape[-1], dtype=log_p_BxK.dtype)
-  y_BxK = jnp.exp(concrete_log_sample(key, log_p_BxK, tau))
-  if estimator == 'straight_through':
-    return jax.nn.one_hot(jnp.argmax(y_BxK, axis=-1), y_BxK.shape[-1], dtype=y_BxK.dtype)
-  return y_BxK
+  return _lookup(estimator).sample(key, log_p_BxK, tau)
 
 
 def baseline_value(kind: str, reward_B: jax.Array, moving_average: jax.Array) -> jax.Array:

@@ -52,31 +52,34 @@ def make_optimizer(learning_rate: float, weight_decay: float) -> optax.GradientT
 # the state's key): games that differ only in these share compiled code.
 NOT_COMPILED = ('seed', 'num_seeds', 'rounds', 'data_file', 'teacher_cache')
 # Hyperparameters that are arrays in the state, never Python constants in the
-# program: the game's in ``state['hparams']`` (``hyperparameters``), the
-# players' learning rates and weight decays in their optax states
-# (``inject_hyperparams``). Configurations that differ only in these compile
-# once and can be vmapped together (a sweep).
-SWEEPABLE = (
-  *('game.omega_r', 'game.omega_s', 'game.omega_t', 'game.nu', 'game.mu', 'game.upsilon', 'tau.tau0'),
-  *(f'{p}.{h}' for p in methods.PLAYERS for h in ('learning_rate', 'weight_decay')),
-)
+# program: the game's weight fields (``methods.WEIGHTS``) and τ0 in
+# ``state['hparams']`` (``hyperparameters``), the players' learning rates and
+# weight decays in their optax states (``inject_hyperparams``).
+# Configurations that differ only in these compile once and can be vmapped
+# together (a sweep). Derived from the registries, so a registered weight is
+# sweepable too.
+PLAYER_HYPERPARAMETERS = ('learning_rate', 'weight_decay')
+
+
+def sweepable_fields() -> tuple[str, ...]:
+  """Every config field that is an array in the state: ``game.<weight>``, ``tau.tau0``, players' lr and wd."""
+  return (
+    *(f'game.{w}' for w in methods.WEIGHTS),
+    'tau.tau0',
+    *(f'{p}.{h}' for p in methods.PLAYERS for h in PLAYER_HYPERPARAMETERS),
+  )
 
 
 def hyperparameters(method: methods.Method, config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
-  """The game's swept values of a validated config as arrays: adversarial weights ``(w_r, w_s, w_t)``, ν, µ, υ, τ0."""
-  g = config.game
-  return {
-    'weights': jnp.asarray(method.weights(g), jnp.float32),
-    **{name: jnp.asarray(g[name], jnp.float32) for name in ('nu', 'mu', 'upsilon')},
-    'tau0': jnp.asarray(config.tau.tau0, jnp.float32),
-  }
+  """The swept values of a validated config as arrays: the method's weights (``methods.hyperparameters``), τ0."""
+  return {**methods.hyperparameters(method, config.game), 'tau0': jnp.asarray(config.tau.tau0, jnp.float32)}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Game:
   """Static description of one run's game: method, networks, optimizers, game config.
 
-  The values of ``SWEEPABLE`` fields in ``config`` only initialise a state
+  The values of ``sweepable_fields()`` in ``config`` only initialise a state
   (``init_state``); the programs read them from the state.
   """
 
@@ -99,7 +102,7 @@ class Game:
     one, whose hyperparameters are arrays in the state).
     """
     compiled = {k: v for k, v in self.config.to_dict().items() if k not in NOT_COMPILED}
-    for field in SWEEPABLE:
+    for field in sweepable_fields():
       group, name = field.split('.')
       compiled[group] = {k: v for k, v in compiled[group].items() if k != name}
     nets = tuple((p, _hashable(net)) for p, net in sorted(self.nets.items()))
@@ -144,7 +147,7 @@ def build(config: ml_collections.ConfigDict, num_classes: int) -> Game:
 def init_state(game: Game, key: jax.Array, data: Data, config: ml_collections.ConfigDict | None = None) -> State:
   """Fresh parameters and optimizer states for each player (shaped by its view of ``data``), and the run's key.
 
-  ``config`` (default ``game.config``; it may differ from it in ``SWEEPABLE``
+  ``config`` (default ``game.config``; it may differ from it in ``sweepable_fields()``
   fields) gives the hyperparameters: ``state['hparams']`` and each optimizer's
   learning rate and weight decay.
   """
@@ -264,12 +267,13 @@ def generator_terms(
 
 
 def term_weights(game: Game, role: str, hp) -> dict[str, jax.Array]:
-  """Each term's weight in a generator's loss: ω of its role, and ν (student) or µ (teacher) for ``kd``."""
-  kd = game.method.distill == 'kd'
+  """Each term's weight in a generator's loss: ω of its role, and the distillation term's weight field (ν / µ)."""
+  distill = methods.DISTILLATION[game.method.distill] if game.method.distill else None
+  field = distill.weights.get(role) if distill else None
   return {
     'supervised': 1.0,
     'adversarial': hp['weights'][methods.ROLE[role]],
-    'distillation': (hp['nu'] if role == 'student' else hp['mu']) if kd else 1.0,
+    'distillation': hp[field] if field else 1.0,
   }
 
 
@@ -283,16 +287,8 @@ def generator_loss(params, game: Game, role: str, x, y_B, others: dict, key: jax
 
 def distillation_term(game: Game, role: str, target_BxK, logits_BxK, y_B, key, hp) -> jax.Array:
   """The generator's per-example term towards the other generator's logits (``Method.distill``), unweighted."""
-  g = game.config.game
-  kind = game.method.distill
-  if kind == 'kd':
-    return losses.distillation(target_BxK, logits_BxK, y_B, hp['upsilon'], g.kd_temperature, g.distillation)
-  if kind == 'hinton':
-    soft_B = losses.distillation(target_BxK, logits_BxK, y_B, 0.0, g.kd_temperature)
-    return g.distn_alpha * soft_B + (1 - g.distn_alpha) * losses.cross_entropy(logits_BxK, y_B)
-  if kind == 'noisy':
-    target_BxK = target_BxK + g.noisy_sigma * jax.random.normal(key, target_BxK.shape)
-  return losses.distillation(target_BxK, logits_BxK, y_B, 0.0, form='l2')
+  del role
+  return methods.DISTILLATION[game.method.distill].loss(target_BxK, logits_BxK, y_B, key, hp, game.config.game)
 
 
 def discriminator_loss(params, game: Game, x: jax.Array, y_B: jax.Array, others: dict, key: jax.Array, tau, hp):
@@ -442,7 +438,7 @@ def compile_fns(game: Game) -> Programs:
   ``active [S]`` bool freezes members, ``metrics['finite'] [S]``) and
   ``accuracy(player, params, x, y)``; cached per game (``Game._key``: the
   networks, optimizers and compiled config), so runs that differ only in
-  ``NOT_COMPILED`` or ``SWEEPABLE`` fields share compiled code.
+  ``NOT_COMPILED`` or ``sweepable_fields()`` share compiled code.
   """
   return Programs(
     jax.jit(

@@ -5,13 +5,37 @@ import jax.numpy as jnp
 
 
 def cross_entropy(logits_BxK: jax.Array, labels_B: jax.Array) -> jax.Array:
-  """``-log p(y|x)``, i.e. ``KL(e_y || p)``."""
+  """Cross-entropy ``-log p(y|x)`` of integer labels, i.e. ``KL(e_y || p)``.
+
+  Args:
+    logits_BxK: ``[B, K]`` float logits of ``p(·|x)``.
+    labels_B: ``[B]`` integer labels in ``{0..K-1}``.
+
+  Returns:
+    ``[B]`` loss of each example (unreduced).
+
+  References:
+    SPEC.md §3, the distillation loss (``KL(e_y || p_b) = -log p_b(y)``).
+  """
   log_p_BxK = jax.nn.log_softmax(logits_BxK)
   return -jnp.take_along_axis(log_p_BxK, labels_B[:, None], axis=-1)[:, 0]
 
 
 def kl_divergence(target_log_p_BxK: jax.Array, log_q_BxK: jax.Array) -> jax.Array:
-  """``KL(p || q)`` from log-probabilities; terms with ``p = 0`` count zero."""
+  """``KL(p || q)`` from log-probabilities; terms with ``p = 0`` count zero.
+
+  The masking makes ``0 · log 0 = 0`` even where ``log p = -inf`` (e.g. a one-hot ``p_r``).
+
+  Args:
+    target_log_p_BxK: ``[B, K]`` float log-probabilities of the target ``p``.
+    log_q_BxK: ``[B, K]`` float log-probabilities of ``q``.
+
+  Returns:
+    ``[B]`` divergence of each example. No ``stop_gradient``: gradients flow into both arguments.
+
+  References:
+    SPEC.md §3, the distillation loss ``L_KD``.
+  """
   p_BxK = jnp.exp(target_log_p_BxK)
   terms = jnp.where(p_BxK > 0, p_BxK * (target_log_p_BxK - log_q_BxK), 0.0)
   return jnp.sum(terms, axis=-1)
@@ -25,22 +49,27 @@ def distillation(
   temperature: float | None = None,
   form: str = 'kl',
 ) -> jax.Array:
-  """``L_KD(p_a || p_b) = KL(p_a || p_b) + υ · KL(p_r || p_b)``, per example.
+  """Distillation loss ``L_KD(p_a || p_b) = KL(p_a || p_b) + υ · KL(p_r || p_b)``, per example.
 
   The target ``p_a`` is held constant. Options: ``temperature`` gives Hinton's
   ``T² · KL(softmax(z_a/T) || softmax(z_b/T))``; ``form='l2'`` replaces the KL
   term with ``½ ||z_a − z_b||²`` on logits.
 
   Args:
-    target_logits_BxK: logits of the target distribution ``p_a``.
-    learner_logits_BxK: logits of the learner ``p_b``.
-    labels_B: integer labels; ``p_r = e_y``.
-    upsilon: weight of the label term.
-    temperature: optional Hinton temperature of the KL term.
-    form: ``'kl'`` or ``'l2'``.
+    target_logits_BxK: ``[B, K]`` float logits ``z_a`` of the target distribution ``p_a`` (wrapped in
+      ``stop_gradient``).
+    learner_logits_BxK: ``[B, K]`` float logits ``z_b`` of the learner ``p_b``.
+    labels_B: ``[B]`` integer labels; ``p_r = e_y``.
+    upsilon: scalar weight ``υ`` of the label term (never tempered).
+    temperature: optional scalar Hinton temperature ``T`` of the KL term; ``None`` means ``T = 1``. Ignored when
+      ``form='l2'``.
+    form: ``'kl'`` or ``'l2'``; anything else raises ``ValueError``.
 
   Returns:
-    the loss of each example, ``[B]``.
+    ``[B]`` loss of each example (unreduced).
+
+  References:
+    SPEC.md §3, the distillation loss ``L_KD`` and its temperature / logit-L2 options.
   """
   target_BxK = jax.lax.stop_gradient(target_logits_BxK)
   if form == 'l2':

@@ -1,14 +1,22 @@
-"""The method table: each method is a set of players and the terms of their losses.
+"""The method registry: each method is a set of players, the weights of its terms and the terms of its losses.
 
 A method is data, not a trainer: ``adjax.game`` builds every method's round
-from these fields. Adding a method is adding a row (and, for a new kind of
-loss term, a branch in ``adjax.game.generator_loss``).
+from these fields. Everything a method needs is declared here, next to it:
+its players, its adversarial weights (constants or ``config.game`` fields),
+which of those must sum to 1, their defaults, and its distillation term. The
+config checks, the default config, sweeps and the CLI all read these
+declarations. Code outside adjax adds a method with ``register_method`` (and
+a new weight field with ``register_weight``, a new distillation term with
+``register_distillation``): see ``tests/test_registry.py``.
 """
 
 from collections.abc import Callable
 import dataclasses
 
-import ml_collections
+import jax
+import jax.numpy as jnp
+
+from adjax import losses
 
 # Roles as indexed in the value functions (adjax.values / adjax.discriminators).
 REAL, STUDENT, TEACHER = 0, 1, 2
@@ -18,20 +26,88 @@ PLAYERS = ('discriminator', 'teacher', 'student')
 
 
 @dataclasses.dataclass(frozen=True)
+class Weight:
+  """A weight field of ``config.game``: non-negative, an array in the state (so sweepable in one program).
+
+  ``default`` None: the field is unset in the config and each method that
+  reads it gives its own default (``Method.defaults``).
+  """
+
+  default: float | None
+  doc: str
+
+
+# The game's weight fields (SPEC §3). A field named in a method's ``adversarial`` triple enters the state as part of
+# ``hparams['weights']``; every other one as ``hparams[name]``.
+WEIGHTS: dict[str, Weight] = {
+  'omega_r': Weight(None, 'ω_r: weight of the real term of the multi-class value (ADIM)'),
+  'omega_s': Weight(None, 'ω_s: weight of the student term of the value (ADIB, ADIM)'),
+  'omega_t': Weight(None, 'ω_t: weight of the teacher term of the value (ADIB, ADIM)'),
+  'nu': Weight(1.0, "ν: weight of the student's L_KD(p_t || p_s)"),
+  'mu': Weight(1.0, "µ: weight of the teacher's L_KD(p_s || p_t)"),
+  'upsilon': Weight(1.0, 'υ: weight of the label term inside L_KD'),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Distillation:
+  """A generator's term towards the other generator's current outputs.
+
+  Attributes:
+    loss: ``(target_BxK, logits_BxK, y_B, key, hp, game_config) -> [B]``, the
+      per-example term, unweighted; ``hp`` is the state's ``hparams``.
+    weights: the weight field of each role (``{'student': 'nu', 'teacher':
+      'mu'}``); a role not named is weighted 1.
+  """
+
+  loss: Callable
+  weights: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def _kd(target_BxK, logits_BxK, y_B, key, hp, g):
+  del key
+  return losses.distillation(target_BxK, logits_BxK, y_B, hp['upsilon'], g.kd_temperature, g.distillation)
+
+
+def _hinton(target_BxK, logits_BxK, y_B, key, hp, g):
+  del key, hp
+  soft_B = losses.distillation(target_BxK, logits_BxK, y_B, 0.0, g.kd_temperature)
+  return g.distn_alpha * soft_B + (1 - g.distn_alpha) * losses.cross_entropy(logits_BxK, y_B)
+
+
+def _mimic(target_BxK, logits_BxK, y_B, key, hp, g):
+  del key, hp, g
+  return losses.distillation(target_BxK, logits_BxK, y_B, 0.0, form='l2')
+
+
+def _noisy(target_BxK, logits_BxK, y_B, key, hp, g):
+  noisy_BxK = target_BxK + g.noisy_sigma * jax.random.normal(key, target_BxK.shape)
+  return _mimic(noisy_BxK, logits_BxK, y_B, key, hp, g)
+
+
+DISTILLATION: dict[str, Distillation] = {
+  'kd': Distillation(_kd, {'student': 'nu', 'teacher': 'mu'}),  # ν L_KD(p_t||p_s), µ L_KD(p_s||p_t)
+  'hinton': Distillation(_hinton),  # (1−α) CE + α T² KL
+  'mimic': Distillation(_mimic),  # L2 on logits
+  'noisy': Distillation(_noisy),  # L2 on logits perturbed by Gaussian noise
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class Method:
   """How one method trains.
 
   Attributes:
     players: the players it trains, a subset of ``PLAYERS``.
     discriminator: ``None``, ``'binary'`` or ``'multiclass'``.
-    weights: maps the game config to ``(w_real, w_student, w_teacher)``, the
-      weights of the adversarial terms (SPEC §3).
+    adversarial: ``(w_real, w_student, w_teacher)``, the weights of the
+      adversarial terms (SPEC §3): each a constant or the name of a weight
+      field of ``config.game`` (``WEIGHTS``).
+    sum_to_one: weight fields whose values must sum to 1 (ADIB's ω_s, ω_t).
+    defaults: the values of unset weight fields for this method.
     supervised: generators descend cross-entropy on the labels, nothing else.
     distill: the term a generator descends towards the other generator's
-      current outputs, one of ``DISTILL_TERMS``: ``'kd'`` (student
-      ``ν L_KD(p_t||p_s)``, teacher ``µ L_KD(p_s||p_t)``), ``'hinton'``
-      (``(1−α) CE + α T² KL``), ``'mimic'`` (L2 on logits), ``'noisy'`` (L2 on
-      logits perturbed by Gaussian noise); ``None`` for none.
+      current outputs, a key of ``DISTILLATION``; ``None`` for none.
     frozen: players present in the state but not trained by rounds (the
       pretrained teacher of two-phase baselines).
     estimator: forces a gradient estimator (else the config's).
@@ -39,24 +115,42 @@ class Method:
 
   players: tuple[str, ...]
   discriminator: str | None = None
-  weights: Callable[[ml_collections.ConfigDict], tuple[float, float, float]] = lambda g: (0.0, 0.0, 0.0)
+  adversarial: tuple[float | str, float | str, float | str] = (0.0, 0.0, 0.0)
+  sum_to_one: tuple[str, ...] = ()
+  defaults: dict[str, float] = dataclasses.field(default_factory=dict)
   supervised: bool = False
   distill: str | None = None
   frozen: tuple[str, ...] = ()
   estimator: str | None = None
+
+  def __hash__(self):  # part of the key of compiled programs: hashed by what it declares
+    fields = dataclasses.astuple(self)
+    return hash(tuple(tuple(sorted(f.items())) if isinstance(f, dict) else f for f in fields))
 
   @property
   def present(self) -> tuple[str, ...]:
     """Every player in the state, in Algorithm 1's order."""
     return tuple(p for p in PLAYERS if p in self.players or p in self.frozen)
 
+  def weight_fields(self) -> tuple[str, ...]:
+    """The weight fields this method reads: its adversarial ones and its distillation term's."""
+    adversarial = [w for w in self.adversarial if isinstance(w, str)]
+    distill = list(DISTILLATION[self.distill].weights.values()) if self.distill else []
+    return tuple(dict.fromkeys(adversarial + distill))
 
-def _adim_weights(g):
-  return (g.omega_r, g.omega_s, g.omega_t)
+  def weights(self, game_config) -> tuple[float, float, float]:
+    """``(w_real, w_student, w_teacher)`` of a validated config."""
+    return tuple(float(game_config[w]) if isinstance(w, str) else float(w) for w in self.adversarial)
 
 
-DISTILL_TERMS = ('kd', 'hinton', 'mimic', 'noisy')
 _TWO_PHASE = {'players': ('student',), 'frozen': ('teacher',)}
+_ADIM = {
+  'discriminator': 'multiclass',
+  'adversarial': ('omega_r', 'omega_s', 'omega_t'),
+  'sum_to_one': ('omega_r', 'omega_s', 'omega_t'),
+  'defaults': {'omega_r': 1 / 3, 'omega_s': 1 / 3, 'omega_t': 1 / 3},
+  'distill': 'kd',
+}
 
 METHODS: dict[str, Method] = {
   'student': Method(players=('student',), supervised=True),
@@ -67,17 +161,67 @@ METHODS: dict[str, Method] = {
   'noisy': Method(**_TWO_PHASE, distill='noisy'),
   # Codistillation: both trained together, each with CE + KL to the other's current predictions.
   'codis': Method(players=('teacher', 'student'), distill='kd'),
-  'ngan': Method(players=('discriminator', 'student'), discriminator='binary', weights=lambda g: (1.0, 1.0, 0.0)),
-  'adib': Method(players=PLAYERS, discriminator='binary', weights=lambda g: (1.0, g.omega_s, g.omega_t), distill='kd'),
-  'adim': Method(players=PLAYERS, discriminator='multiclass', weights=_adim_weights, distill='kd'),
-  'adim_ngs': Method(
-    players=PLAYERS, discriminator='multiclass', weights=_adim_weights, distill='kd', estimator='reinforce'
+  'ngan': Method(players=('discriminator', 'student'), discriminator='binary', adversarial=(1.0, 1.0, 0.0)),
+  'adib': Method(
+    players=PLAYERS,
+    discriminator='binary',
+    adversarial=(1.0, 'omega_s', 'omega_t'),
+    sum_to_one=('omega_s', 'omega_t'),
+    defaults={'omega_s': 0.5, 'omega_t': 0.5},
+    distill='kd',
   ),
+  'adim': Method(players=PLAYERS, **_ADIM),
+  'adim_ngs': Method(players=PLAYERS, **_ADIM, estimator='reinforce'),
 }
 
-# Weights each adversarial method uses when the config leaves them unset.
-DEFAULT_OMEGAS = {
-  'adib': {'omega_s': 0.5, 'omega_t': 0.5},
-  'adim': {'omega_r': 1 / 3, 'omega_s': 1 / 3, 'omega_t': 1 / 3},
-  'adim_ngs': {'omega_r': 1 / 3, 'omega_s': 1 / 3, 'omega_t': 1 / 3},
-}
+
+def _check_new(kind: str, registry: dict, name: str) -> None:
+  if not name.isidentifier():
+    raise ValueError(f'{kind} name {name!r} must be an identifier (it becomes a config value or field)')
+  if name in registry:
+    raise ValueError(f'{kind} {name!r} is already registered')
+
+
+def register_weight(name: str, default: float | None, doc: str) -> None:
+  """Adds a weight field ``config.game.<name>`` (before the config is built: ``adjax.default_config``)."""
+  _check_new('weight', WEIGHTS, name)
+  WEIGHTS[name] = Weight(default, doc)
+
+
+def register_distillation(name: str, term: Distillation) -> None:
+  """Adds a distillation term that methods can name in ``Method.distill``."""
+  _check_new('distillation term', DISTILLATION, name)
+  for field in term.weights.values():
+    if field not in WEIGHTS:
+      raise ValueError(f'distillation term {name!r} reads game.{field}, which is not a registered weight')
+  DISTILLATION[name] = term
+
+
+def register_method(name: str, method: Method) -> Method:
+  """Adds a method under ``name`` (``config.method``); its weight fields must be registered first."""
+  _check_new('method', METHODS, name)
+  for player in method.present:
+    if player not in PLAYERS:
+      raise ValueError(f'method {name!r}: player {player!r} is not one of {", ".join(PLAYERS)}')
+  if method.distill is not None and method.distill not in DISTILLATION:
+    raise ValueError(f'method {name!r}: distill={method.distill!r} is not one of {", ".join(DISTILLATION)}')
+  for field in (*method.weight_fields(), *method.sum_to_one, *method.defaults):
+    if field not in WEIGHTS:
+      raise ValueError(f'method {name!r} reads game.{field}: register it first with register_weight')
+  METHODS[name] = method
+  return method
+
+
+def scalar_weights() -> tuple[str, ...]:
+  """Weight fields that enter the state as ``hparams[name]`` (not through a method's adversarial triple)."""
+  adversarial = {w for m in METHODS.values() for w in m.adversarial if isinstance(w, str)}
+  return tuple(w for w in WEIGHTS if w not in adversarial)
+
+
+def hyperparameters(method: Method, game_config) -> dict[str, jax.Array]:
+  """A method's weights as the arrays the programs read: ``weights`` ``[3]`` and each scalar weight field."""
+  out = {'weights': jnp.asarray(method.weights(game_config), jnp.float32)}
+  for name in scalar_weights():
+    value = game_config.get(name)
+    out[name] = jnp.asarray(0.0 if value is None else value, jnp.float32)
+  return out

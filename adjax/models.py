@@ -1,6 +1,6 @@
 """Flax Linen models, looked up by name (SPEC §6)."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 import functools
 
 import flax.linen as nn
@@ -58,16 +58,23 @@ class LeNet(nn.Module):
 
 
 class Heads(nn.Module):
-  """``num_heads`` independent copies of a network, stacked: ``[B, H, K]`` scores."""
+  """``num_heads`` independent copies of a network, stacked: ``[B, H, K]`` scores (the ADIM discriminator).
 
-  network: str
+  ``network``: a name in ``MODELS`` (built with ``num_outputs``), or a user's
+  Linen module whose outputs are ``[B, K]`` scores (cloned once per head).
+  """
+
+  network: str | nn.Module
   num_heads: int
   num_outputs: int
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    make = MODELS[self.network]
-    return jnp.stack([make(num_outputs=self.num_outputs, name=f'h{i + 1}')(x) for i in range(self.num_heads)], axis=1)
+    if isinstance(self.network, str):
+      make = lambda i: MODELS[self.network](num_outputs=self.num_outputs, name=f'h{i + 1}')
+    else:
+      make = lambda i: self.network.clone(name=f'h{i + 1}', parent=self)
+    return jnp.stack([make(i)(x) for i in range(self.num_heads)], axis=1)
 
 
 MODELS = {'mlp': MLP, 'lenet': LeNet}
@@ -120,3 +127,14 @@ MODELS.update(
     'densenet_paper': functools.partial(DenseNet, depth=250, growth=24),  # 15.3M, the paper's size
   }
 )
+
+
+def register_model(name: str, make: Callable[..., nn.Module]) -> None:
+  """Adds ``config.<player>.model=name``: ``make(num_outputs=K)`` returns a Linen module giving ``[B, K]``.
+
+  A network used once, from Python, needs no name: pass it to
+  ``adjax.train_and_evaluate(..., nets={player: module})``.
+  """
+  if not name.isidentifier() or name in MODELS:
+    raise ValueError(f'model name {name!r} must be a new identifier; registered: {", ".join(MODELS)}')
+  MODELS[name] = make

@@ -1,6 +1,6 @@
 """Sweep specifications: values of swept fields, and the points (configs) they make.
 
-A sweep field is one of ``adjax.game.SWEEPABLE`` (arrays in the state, so all
+A sweep field is one of ``adjax.game.sweepable_fields()`` (arrays in the state, so all
 points compile once); its values are ``a,b,c``, ``lin:START:STOP:NUM`` or
 ``log:START:STOP:NUM`` (log-spaced). ``adjax.train.train_and_evaluate`` runs a
 list of points as members of one vmapped program.
@@ -14,16 +14,15 @@ from adjax import game as game_lib
 from adjax import methods as methods_lib
 from adjax.config import ConfigError
 
-OMEGAS = ('game.omega_r', 'game.omega_s', 'game.omega_t')
 GENERATORS = ('student', 'teacher')
 
 
 def check_field(field: str) -> None:
   """Refuses a field that is not an array in the state (it would change the compiled program)."""
-  if field not in game_lib.SWEEPABLE:
+  if field not in game_lib.sweepable_fields():
     raise ConfigError(
       f'{field} cannot be swept in one program: it is static (it changes shapes or code); '
-      f'sweepable fields: {", ".join(game_lib.SWEEPABLE)}. Run separate jobs for other values'
+      f'sweepable fields: {", ".join(game_lib.sweepable_fields())}. Run separate jobs for other values'
     )
 
 
@@ -60,9 +59,9 @@ def parse_sweeps(specs: list[str]) -> dict[str, list[float]]:
 
 
 def complete_omegas(method: str, point: dict) -> dict:
-  """Gives the unswept ω's of a constrained method (ADIB, ADIM) equal parts of what the swept ones leave of 1."""
-  m = methods_lib.METHODS[method]
-  constrained = OMEGAS if m.discriminator == 'multiclass' else OMEGAS[1:] if method == 'adib' else ()
+  """Gives the unswept weights of a method's ``sum_to_one`` group (ADIB, ADIM: the ω's) equal parts of what the
+  swept ones leave of 1."""
+  constrained = [f'game.{name}' for name in methods_lib.METHODS[method].sum_to_one]
   swept = [f for f in constrained if f in point]
   rest = [f for f in constrained if f not in point]
   if not swept or not rest:

@@ -259,7 +259,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, sweep: l
   """Trains ``num_seeds`` seeds, times each ``sweep`` point, as one vmapped program; resumes from ``workdir``.
 
   ``sweep``: a list of points, each ``{dotted field: value}`` over
-  ``game.SWEEPABLE`` fields (e.g. ``[{'game.nu': 0.1}, {'game.nu': 1.0}]``).
+  ``game.sweepable_fields()`` (e.g. ``[{'game.nu': 0.1}, {'game.nu': 1.0}]``).
   Members are ordered point-major: point 0's seeds, then point 1's, …
 
   A member whose round goes non-finite is frozen and reported as diverged

@@ -22,12 +22,22 @@ DISCRIMINATOR_KINDS = ('binary', 'multiclass')
 
 
 def role_log_probs(kind: str, h: jax.Array, y_BxK: jax.Array) -> jax.Array:
-  """``[B, 3]``: the term of each role (real, student, teacher) at label vectors ``y``.
+  """The log-probability term ``log D_i(x, y)`` of each role (real, student, teacher) at label vectors ``y``.
+
+  For ``'binary'`` the three columns are ``(log D, log(1 − D), log(1 − D))``: both generators share the fake
+  term. For ``'multiclass'`` they are ``(log D_r, log D_s, log D_t)``.
 
   Args:
-    kind: ``'binary'`` (``h`` is ``[B, K]``) or ``'multiclass'`` (``h`` is ``[B, H, K]``).
-    h: discriminator scores.
-    y_BxK: label vectors.
+    kind: ``'binary'`` or ``'multiclass'``; anything else raises ``ValueError``.
+    h: discriminator scores; the rank depends on ``kind``: ``[B, K]`` float scores (one head) for ``'binary'``,
+      ``[B, H, K]`` float scores of ``H = 2`` or ``3`` heads for ``'multiclass'``. Scores, not probabilities.
+    y_BxK: ``[B, K]`` float label vectors, one-hot or on the simplex; the same ``y`` is scored for every role.
+
+  Returns:
+    ``[B, 3]`` log-probability of each role, columns in the order real, student, teacher.
+
+  References:
+    SPEC.md §2, the binary and multi-class discriminators; SPEC.md §3, the per-role terms of Eqs. 3, 4 and 6.
   """
   if kind == 'binary':
     log_d_B, log_not_d_B = discriminators.binary_log_probs(h, y_BxK)
@@ -45,13 +55,44 @@ def adversarial_sampled(
   y_student_BxK: jax.Array,
   y_teacher_BxK: jax.Array,
 ) -> jax.Array:
-  """``Σ_i ω_i log D_i(x, y_i)`` per example, one label vector per role."""
+  """Sampled adversarial term ``Σ_i ω_i log D_i(x, y_i)`` per example, one label vector per role.
+
+  This is the single-sample estimate of ``Σ_i ω_i E_{y~p_i}[log D_i(x, y)]`` that training uses.
+
+  Args:
+    kind: ``'binary'`` or ``'multiclass'``; anything else raises ``ValueError``.
+    weights_3: ``[3]`` role weights ``(ω_r, ω_s, ω_t)`` (a sequence or array); ``(1, 1, 0)`` for NGAN.
+    h: discriminator scores; the rank depends on ``kind``: ``[B, K]`` float scores (one head) for ``'binary'``,
+      ``[B, H, K]`` float scores of ``H = 2`` or ``3`` heads for ``'multiclass'``. Scores, not probabilities.
+    y_real_BxK: ``[B, K]`` float label vector of the real role, usually the one-hot ``e_y``.
+    y_student_BxK: ``[B, K]`` float label vector sampled from the student ``p_s``, one-hot or a concrete sample.
+    y_teacher_BxK: ``[B, K]`` float label vector sampled from the teacher ``p_t``, one-hot or a concrete sample.
+
+  Returns:
+    ``[B]`` weighted adversarial term of each example (unreduced).
+
+  References:
+    SPEC.md §3, the adversarial terms of NGAN (Eq. 3), ADIB (Eq. 4) and ADIM (Eq. 6); SPEC.md §4, sampling.
+  """
   terms_B = [role_log_probs(kind, h, y)[:, i] for i, y in enumerate((y_real_BxK, y_student_BxK, y_teacher_BxK))]
   return sum(w * t for w, t in zip(weights_3, terms_B))
 
 
 def label_table(kind: str, h: jax.Array) -> jax.Array:
-  """``[B, K, 3]``: ``log D_i(x, e_y)`` for every label ``y`` and role ``i``."""
+  """Table of ``log D_i(x, e_y)`` for every one-hot label ``y`` and role ``i``, used by the exact form.
+
+  Args:
+    kind: ``'binary'`` or ``'multiclass'``; anything else raises ``ValueError``.
+    h: discriminator scores; the rank depends on ``kind``: ``[B, K]`` float scores (one head) for ``'binary'``,
+      ``[B, H, K]`` float scores of ``H = 2`` or ``3`` heads for ``'multiclass'``. Scores, not probabilities.
+      ``K`` is read from the last axis.
+
+  Returns:
+    ``[B, K, 3]`` log-probability of each role (real, student, teacher) at each label.
+
+  References:
+    SPEC.md §3, the exact form of the expectations over labels.
+  """
   num_classes = h.shape[-1]
   eye_KxK = jnp.eye(num_classes, dtype=h.dtype)
   per_label = jax.vmap(lambda e_K: role_log_probs(kind, h, jnp.broadcast_to(e_K, (h.shape[0], num_classes))))
@@ -66,7 +107,25 @@ def adversarial_exact(
   p_student_BxK: jax.Array,
   p_teacher_BxK: jax.Array,
 ) -> jax.Array:
-  """``Σ_i ω_i Σ_y p_i(y|x) log D_i(x, e_y)`` per example."""
+  """Exact adversarial term ``Σ_i ω_i Σ_y p_i(y|x) log D_i(x, e_y)`` per example, enumerating the labels.
+
+  Labels with ``p_i(y|x) = 0`` contribute zero even where ``log D_i = -inf``.
+
+  Args:
+    kind: ``'binary'`` or ``'multiclass'``; anything else raises ``ValueError``.
+    weights_3: ``[3]`` role weights ``(ω_r, ω_s, ω_t)`` (a sequence or array); ``(1, 1, 0)`` for NGAN.
+    h: discriminator scores; the rank depends on ``kind``: ``[B, K]`` float scores (one head) for ``'binary'``,
+      ``[B, H, K]`` float scores of ``H = 2`` or ``3`` heads for ``'multiclass'``. Scores, not probabilities.
+    p_real_BxK: ``[B, K]`` float probabilities of the real distribution ``p_r`` (``e_y`` for a labelled example).
+    p_student_BxK: ``[B, K]`` float probabilities of the student ``p_s``.
+    p_teacher_BxK: ``[B, K]`` float probabilities of the teacher ``p_t``.
+
+  Returns:
+    ``[B]`` weighted adversarial term of each example (unreduced).
+
+  References:
+    SPEC.md §3, the adversarial terms of NGAN (Eq. 3), ADIB (Eq. 4) and ADIM (Eq. 6), exact form.
+  """
   p_BxKx3 = jnp.stack([p_real_BxK, p_student_BxK, p_teacher_BxK], axis=-1)
   table_BxKx3 = label_table(kind, h)
   # 0 · log D = 0 even where log D = -inf.
@@ -77,7 +136,25 @@ def adversarial_exact(
 def distillation_exact(
   log_p_real_BxK: jax.Array, log_p_student_BxK: jax.Array, log_p_teacher_BxK: jax.Array, nu, mu, upsilon
 ) -> jax.Array:
-  """``ν L_KD(p_t || p_s) + µ L_KD(p_s || p_t)`` with a general real distribution ``p_r``."""
+  """Exact distillation terms ``ν L_KD(p_t || p_s) + µ L_KD(p_s || p_t)`` with a general real distribution ``p_r``.
+
+  Unlike ``losses.distillation`` it takes log-probabilities, allows a soft ``p_r`` and applies no
+  ``stop_gradient``: it is the value itself, for tests and theory.
+
+  Args:
+    log_p_real_BxK: ``[B, K]`` float log-probabilities of the real distribution ``p_r``.
+    log_p_student_BxK: ``[B, K]`` float log-probabilities of the student ``p_s``.
+    log_p_teacher_BxK: ``[B, K]`` float log-probabilities of the teacher ``p_t``.
+    nu: scalar weight ``ν`` of the student's loss ``L_KD(p_t || p_s)``.
+    mu: scalar weight ``µ`` of the teacher's loss ``L_KD(p_s || p_t)``.
+    upsilon: scalar weight ``υ`` of the label term ``KL(p_r || ·)`` inside each ``L_KD``.
+
+  Returns:
+    ``[B]`` distillation terms of each example (unreduced).
+
+  References:
+    SPEC.md §3, the distillation loss ``L_KD`` and the ``ν``, ``µ`` terms of ADIB (Eq. 4) and ADIM (Eq. 6).
+  """
   kd_student = losses.kl_divergence(log_p_teacher_BxK, log_p_student_BxK) + upsilon * losses.kl_divergence(
     log_p_real_BxK, log_p_student_BxK
   )
@@ -102,6 +179,24 @@ def value_exact(
 
   NGAN is ``kind='binary'``, ``weights=(1, 1, 0)``, ``nu = mu = 0``; ADIB
   ``'binary'``, ``(1, ω_s, ω_t)``; ADIM ``'multiclass'``, ``(ω_r, ω_s, ω_t)``.
+
+  Args:
+    kind: ``'binary'`` or ``'multiclass'``; anything else raises ``ValueError``.
+    weights_3: ``[3]`` role weights ``(ω_r, ω_s, ω_t)`` (a sequence or array).
+    h: discriminator scores; the rank depends on ``kind``: ``[B, K]`` float scores (one head) for ``'binary'``,
+      ``[B, H, K]`` float scores of ``H = 2`` or ``3`` heads for ``'multiclass'``. Scores, not probabilities.
+    log_p_real_BxK: ``[B, K]`` float log-probabilities of the real distribution ``p_r``.
+    log_p_student_BxK: ``[B, K]`` float log-probabilities of the student ``p_s``.
+    log_p_teacher_BxK: ``[B, K]`` float log-probabilities of the teacher ``p_t``.
+    nu: scalar weight ``ν`` of ``L_KD(p_t || p_s)``.
+    mu: scalar weight ``µ`` of ``L_KD(p_s || p_t)``.
+    upsilon: scalar weight ``υ`` of the label term inside each ``L_KD``.
+
+  Returns:
+    ``[B]`` value ``V`` of each example (unreduced; a batch takes the mean).
+
+  References:
+    SPEC.md §3, the NGAN (Eq. 3), ADIB (Eq. 4) and ADIM (Eq. 6) value functions.
   """
   probs = [jnp.exp(lp) for lp in (log_p_real_BxK, log_p_student_BxK, log_p_teacher_BxK)]
   adversarial = adversarial_exact(kind, weights_3, h, *probs)

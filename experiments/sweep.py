@@ -5,7 +5,7 @@
 
 A ``--sweep`` is ``FIELD=VALUES`` (``adjax.sweeps``: VALUES ``a,b,c``,
 ``lin:START:STOP:NUM`` or ``log:START:STOP:NUM``; FIELD one of
-``adjax.game.SWEEPABLE``, a static field such as a model is refused). Several
+``adjax.game.sweepable_fields()``, a static field such as a model is refused). Several
 ``--sweep`` flags combine as a grid (``--combine=grid``) or one field at a
 time with the others at the config's values (``--combine=axes``, the paper's
 Figs. 3 and 6). Sweeping some of ω_r, ω_s, ω_t of a method that needs them to
