@@ -26,6 +26,7 @@ from adjax import losses
 from adjax import methods
 from adjax import models
 from adjax import values
+from adjax.config import ConfigError
 
 State = dict[str, Any]
 # {'x': [N, ...], 'y': [N]} and, for privileged provisions, 'xp': [N, ...].
@@ -130,17 +131,35 @@ def default_optimizer() -> optax.GradientTransformation:
   return make_optimizer(1.0, 0.0)
 
 
-def build(config: ml_collections.ConfigDict, num_classes: int) -> Game:
-  """The ``Game`` of a validated config."""
+def check_players(config: ml_collections.ConfigDict, nets: dict, optimizers: dict) -> None:
+  """Refuses networks or optimizers given for players the method does not have, or of the wrong kind."""
+  present = methods.METHODS[config.method].present
+  for kind, given, cls in (('nets', nets, nn.Module), ('optimizers', optimizers, optax.GradientTransformation)):
+    for player, obj in given.items():
+      if player not in present:
+        raise ConfigError(f'{kind}[{player!r}]: method={config.method} has players {", ".join(present)}')
+      if not isinstance(obj, cls):
+        raise ConfigError(f'{kind}[{player!r}] must be a {cls.__module__}.{cls.__qualname__}, got {type(obj)}')
+
+
+def build(
+  config: ml_collections.ConfigDict, num_classes: int, nets: dict | None = None, optimizers: dict | None = None
+) -> Game:
+  """The ``Game`` of a validated config; ``nets`` / ``optimizers`` replace players' built-in ones.
+
+  A network given for an ADIM discriminator is one head: ``models.Heads``
+  stacks ``game.heads`` copies of it.
+  """
   method = methods.METHODS[config.method]
-  nets, optimizers = {}, {}
+  nets, optimizers = dict(nets or {}), dict(optimizers or {})
   for player in method.present:
     pc = config[player]
+    net = nets.get(player, pc.model)
     if player == 'discriminator' and method.discriminator == 'multiclass':
-      nets[player] = models.Heads(pc.model, config.game.heads, num_classes)
-    else:
-      nets[player] = models.MODELS[pc.model](num_outputs=num_classes)
-    optimizers[player] = default_optimizer()
+      nets[player] = models.Heads(net, config.game.heads, num_classes)
+    elif isinstance(net, str):
+      nets[player] = models.MODELS[net](num_outputs=num_classes)
+    optimizers.setdefault(player, default_optimizer())
   return Game(method, nets, optimizers, ml_collections.FrozenConfigDict(config), num_classes)
 
 
@@ -161,8 +180,9 @@ def init_state(game: Game, key: jax.Array, data: Data, config: ml_collections.Co
     example = view(player, data)[:1]
     params = game.nets[player].init(jax.random.fold_in(key, 1000 + methods.PLAYERS.index(player)), example)
     opt_state = game.optimizers[player].init(params)
-    for name in ('learning_rate', 'weight_decay'):
-      opt_state.hyperparams[name] = jnp.asarray(config[player][name], opt_state.hyperparams[name].dtype)
+    if game.optimizers[player] is default_optimizer():  # a user's optimizer keeps its own hyperparameters
+      for name in PLAYER_HYPERPARAMETERS:
+        opt_state.hyperparams[name] = jnp.asarray(config[player][name], opt_state.hyperparams[name].dtype)
     state[player] = {'params': params, 'opt_state': opt_state}
     if player != 'discriminator':
       state[player]['reward_average'] = jnp.zeros((), jnp.float32)

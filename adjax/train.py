@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import time
 
 from absl import logging
@@ -28,22 +29,27 @@ RESUMABLE_CHANGES = ('rounds',)
 PLACE_FIELDS = ('teacher_cache',)
 
 
-def _run_json(config: ml_collections.ConfigDict, sweep: list[dict] | None) -> dict:
-  """What ``config.json`` holds: the config, and the sweep points if any."""
-  return {**json.loads(config.to_json()), **({'sweep': sweep} if sweep else {})}
+# What identifies a run beyond its config: its data and any network or optimizer given from Python.
+IDENTITY_FIELDS = ('data', 'nets', 'optimizers')
+
+
+def _run_json(config: ml_collections.ConfigDict, sweep: list[dict] | None, identity: dict | None = None) -> dict:
+  """What ``config.json`` holds: the config, the sweep points if any, and the run's identity."""
+  return {**json.loads(config.to_json()), **({'sweep': sweep} if sweep else {}), **(identity or {})}
 
 
 def _what_is_computed(config_json: dict) -> dict:
   return {k: v for k, v in config_json.items() if k not in PLACE_FIELDS}
 
 
-def _check_resume(workdir: str, config: ml_collections.ConfigDict, sweep: list[dict] | None) -> None:
+def _check_resume(workdir: str, config: ml_collections.ConfigDict, sweep: list[dict] | None, identity: dict) -> None:
   path = os.path.join(workdir, 'config.json')
   if not os.path.exists(path):
     return
   saved = workdir_lib.read_json(path, f'workdir={workdir!r}')
-  now = _run_json(config, sweep)
-  ignored = RESUMABLE_CHANGES + PLACE_FIELDS
+  now = _run_json(config, sweep, identity)
+  # A workdir written before adjax recorded identities is checked on its config alone.
+  ignored = RESUMABLE_CHANGES + PLACE_FIELDS + tuple(k for k in IDENTITY_FIELDS if k not in saved)
   changed = sorted(k for k in set(saved) | set(now) if k not in ignored and saved.get(k) != now.get(k))
   if changed:
     raise config_lib.ConfigError(
@@ -52,8 +58,16 @@ def _check_resume(workdir: str, config: ml_collections.ConfigDict, sweep: list[d
     )
 
 
-def finished(workdir: str, config: ml_collections.ConfigDict, sweep: list[dict] | None = None) -> dict | None:
-  """The results in ``workdir`` if that run finished with exactly this config (and sweep), else None."""
+def finished(
+  workdir: str,
+  config: ml_collections.ConfigDict,
+  sweep: list[dict] | None = None,
+  *,
+  data: data_lib.Source | None = None,
+  nets: dict | None = None,
+  optimizers: dict | None = None,
+) -> dict | None:
+  """The results in ``workdir`` if that run finished with exactly this config, sweep, data, nets, optimizers."""
   path = os.path.join(workdir, 'results.json')
   if not os.path.exists(path):
     return None
@@ -65,7 +79,38 @@ def finished(workdir: str, config: ml_collections.ConfigDict, sweep: list[dict] 
   same = _what_is_computed(results['config']) == _what_is_computed(json.loads(config.to_json())) and [
     s.get('overrides') for s in results.get('sweep', [])
   ] == (sweep or [])
+  if same and 'identity' in results:
+    source = data if data is not None else data_lib.read(config_lib.validate(config))
+    same = results['identity'] == _identity(source, nets, optimizers)
   return results if same else None
+
+
+def describe(obj) -> str | dict:
+  """A stable description of a network or optimizer (the same in every process): its type and fields.
+
+  Linen modules are dataclasses: each field is described (callables by
+  their qualified name, submodules recursively). Other objects by their type
+  and ``repr`` with memory addresses removed.
+  """
+  if callable(obj) and not dataclasses.is_dataclass(obj):
+    return f'{getattr(obj, "__module__", "")}.{getattr(obj, "__qualname__", type(obj).__qualname__)}'
+  if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+    fields = {
+      f.name: describe(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name not in ('parent', 'name')
+    }
+    return {'type': f'{type(obj).__module__}.{type(obj).__qualname__}', **fields}
+  if isinstance(obj, tuple | list):
+    return [describe(o) for o in obj]
+  return re.sub(r' at 0x[0-9a-f]+', '', repr(obj))
+
+
+def _identity(source: data_lib.Source, nets: dict | None, optimizers: dict | None) -> dict:
+  """``{'data': …, 'nets': …, 'optimizers': …}``: what a run's results, resume check and teacher cache record."""
+  return {
+    'data': source.identity(),
+    'nets': {p: describe(n) for p, n in sorted((nets or {}).items())},
+    'optimizers': {p: describe(o) for p, o in sorted((optimizers or {}).items())},
+  }
 
 
 def _evaluate(accuracy, params: dict, split: dict) -> dict[str, np.ndarray | None]:
@@ -119,22 +164,30 @@ def with_overrides(config: ml_collections.ConfigDict, overrides: dict) -> ml_col
   return c
 
 
-def check_sweep(config: ml_collections.ConfigDict, sweep: list[dict]) -> list[ml_collections.ConfigDict]:
-  """Each sweep point's validated config; a field that would change the compiled program is refused."""
+def check_sweep(
+  config: ml_collections.ConfigDict, sweep: list[dict], optimizers: dict | None = None
+) -> list[ml_collections.ConfigDict]:
+  """Each sweep point's validated config; a field that would change the compiled program is refused, and so is a
+  learning rate or weight decay of a player whose optimizer the user gave (adjax does not set it)."""
   configs = []
   for point in sweep:
     for field in point:
       sweeps.check_field(field)
+      player, _, name = field.partition('.')
+      if player in (optimizers or {}) and name in game_lib.PLAYER_HYPERPARAMETERS:
+        raise config_lib.ConfigError(
+          f'{field} cannot be swept: the {player} has its own optimizer, whose hyperparameters adjax does not set'
+        )
     configs.append(config_lib.validate(with_overrides(config, point)))
   return configs
 
 
-def _load_members(configs: list[ml_collections.ConfigDict]) -> data_lib.Splits:
-  """Each member's splits, stacked on a leading axis (seeds draw different subsamples; a seed's are loaded once)."""
+def _load_members(configs: list[ml_collections.ConfigDict], source: data_lib.Source, own_nets) -> data_lib.Splits:
+  """Each member's splits, stacked on a leading axis (seeds draw different subsamples; a seed's are drawn once)."""
   by_seed = {}
   for c in configs:
     if c.seed not in by_seed:
-      by_seed[c.seed] = data_lib.load(c)
+      by_seed[c.seed] = data_lib.load(c, source, own_nets)
   per_member = [by_seed[c.seed] for c in configs]
   names = [f.name for f in dataclasses.fields(data_lib.Splits) if f.name != 'num_classes']
   fields = {f: np.stack([getattr(sp, f) for sp in per_member]) for f in names if getattr(per_member[0], f) is not None}
@@ -155,29 +208,30 @@ def _summary(per_seed_final: list[dict]) -> dict:
   return out
 
 
-# Fields that determine a frozen teacher's training: runs that agree on them share it.
-TEACHER_FIELDS = (
-  'dataset',
-  'data_file',
-  'tfds',
-  'n_train',
-  'n_val',
-  'teacher',
-  'batch_size',
-  'augment',
-  'subtract_pixel_mean',
-  'eval_chunk',
-)
+# Config fields (and groups) that do not change how a frozen teacher is trained. Everything else identifies it, so a
+# field added later makes a cache miss (the teacher is trained again), never a stale teacher.
+NOT_TEACHER_FIELDS = (
+  'method', 'game', 'student', 'discriminator', 'k_d', 'k_t', 'k_s', 'rounds', 'num_seeds', 'seed', 'tau',
+  'teacher_cache', 'pretrain', 'sweep',
+)  # fmt: skip
 
 
-def teacher_cache_path(config: ml_collections.ConfigDict, seed: int) -> str:
-  fields = {k: config.to_dict()[k] for k in TEACHER_FIELDS}
-  fields.update(seed=seed, steps=config.pretrain.frozen_teacher, segments=game_lib.FROZEN_SEGMENTS)
-  digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+def teacher_cache_path(config: ml_collections.ConfigDict, seed: int, identity: dict) -> str:
+  """Where the frozen teacher of ``config``'s ``seed`` is cached: a digest of all that trains it, data included."""
+  fields = {k: v for k, v in config.to_dict().items() if k not in NOT_TEACHER_FIELDS}
+  fields.update(
+    seed=seed,
+    steps=config.pretrain.frozen_teacher,
+    segments=game_lib.FROZEN_SEGMENTS,
+    data=identity['data']['fingerprint'],
+    net=identity['nets'].get('teacher'),
+    optimizer=identity['optimizers'].get('teacher'),
+  )
+  digest = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
   return os.path.join(config.teacher_cache, f'teacher_{digest}')
 
 
-def _frozen_players(configs, game, state, train, val_split, pretrain, accuracy):
+def _frozen_players(configs, game, state, train, val_split, pretrain, accuracy, identity):
   """Trains the frozen teacher of a two-phase baseline, or loads it from ``teacher_cache``.
 
   It trains in ``game.FROZEN_SEGMENTS`` segments; each member keeps its
@@ -185,7 +239,7 @@ def _frozen_players(configs, game, state, train, val_split, pretrain, accuracy):
   """
   if not game.method.frozen:
     return state
-  paths = [teacher_cache_path(c, c.seed) for c in configs] if configs[0].teacher_cache else []
+  paths = [teacher_cache_path(c, c.seed, identity) for c in configs] if configs[0].teacher_cache else []
   if paths and all(os.path.isdir(p) for p in paths):
     like = jax.tree.map(lambda a: a[0], state['teacher']['params'])
     try:
@@ -255,41 +309,87 @@ def _nonfinite(scalars: dict) -> list[str]:
   return [k for k, v in scalars.items() if not np.isfinite(v)]
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, sweep: list[dict] | None = None) -> dict:
+@dataclasses.dataclass(frozen=True)
+class _Run:
+  """What one call of ``train_and_evaluate`` works on, checked."""
+
+  config: ml_collections.ConfigDict
+  workdir: str
+  sweep: list[dict] | None
+  configs: list[ml_collections.ConfigDict]  # one per member
+  overrides: list[dict]  # each member's sweep point
+  num_seeds: int
+  source: data_lib.Source
+  identity: dict
+  nets: dict
+  optimizers: dict
+
+
+def train_and_evaluate(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  sweep: list[dict] | None = None,
+  *,
+  data: data_lib.Source | None = None,
+  nets: dict | None = None,
+  optimizers: dict | None = None,
+) -> dict:
   """Trains ``num_seeds`` seeds, times each ``sweep`` point, as one vmapped program; resumes from ``workdir``.
 
-  ``sweep``: a list of points, each ``{dotted field: value}`` over
-  ``game.sweepable_fields()`` (e.g. ``[{'game.nu': 0.1}, {'game.nu': 1.0}]``).
-  Members are ordered point-major: point 0's seeds, then point 1's, …
+  Args:
+    config: a run config (``adjax.default_config.get_config()`` and overrides).
+    workdir: where checkpoints, TensorBoard files and ``results.json`` go; a
+      run started again with the same workdir resumes.
+    sweep: points ``{dotted field: value}`` over ``game.sweepable_fields()``
+      (e.g. ``[{'game.nu': 0.1}, {'game.nu': 1.0}]``); members are ordered
+      point-major: point 0's seeds, then point 1's, …
+    data: the run's arrays (``adjax.data.from_arrays(...)``) instead of
+      ``config.dataset``; validation is drawn from its training arrays.
+    nets: ``{player: flax.linen.Module}`` replacing ``config.<player>.model``
+      (outputs ``[B, num_classes]``; for ADIM the discriminator's heads wrap
+      it).
+    optimizers: ``{player: optax.GradientTransformation}`` replacing the
+      default Adam (then that player's ``learning_rate`` and ``weight_decay``
+      are not read, and cannot be swept).
+
+  Returns:
+    The contents of ``results.json``; ``identity`` names the data (and its
+    fingerprint), the networks and optimizers given from Python. A workdir
+    holding a run with other data, networks or optimizers is refused.
 
   A member whose round goes non-finite is frozen and reported as diverged
   (``diverged_round`` in its ``per_seed`` entry, no figures); the others
   finish. A run of one member, or a run without ``sweep`` whose every member
   diverged, raises ``FloatingPointError`` instead, keeping its last good
-  checkpoint. SIGTERM
-  ends the run after the current round's checkpoint (``workdir.Preempted``).
-  Only one process may run in a workdir at a time.
+  checkpoint. SIGTERM ends the run after the current round's checkpoint
+  (``workdir.Preempted``). Only one process may run in a workdir at a time.
   """
   config = config_lib.validate(config)
-  points = check_sweep(config, sweep) if sweep else [config]
+  nets, optimizers = dict(nets or {}), dict(optimizers or {})
+  game_lib.check_players(config, nets, optimizers)
+  points = check_sweep(config, sweep, optimizers) if sweep else [config]
   seeds = [config.seed + i for i in range(config.num_seeds)]
   configs = [with_overrides(c, {'seed': seed}) for c in points for seed in seeds]
   overrides = [point for point in (sweep or [{}]) for _ in seeds]
   workdir_lib.check_usable(workdir)
-  _check_resume(workdir, config, sweep)
   _check_rounds(workdir, config)
-  splits = _load_members(configs)
+  source = data if data is not None else data_lib.read(config)
+  identity = _identity(source, nets, optimizers)
+  _check_resume(workdir, config, sweep, identity)
+  splits = _load_members(configs, source, tuple(nets))
+  run = _Run(config, workdir, sweep, configs, overrides, len(seeds), source, identity, nets, optimizers)
   with workdir_lib.exclusive(workdir), workdir_lib.stop_on_sigterm() as sigterm:
-    _check_resume(workdir, config, sweep)  # again, under the lock: another run may have started meanwhile
-    return _run(config, workdir, sweep, configs, overrides, len(seeds), splits, sigterm)
+    _check_resume(workdir, config, sweep, identity)  # again, under the lock: another run may have started meanwhile
+    return _run(run, splits, sigterm)
 
 
-def _run(config, workdir, sweep, configs, overrides, num_seeds, splits, sigterm) -> dict:
-  game = game_lib.build(config, splits.num_classes)
+def _run(run: _Run, splits: data_lib.Splits, sigterm) -> dict:
+  config, workdir, configs, overrides, num_seeds = run.config, run.workdir, run.configs, run.overrides, run.num_seeds
+  game = game_lib.build(config, splits.num_classes, run.nets, run.optimizers)
   pretrain, play_round, accuracy = game_lib.compile_fns(game)
   train, val_split = (jax.tree.map(jnp.asarray, splits.split(name)) for name in ('train', 'val'))
   if not os.path.exists(os.path.join(workdir, 'config.json')):
-    workdir_lib.write_json(os.path.join(workdir, 'config.json'), _run_json(config, sweep))
+    workdir_lib.write_json(os.path.join(workdir, 'config.json'), _run_json(config, run.sweep, run.identity))
   num_members = len(configs)
 
   def tag(i):
@@ -311,7 +411,7 @@ def _run(config, workdir, sweep, configs, overrides, num_seeds, splits, sigterm)
     restored = _restore_latest(ckpt, like, workdir)
     if restored is None:
       t0 = time.perf_counter()
-      state = _frozen_players(configs, game, state, train, val_split, pretrain, accuracy)
+      state = _frozen_players(configs, game, state, train, val_split, pretrain, accuracy, run.identity)
       state, metrics = pretrain(state, train, False)
       val = _evaluate(accuracy, _params(state), val_split)
       best = {p: jax.tree.map(jnp.copy, state[p]['params']) for p in GENERATORS if p in state}
@@ -327,7 +427,7 @@ def _run(config, workdir, sweep, configs, overrides, num_seeds, splits, sigterm)
         'diverged': [None if ok else 0 for ok in finite],
         'seconds': [time.perf_counter() - t0],
       }
-      _check_members(meta, history, 0, tag, stop_when_all=not sweep)
+      _check_members(meta, history, 0, tag, stop_when_all=not run.sweep)
       for i in range(num_members):
         if finite[i]:
           writer.write_scalars(0, {tag(i) + k: v for k, v in history[i][0].items()})
@@ -355,7 +455,7 @@ def _run(config, workdir, sweep, configs, overrides, num_seeds, splits, sigterm)
         history.append([scalars])
         if active[i] and (not finite[i] or _nonfinite(scalars)):
           meta['diverged'][i] = r + 1
-      _check_members(meta, history, r + 1, tag, stop_when_all=not sweep)
+      _check_members(meta, history, r + 1, tag, stop_when_all=not run.sweep)
       live = np.array([d is None for d in meta['diverged']])
       for i in np.flatnonzero(live):
         meta['history'][i].append(history[i][0])
@@ -372,7 +472,7 @@ def _run(config, workdir, sweep, configs, overrides, num_seeds, splits, sigterm)
       ckpt.save(r + 1, {'state': state, 'best': best}, meta)
       stop_if_preempted(r + 1)
 
-    results = _results(config, sweep, configs, overrides, num_seeds, splits, accuracy, state, best, meta)
+    results = _results(run, splits, accuracy, state, best, meta)
     workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)
     return results
   finally:
@@ -399,7 +499,8 @@ def _check_members(meta: dict, history: list[list[dict]], round_: int, tag, stop
     )
 
 
-def _results(config, sweep, configs, overrides, num_seeds, splits, accuracy, state, best, meta) -> dict:
+def _results(run: _Run, splits: data_lib.Splits, accuracy, state, best, meta) -> dict:
+  config, sweep, configs, overrides, num_seeds = run.config, run.sweep, run.configs, run.overrides, run.num_seeds
   test_split = jax.tree.map(jnp.asarray, splits.split('test'))
   selected, last = _evaluate(accuracy, best, test_split), _evaluate(accuracy, _params(state), test_split)
   test = {p: (selected[p], last[p]) for p in best}
@@ -421,7 +522,7 @@ def _results(config, sweep, configs, overrides, num_seeds, splits, accuracy, sta
     per_seed.append({**entry, 'final': final, 'history': meta['history'][i]})
   return {
     'method': config.method,
-    'dataset': config.dataset,
+    'dataset': run.source.name,
     'n_train': config.n_train,
     'n_val': int(splits.y_val.shape[-1]),
     'n_test': int(splits.y_test.shape[-1]),
@@ -433,6 +534,7 @@ def _results(config, sweep, configs, overrides, num_seeds, splits, accuracy, sta
     **_group(per_seed, num_seeds, sweep),
     'per_seed': per_seed,
     'config': json.loads(config.to_json()),
+    'identity': run.identity,
   }
 
 
