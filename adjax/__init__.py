@@ -1,0 +1,49 @@
+"""adjax: adversarial distillation (ADIB, ADIM) in JAX and Flax.
+
+The public API, for a script of one's own::
+
+  import adjax
+
+  config = adjax.get_config()                       # every field: adjax.describe_config(config)
+  data = adjax.from_arrays(x_train, y_train, x_test, y_test)
+  results = adjax.train_and_evaluate(config, workdir, data=data, nets={'student': MyModule()})
+
+Extension points (each a dict plus a ``register_*`` function): methods and
+their weight fields (``adjax.methods``), distillation terms, estimators
+(``adjax.estimators``), models (``adjax.models``) and datasets
+(``adjax.data``).
+"""
+
+from adjax.data import Source
+from adjax.data import from_arrays
+from adjax.data import register_dataset
+from adjax.default_config import describe as describe_config
+from adjax.default_config import get_config
+from adjax.estimators import Estimator
+from adjax.estimators import register_estimator
+from adjax.methods import Distillation
+from adjax.methods import Method
+from adjax.methods import register_distillation
+from adjax.methods import register_method
+from adjax.methods import register_weight
+from adjax.models import register_model
+from adjax.train import finished
+from adjax.train import train_and_evaluate
+
+__all__ = [
+  'Distillation',
+  'Estimator',
+  'Method',
+  'Source',
+  'describe_config',
+  'finished',
+  'from_arrays',
+  'get_config',
+  'register_dataset',
+  'register_distillation',
+  'register_estimator',
+  'register_method',
+  'register_model',
+  'register_weight',
+  'train_and_evaluate',
+]

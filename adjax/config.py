@@ -80,10 +80,13 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   for name, default in method.defaults.items():
     if g[name] is None:
       g[name] = default
-  for name in methods.WEIGHTS:
-    _require(g[name] is None or g[name] >= 0, f'game.{name}={g[name]} is negative; weights must be >= 0')
   for name in method.weight_fields():
+    _require(name in g, f'method={c.method} reads game.{name}, which this config lacks: build the config '
+             '(adjax.get_config) after registering the weight')  # fmt: skip
     _require(g[name] is not None, f'method={c.method} reads game.{name}, which is unset and has no default')
+  for name in methods.WEIGHTS:
+    value = g.get(name)
+    _require(value is None or value >= 0, f'game.{name}={value} is negative; weights must be >= 0')
   if method.sum_to_one:
     total = sum(g[name] for name in method.sum_to_one)
     _require(

@@ -175,22 +175,25 @@ METHODS: dict[str, Method] = {
 }
 
 
-def _check_new(kind: str, registry: dict, name: str) -> None:
+def _is_new(kind: str, registry: dict, name: str, entry) -> bool:
+  """True for a new name; False for the same entry registered again (a module imported twice); else an error."""
   if not name.isidentifier():
     raise ValueError(f'{kind} name {name!r} must be an identifier (it becomes a config value or field)')
-  if name in registry:
-    raise ValueError(f'{kind} {name!r} is already registered')
+  if name in registry and registry[name] != entry:
+    raise ValueError(f'{kind} {name!r} is already registered as something else')
+  return name not in registry
 
 
 def register_weight(name: str, default: float | None, doc: str) -> None:
   """Adds a weight field ``config.game.<name>`` (before the config is built: ``adjax.default_config``)."""
-  _check_new('weight', WEIGHTS, name)
-  WEIGHTS[name] = Weight(default, doc)
+  if _is_new('weight', WEIGHTS, name, Weight(default, doc)):
+    WEIGHTS[name] = Weight(default, doc)
 
 
 def register_distillation(name: str, term: Distillation) -> None:
   """Adds a distillation term that methods can name in ``Method.distill``."""
-  _check_new('distillation term', DISTILLATION, name)
+  if not _is_new('distillation term', DISTILLATION, name, term):
+    return
   for field in term.weights.values():
     if field not in WEIGHTS:
       raise ValueError(f'distillation term {name!r} reads game.{field}, which is not a registered weight')
@@ -199,7 +202,8 @@ def register_distillation(name: str, term: Distillation) -> None:
 
 def register_method(name: str, method: Method) -> Method:
   """Adds a method under ``name`` (``config.method``); its weight fields must be registered first."""
-  _check_new('method', METHODS, name)
+  if not _is_new('method', METHODS, name, method):
+    return method
   for player in method.present:
     if player not in PLAYERS:
       raise ValueError(f'method {name!r}: player {player!r} is not one of {", ".join(PLAYERS)}')

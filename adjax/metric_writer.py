@@ -1,13 +1,16 @@
-"""Scalar metrics to TensorBoard event files (tensorboardX: no TensorFlow needed) and the log."""
+"""Scalar metrics to TensorBoard event files (tensorboardX: no TensorFlow needed), the log and a progress line."""
+
+import sys
 
 from absl import logging
-import tensorboardX
 
 
 class MetricWriter:
   """``write_scalars(step, {name: value})`` to event files under ``logdir``."""
 
   def __init__(self, logdir: str):
+    import tensorboardX  # imported here: it imports torch when torch is installed, and adjax must not need it
+
     self._writer = tensorboardX.SummaryWriter(logdir)
 
   def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
@@ -20,12 +23,30 @@ class MetricWriter:
     self._writer.close()
 
 
-def log_round(round_: int, rounds: int, per_seed: list[dict[str, float]], seconds: float) -> None:
-  """The progress line of a round: each scalar's mean over seeds (grad norms left out)."""
+def _clock(seconds: float) -> str:
+  minutes, s = divmod(round(seconds), 60)
+  h, m = divmod(minutes, 60)
+  return f'{h}:{m:02d}:{s:02d}' if h else f'{m}:{s:02d}'
+
+
+def log_round(round_: int, rounds: int, per_seed: list[dict[str, float]], seconds: list[float]) -> None:
+  """A round's progress: one plain line on stdout for a person (round, time, ETA, mean validation accuracies), and
+  every scalar's mean over seeds in the absl log for machines. ``seconds``: every round's so far (round 0 first)."""
+  last = seconds[-1]
   if not per_seed:
-    logging.info('round %d/%d (%.2fs): every member has diverged', round_, rounds, seconds)
+    logging.info('round %d/%d (%.2fs): every member has diverged', round_, rounds, last)
     return
   names = [k for k in per_seed[0] if k != 'round' and not k.endswith('grad_norm')]
-  shown = ' '.join(f'{k}={sum(s[k] for s in per_seed) / len(per_seed):.4g}' for k in names)
-  seeds = f', mean of {len(per_seed)} seeds' if len(per_seed) > 1 else ''
-  logging.info('round %d/%d (%.2fs%s) %s', round_, rounds, seconds, seeds, shown)
+  mean = {k: sum(s[k] for s in per_seed) / len(per_seed) for k in names}
+  seeds = f', mean of {len(per_seed)} members' if len(per_seed) > 1 else ''
+  logging.info(
+    'round %d/%d (%.2fs%s) %s', round_, rounds, last, seeds, ' '.join(f'{k}={v:.4g}' for k, v in mean.items())
+  )
+  recent = seconds[1:][-5:] or [last]
+  eta = (rounds - round_) * sum(recent) / len(recent)
+  accuracies = '  '.join(
+    f'{p} {mean[f"{p}_val_accuracy"]:.4f}' for p in ('student', 'teacher') if f'{p}_val_accuracy' in mean
+  )
+  print(
+    f'round {round_}/{rounds}  {last:.2f} s  ETA {_clock(eta)}  val: {accuracies}{seeds}', file=sys.stdout, flush=True
+  )

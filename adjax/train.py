@@ -104,11 +104,25 @@ def describe(obj) -> str | dict:
   return re.sub(r' at 0x[0-9a-f]+', '', repr(obj))
 
 
+def describe_net(net, example: np.ndarray) -> dict:
+  """``describe(net)`` plus ``computation``: a digest of the jaxpr of ``net.apply`` on one example.
+
+  Fields alone miss a change inside ``__call__`` (another activation written
+  in the code); the jaxpr is what the network computes, traced abstractly
+  (no parameters are made).
+  """
+  x = jax.ShapeDtypeStruct((1, *example.shape[1:]), jnp.float32)
+  params = jax.eval_shape(net.init, jax.random.key(0), x)
+  jaxpr = str(jax.make_jaxpr(net.apply)(params, x))
+  return {**describe(net), 'computation': hashlib.sha256(jaxpr.encode()).hexdigest()[:16]}
+
+
 def _identity(source: data_lib.Source, nets: dict | None, optimizers: dict | None) -> dict:
   """``{'data': …, 'nets': …, 'optimizers': …}``: what a run's results, resume check and teacher cache record."""
+  seen = lambda player: source.xp if source.xp is not None and player != 'student' else source.x
   return {
     'data': source.identity(),
-    'nets': {p: describe(n) for p, n in sorted((nets or {}).items())},
+    'nets': {p: describe_net(n, seen(p)) for p, n in sorted((nets or {}).items())},
     'optimizers': {p: describe(o) for p, o in sorted((optimizers or {}).items())},
   }
 
@@ -467,8 +481,8 @@ def _run(run: _Run, splits: data_lib.Splits, sigterm) -> dict:
         if improved_S.any():
           best[p] = _select(improved_S, state[p]['params'], best[p])
       meta['seconds'].append(time.perf_counter() - t0)
-      metric_writer.log_round(r + 1, config.rounds, [meta['history'][i][-1] for i in np.flatnonzero(live)],
-                              meta['seconds'][-1])  # fmt: skip
+      live_last = [meta['history'][i][-1] for i in np.flatnonzero(live)]
+      metric_writer.log_round(r + 1, config.rounds, live_last, meta['seconds'])
       ckpt.save(r + 1, {'state': state, 'best': best}, meta)
       stop_if_preempted(r + 1)
 

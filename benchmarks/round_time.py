@@ -1,4 +1,4 @@
-"""Seconds per round of ADIB and ADIM on the MNIST models, against this machine's matmul peak.
+r"""Seconds per round of ADIB and ADIM on the MNIST models, against this machine's matmul peak.
 
   python -m benchmarks.round_time [--batch_sizes=10,64] [--repeats=5] [--out=FILE] \
       [--torch_python=PYTHON_WITH_TORCH]

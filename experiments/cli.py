@@ -54,9 +54,25 @@ def define_config(default: str | None = None, help_text: str = 'Config file (a g
     sys.exit(2)
 
 
+_PRINT_CONFIG = flags.DEFINE_bool('print_config', False, 'Print every config field, its value and its meaning; exit.')
+
+
 def run(main) -> None:
-  """``app.run(main)`` with ``parse_flags``."""
-  app.run(main, flags_parser=parse_flags)
+  """``app.run(main)`` with ``parse_flags``; ``--print_config`` prints the config (after overrides) instead."""
+
+  def main_or_print(argv):
+    if _PRINT_CONFIG.value:
+      from adjax import default_config
+
+      print(default_config.describe(flags.FLAGS.config))
+      return
+    missing = [name for name in ('workdir',) if name in flags.FLAGS and flags.FLAGS[name].value is None]
+    if missing:
+      print(f'adjax: --{missing[0]} is required (--helpfull lists the flags)', file=sys.stderr)
+      sys.exit(2)
+    main(argv)
+
+  app.run(main_or_print, flags_parser=parse_flags)
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ from adjax import config as config_lib
 from adjax import train
 from experiments import cli
 
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.')
 _METHODS = flags.DEFINE_list('methods', ['student', 'ngan', 'adim'], 'Methods to compare.')
 _SEEDS = flags.DEFINE_integer('num_seeds', 3, 'Seeds 0..num_seeds-1 for each method.')
 _N_TRAIN = flags.DEFINE_integer('n_train', 100, 'Training examples (class-balanced).')

@@ -14,7 +14,6 @@ from experiments import cli
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, event files and results.json.')
 _CONFIG = cli.define_config(os.path.join(os.path.dirname(__file__), 'configs', 'mnist.py'))
-flags.mark_flags_as_required(['workdir'])
 
 
 def main(argv):

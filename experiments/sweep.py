@@ -1,4 +1,4 @@
-"""Hyperparameter sweeps as one vmapped program: a table and plots of accuracy against each swept value.
+r"""Hyperparameter sweeps as one vmapped program: a table and plots of accuracy against each swept value.
 
   python -m experiments.sweep --workdir=DIR --config.method=adim \
       --sweep=game.nu=log:1e-3:1e3:7 --sweep=game.omega_s=lin:0:1:5 --combine=axes --n_train=100,1000
@@ -38,7 +38,7 @@ from adjax import train
 from adjax import workdir as workdir_lib
 from experiments import cli
 
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.')
 _SWEEP = flags.DEFINE_multi_string(
   'sweep', [], 'FIELD=VALUES; VALUES: a,b,c | lin:START:STOP:NUM | log:START:STOP:NUM.'
 )

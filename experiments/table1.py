@@ -26,7 +26,7 @@ from adjax import train
 from adjax import workdir as workdir_lib
 from experiments import cli
 
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.', required=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.')
 _N_TRAIN = flags.DEFINE_list('n_train', ['100', '1000'], 'Training-set sizes.')
 _METHODS = flags.DEFINE_list('methods', ['all'], "Methods, or 'all' (every method with a student).")
 _SEEDS = flags.DEFINE_list('num_seeds', ['10'], 'Seeds per cell, vmapped: one count, or one per --n_train size.')

@@ -1,4 +1,4 @@
-"""The authors' MNIST schedule (SPEC §5), for accelerators: k in passes over the training set, 100 rounds.
+r"""The authors' MNIST schedule (SPEC §5), for accelerators: k in passes over the training set, 100 rounds.
 
   python -m experiments.table1 --config=experiments/configs/mnist_paper.py:100 --n_train=100 --workdir=DIR
   python -m experiments.table1 --config=experiments/configs/mnist_paper.py:1000 --n_train=1000 \

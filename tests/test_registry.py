@@ -1,0 +1,92 @@
+"""Extension from outside the package: a registered method through the API, the CLI and a sweep; import hygiene;
+registries refuse clashes."""
+
+import json
+import os
+import subprocess
+import sys
+
+from absl.testing import absltest
+import jax
+import numpy as np
+
+import adjax
+from adjax import config as config_lib
+from adjax import game as game_lib
+from adjax import methods
+from adjax import train
+from tests import plugin_method
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class OutsideMethodTest(absltest.TestCase):
+  def test_python_api_trains_it_and_its_weight_is_an_array_in_the_state(self):
+    c = plugin_method.get_config()
+    results = adjax.train_and_evaluate(c, self.create_tempdir().full_path)
+    self.assertEqual((results['method'], [h['round'] for h in results['history']]), ('kd_gan', [0, 1, 2]))
+    self.assertBetween(results['final']['student']['test_accuracy'], 0.2, 1.0)
+    self.assertIn('discriminator_loss', results['history'][1])
+    game = game_lib.build(config_lib.validate(c), 10)
+    state = game_lib.init_state(game, jax.random.key(0), {'x': np.zeros((1, 28, 28, 1), np.float32)})
+    np.testing.assert_allclose(state['hparams']['weights'], [1.0, 0.5, 0.0])
+    self.assertEqual(set(state), {'round', 'rng', 'hparams', 'student', 'teacher', 'discriminator'})
+
+  def test_command_line_sets_its_weight(self):
+    workdir = os.path.join(self.create_tempdir().full_path, 'run')
+    proc = subprocess.run(
+      [sys.executable, '-m', 'experiments.main', '--config=tests/plugin_method.py', f'--workdir={workdir}',
+       '--config.game.lambda_adv=0.25'],
+      cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+    with open(os.path.join(workdir, 'results.json')) as f:
+      results = json.load(f)
+    self.assertEqual((results['method'], results['config']['game']['lambda_adv']), ('kd_gan', 0.25))
+    printed = subprocess.run(
+      [sys.executable, '-m', 'experiments.main', '--config=tests/plugin_method.py', '--print_config'],
+      cwd=REPO, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    self.assertIn("game.lambda_adv = 0.5  # λ: weight of the student's adversarial term (kd_gan)", printed)
+
+  def test_its_weight_sweeps_in_one_program_and_a_negative_one_is_refused(self):
+    c = plugin_method.get_config()
+    self.assertIn('game.lambda_adv', game_lib.sweepable_fields())
+    sweep = [{'game.lambda_adv': 0.0}, {'game.lambda_adv': 2.0}]
+    results = train.train_and_evaluate(c, self.create_tempdir().full_path, sweep)
+    zero, two = results['per_seed']
+    self.assertEqual((zero['overrides'], two['overrides']), tuple(sweep))
+    self.assertNotEqual(zero['history'][1]['student_loss'], two['history'][1]['student_loss'])
+    games = [game_lib.build(train.with_overrides(config_lib.validate(c), p), 10) for p in sweep]
+    self.assertEqual(games[0], games[1])  # one compiled program for both
+    c.game.lambda_adv = -1.0
+    workdir = self.create_tempdir()
+    with self.assertRaisesRegex(config_lib.ConfigError, r'game.lambda_adv=-1.0 is negative; weights must be >= 0'):
+      train.train_and_evaluate(c, workdir.full_path)
+    self.assertEqual(os.listdir(workdir.full_path), [])
+
+
+class RegistryTest(absltest.TestCase):
+  def test_clashes_and_unknown_parts_are_refused(self):
+    with self.assertRaisesRegex(ValueError, "method 'adim' is already registered as something else"):
+      adjax.register_method('adim', adjax.Method(players=('student',), supervised=True))
+    adjax.register_method('adim', methods.METHODS['adim'])  # the same entry again: a no-op
+    with self.assertRaisesRegex(ValueError, 'reads game.gamma_x: register it first'):
+      adjax.register_method('m_x', adjax.Method(players=('student',), adversarial=(0.0, 'gamma_x', 0.0)))
+    with self.assertRaisesRegex(ValueError, "distill='nope' is not one of kd, hinton"):
+      adjax.register_method('m_y', adjax.Method(players=('student',), distill='nope'))
+    with self.assertRaisesRegex(ValueError, "model name 'mlp' must be a new identifier"):
+      adjax.register_model('mlp', object)
+
+  def test_import_adjax_pulls_in_no_experiments_torch_tensorboard_or_plotting(self):
+    code = (
+      'import sys, adjax, adjax.train, adjax.game\n'
+      "print(','.join(m for m in ('experiments', 'torch', 'tensorboardX', 'matplotlib', 'tensorflow') "
+      'if m in sys.modules))'
+    )
+    out = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True, check=True)
+    self.assertEqual(out.stdout.strip(), '')
+
+
+if __name__ == '__main__':
+  absltest.main()
