@@ -190,7 +190,9 @@ def _checked(source: str, arrays: dict[str, np.ndarray]) -> Source:
   privileged = ('xp_train', 'xp_test') if 'x_test' in arrays else ('xp_train',)
   present = [k for k in PRIVILEGED_KEYS if k in arrays]
   if present and sorted(present) != sorted(privileged):
-    raise ConfigError(f'{source} has {", ".join(present)}; privileged inputs need {", ".join(privileged)}')
+    raise ConfigError(
+      f'{source} has {", ".join(present)} but not its pair; privileged inputs need both of {", ".join(privileged)}'
+    )
   for k in needed + tuple(present):
     if arrays[k].ndim == 0 or arrays[k].shape[0] == 0:
       raise ConfigError(f'{source}: {k} holds no examples (shape {arrays[k].shape})')

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 
 from adjax import game as game_lib
+from adjax import objectives
+from adjax import rounds
 
 Moments = tuple[jax.Array, dict, dict]  # (count, mean per term, summed squared deviations per term)
 
@@ -20,15 +22,15 @@ Moments = tuple[jax.Array, dict, dict]  # (count, mean per term, summed squared 
 def term_gradients(game: game_lib.Game, state: game_lib.State, role: str, data: game_lib.Data, key: jax.Array) -> dict:
   """One draw: ``{term: gradient pytree}`` of each unweighted term of ``role``'s loss on a fresh minibatch."""
   k_batch, k_noise = jax.random.split(key)
-  phase = game_lib.draw_batches(game, data, k_batch, 1)  # one minibatch, augmented as in training
-  players = game_lib.fixed_players(game, state, role, 'game')
-  others = jax.tree.map(lambda a: a[0], game_lib.fixed_outputs(game, state, players, data, phase))
+  phase = rounds.draw_batches(game, data, k_batch, 1)  # one minibatch, augmented as in training
+  players = rounds.fixed_players(game, state, role, 'game')
+  others = jax.tree.map(lambda a: a[0], rounds.fixed_outputs(game, state, players, data, phase))
   x, y = game_lib.view(role, phase)[0], phase['y'][0]
-  tau = game_lib.round_tau(game, state, state['round'])
-  hp, reward_average = state['hparams'], state[role]['reward_average']
+  tau = rounds.round_tau(game, state, state['round'])
+  ctx = objectives.Context(game, role, k_noise, tau, state[role]['reward_average'], state['hparams'])
 
   def terms(params):
-    return game_lib.generator_terms(params, game, role, x, y, others, k_noise, tau, reward_average, hp)[0]
+    return objectives.generator_terms(params, objectives.Batch(x, y, others), ctx)[0]
 
   return jax.jacrev(terms)(state[role]['params'])
 

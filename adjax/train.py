@@ -18,6 +18,7 @@ from adjax import config as config_lib
 from adjax import data as data_lib
 from adjax import game as game_lib
 from adjax import metric_writer
+from adjax import rounds
 from adjax import sweeps
 from adjax import workdir as workdir_lib
 
@@ -236,7 +237,7 @@ def teacher_cache_path(config: ml_collections.ConfigDict, seed: int, identity: d
   fields.update(
     seed=seed,
     steps=config.pretrain.frozen_teacher,
-    segments=game_lib.FROZEN_SEGMENTS,
+    segments=rounds.FROZEN_SEGMENTS,
     data=identity['data']['fingerprint'],
     net=identity['nets'].get('teacher'),
     optimizer=identity['optimizers'].get('teacher'),
@@ -268,7 +269,7 @@ def _frozen_players(configs, game, state, train, val_split, pretrain, accuracy, 
           aside += '_'
         os.replace(path, aside)
   best, best_val = None, None
-  for segment in range(game_lib.FROZEN_SEGMENTS):
+  for segment in range(rounds.FROZEN_SEGMENTS):
     state, _ = pretrain(state, train, True, segment)
     val = _evaluate(accuracy, {'teacher': state['teacher']['params']}, val_split)['teacher']
     if best is None:
@@ -400,7 +401,7 @@ def train_and_evaluate(
 def _run(run: _Run, splits: data_lib.Splits, sigterm) -> dict:
   config, workdir, configs, overrides, num_seeds = run.config, run.workdir, run.configs, run.overrides, run.num_seeds
   game = game_lib.build(config, splits.num_classes, run.nets, run.optimizers)
-  pretrain, play_round, accuracy = game_lib.compile_fns(game)
+  pretrain, play_round, accuracy = rounds.compile_fns(game)
   train, val_split = (jax.tree.map(jnp.asarray, splits.split(name)) for name in ('train', 'val'))
   if not os.path.exists(os.path.join(workdir, 'config.json')):
     workdir_lib.write_json(os.path.join(workdir, 'config.json'), _run_json(config, run.sweep, run.identity))
@@ -432,7 +433,7 @@ def _run(run: _Run, splits: data_lib.Splits, sigterm) -> dict:
       metrics = jax.device_get(metrics)
       history = [[{'round': 0, **_round_scalars(metrics, val, i)}] for i in range(num_members)]
       finite = [
-        not _nonfinite(history[i][0]) and bool(jax.device_get(game_lib.all_finite(jax.tree.map(lambda a: a[i], best))))
+        not _nonfinite(history[i][0]) and bool(jax.device_get(rounds.all_finite(jax.tree.map(lambda a: a[i], best))))
         for i in range(num_members)
       ]
       meta = {

@@ -36,6 +36,7 @@ from adjax import estimators
 from adjax import game as game_lib
 from adjax import gradients
 from adjax import methods as methods_lib
+from adjax import rounds
 from adjax import sweeps
 from adjax import train as train_lib
 
@@ -120,7 +121,7 @@ def main(argv):
   k = len(configs)
   train = jax.tree.map(lambda a: jnp.stack([jnp.asarray(a)] * k), splits.split('train'))
   game = game_lib.build(config, splits.num_classes)
-  pretrain, play_round, _ = game_lib.compile_fns(game)
+  pretrain, play_round, _ = rounds.compile_fns(game)
   first = jax.tree.map(lambda a: a[0], train)
   state = train_lib.init_members(game, configs, first)
   state, _ = pretrain(state, train, False)

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from adjax import config as config_lib
 from adjax import data
 from adjax import game as game_lib
+from adjax import rounds
 from experiments.configs import mnist
 
 _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['10', '64'], 'Minibatch sizes to time.')
@@ -80,7 +81,7 @@ def round_flops(method: str, batch_size: int) -> float:
   for name, k in UPDATES.items():
     one = {key: int(key == name) for key in UPDATES}
     game, state, train = _setup(method, batch_size, one)
-    play = jax.jit(lambda s, d, game=game: game_lib.play_round(game, s, d))
+    play = jax.jit(lambda s, d, game=game: rounds.play_round(game, s, d))
     # The HLO before backend passes: the same count on every backend (GPU's compiled
     # cost analysis does not count cuDNN convolutions).
     total += k * play.lower(state, train).cost_analysis()['flops']
@@ -89,7 +90,7 @@ def round_flops(method: str, batch_size: int) -> float:
 
 def time_round(method: str, batch_size: int, repeats: int) -> float:
   game, state, train = _setup(method, batch_size, UPDATES)
-  _, play_round, _ = game_lib.compile_fns(game)
+  _, play_round, _ = rounds.compile_fns(game)
   state, train = jax.tree.map(lambda a: a[None], (state, train))  # one seed
   state, _ = play_round(state, train)  # compile
   holder = {'state': state}

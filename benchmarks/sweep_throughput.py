@@ -25,6 +25,7 @@ import numpy as np
 from adjax import config as config_lib
 from adjax import data as data_lib
 from adjax import game as game_lib
+from adjax import rounds
 from adjax import train as train_lib
 
 _OUT = flags.DEFINE_string('out', None, 'JSON output file.', required=True)
@@ -46,7 +47,7 @@ def main(argv):
   config = config_lib.validate(ml_collections.ConfigDict(_CONFIG.value.to_dict()))
   splits = data_lib.load(config)
   game = game_lib.build(config, splits.num_classes)
-  _, play_round, _ = game_lib.compile_fns(game)
+  _, play_round, _ = rounds.compile_fns(game)
   train = {k: jnp.asarray(v) for k, v in splits.split('train').items()}
   data_1 = train
   results = {'device_kind': jax.devices()[0].device_kind, 'method': config.method, 'n_train': config.n_train,

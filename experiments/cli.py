@@ -57,6 +57,19 @@ def define_config(default: str | None = None, help_text: str = 'Config file (a g
 _PRINT_CONFIG = flags.DEFINE_bool('print_config', False, 'Print every config field, its value and its meaning; exit.')
 
 
+def flag_or_config(flag: str, field: str):
+  """The value of ``--flag`` if given; else ``--config.field``'s if given; else the flag's default.
+
+  An entrypoint flag that shadows a config field (``--n_train`` and
+  ``--config.n_train``) then overrides only what the user did not set.
+  """
+  if flags.FLAGS[flag].present:
+    return flags.FLAGS[flag].value
+  if any(a.split('=')[0] == f'--config.{field}' for a in sys.argv[1:]):
+    return flags.FLAGS.config[field]
+  return flags.FLAGS[flag].value
+
+
 def run(main) -> None:
   """``app.run(main)`` with ``parse_flags``; ``--print_config`` prints the config (after overrides) instead."""
 

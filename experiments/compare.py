@@ -26,9 +26,9 @@ from experiments import cli
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.')
 _METHODS = flags.DEFINE_list('methods', ['student', 'ngan', 'adim'], 'Methods to compare.')
-_SEEDS = flags.DEFINE_integer('num_seeds', 3, 'Seeds 0..num_seeds-1 for each method.')
-_N_TRAIN = flags.DEFINE_integer('n_train', 100, 'Training examples (class-balanced).')
-_ROUNDS = flags.DEFINE_integer('rounds', 40, 'Rounds of Algorithm 1 per run.')
+flags.DEFINE_integer('num_seeds', 3, 'Seeds per method (default: 3, or --config.num_seeds if given).')
+flags.DEFINE_integer('n_train', 100, 'Training examples, class-balanced (or --config.n_train if given).')
+flags.DEFINE_integer('rounds', 40, 'Rounds of Algorithm 1 per run (or --config.rounds if given).')
 _CONFIG = cli.define_config(
   os.path.join(os.path.dirname(__file__), 'configs', 'mnist.py'),
   'Base config; --config.FIELD=VALUE overrides it for every method.',
@@ -59,7 +59,8 @@ def main(argv):
   configs = {}
   for method in _METHODS.value:  # every config is checked before anything runs
     c = ml_collections.ConfigDict(_CONFIG.value.to_dict())
-    c.method, c.num_seeds, c.n_train, c.rounds = method, _SEEDS.value, _N_TRAIN.value, _ROUNDS.value
+    c.method = method
+    c.num_seeds, c.n_train, c.rounds = (cli.flag_or_config(f, f) for f in ('num_seeds', 'n_train', 'rounds'))
     with cli.reported():
       config_lib.validate(c)
     configs[method] = c
@@ -82,9 +83,10 @@ def main(argv):
         flush=True,
       )
     print(f'{method}: {len(rows[method])} seeds in {time.perf_counter() - t0:.0f}s', flush=True)
-  table = _table(rows, _N_TRAIN.value)
+  table = _table(rows, configs[_METHODS.value[0]].n_train)
   wall = time.perf_counter() - start
-  table += f'\n\nWall time: {wall:.0f} s, {len(configs)} methods x {_SEEDS.value} seeds x {_ROUNDS.value} rounds.'
+  first = configs[_METHODS.value[0]]
+  table += f'\n\nWall time: {wall:.0f} s, {len(configs)} methods x {first.num_seeds} seeds x {first.rounds} rounds.'
   print('\n' + table)
   with open(os.path.join(_WORKDIR.value, 'table.md'), 'w') as f:
     f.write(table + '\n')

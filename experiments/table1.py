@@ -27,9 +27,9 @@ from adjax import workdir as workdir_lib
 from experiments import cli
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.')
-_N_TRAIN = flags.DEFINE_list('n_train', ['100', '1000'], 'Training-set sizes.')
+flags.DEFINE_list('n_train', ['100', '1000'], 'Training-set sizes (or --config.n_train if given).')
 _METHODS = flags.DEFINE_list('methods', ['all'], "Methods, or 'all' (every method with a student).")
-_SEEDS = flags.DEFINE_list('num_seeds', ['10'], 'Seeds per cell, vmapped: one count, or one per --n_train size.')
+flags.DEFINE_list('num_seeds', ['10'], 'Seeds per cell, vmapped: one count, or one per --n_train size.')
 _ROUNDS = flags.DEFINE_list('rounds', [], "Rounds per cell: one count, or one per --n_train size ('' = the config's).")
 _CONFIG = cli.define_config(os.path.join(os.path.dirname(__file__), 'configs', 'mnist.py'), 'Base config.')
 
@@ -156,8 +156,9 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.INFO)  # one progress line per round
   names = [m for m in methods_lib.METHODS if m != 'teacher'] if _METHODS.value == ['all'] else _METHODS.value
-  sizes = [int(n) for n in _N_TRAIN.value]
-  seeds = per_size('num_seeds', _SEEDS.value, sizes)
+  as_list = lambda v: v if isinstance(v, list) else [str(v)]
+  sizes = [int(n) for n in as_list(cli.flag_or_config('n_train', 'n_train'))]
+  seeds = per_size('num_seeds', as_list(cli.flag_or_config('num_seeds', 'num_seeds')), sizes)
   rounds = per_size('rounds', _ROUNDS.value or [str(_CONFIG.value.rounds)], sizes)
   with cli.reported():  # every cell's config, and each size against the data, is checked before anything runs
     configs = {(n, m): cell_config(_CONFIG.value, m, n, seeds[n], rounds[n]) for n in sizes for m in names}

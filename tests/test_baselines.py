@@ -8,6 +8,7 @@ import numpy as np
 
 from adjax import config as config_lib
 from adjax import game as game_lib
+from adjax import objectives
 from experiments.configs import mnist
 
 TEACHER = np.array([[2.0, 0.0, -1.0], [0.5, 0.5, 3.0]], np.float32)
@@ -39,7 +40,8 @@ def _game(method, **game_overrides):
 def _term(game, role, target, learner, key=0):
   hp = game_lib.hyperparameters(game.method, game.config)
   args = (jnp.asarray(target), jnp.asarray(learner), LABELS, jax.random.key(key), hp)
-  return game_lib.distillation_term(game, role, *args)
+  del role  # every method's term is the same for both roles; its weight is not part of it
+  return objectives.distillation_term(game, *args)
 
 
 class BaselineLossTest(parameterized.TestCase):
@@ -78,8 +80,9 @@ class BaselineLossTest(parameterized.TestCase):
     params = game.nets['student'].init(jax.random.key(1), x)
     hp = dict(game_lib.hyperparameters(game.method, game.config), nu=jnp.float32(0.7), upsilon=jnp.float32(0.4))
     teacher = TEACHER  # the game has 3 classes
-    loss, _ = game_lib.generator_loss(
-      params, game, 'student', x, LABELS, {'teacher': jnp.asarray(teacher)}, jax.random.key(2), 1.0, 0.0, hp
+    batch = objectives.Batch(x, LABELS, {'teacher': jnp.asarray(teacher)})
+    loss, _ = objectives.generator_loss(
+      params, batch, objectives.Context(game, 'student', jax.random.key(2), 1.0, 0.0, hp)
     )
     z = np.asarray(game.nets['student'].apply(params, x), np.float64)
     expected = 0.7 * (_kl(_softmax(teacher), _softmax(z)) + 0.4 * _ce(z, LABELS))

@@ -9,6 +9,8 @@ from adjax import config as config_lib
 from adjax import data
 from adjax import game as game_lib
 from adjax import gradients
+from adjax import objectives
+from adjax import rounds
 from tests.test_train import tiny_config
 
 SIGMA = np.array([0.1, 0.5, 2.0, 3.0], np.float32)
@@ -61,15 +63,14 @@ class GradientStatisticsTest(absltest.TestCase):
     self.assertEqual(set(terms), {'adversarial', 'distillation'})
 
     k_batch, k_noise = jax.random.split(key)  # the same draw, assembled by hand
-    phase = game_lib.draw_batches(game, train, k_batch, 1)
-    others = jax.tree.map(
-      lambda a: a[0], game_lib.fixed_outputs(game, state, ('discriminator', 'teacher'), train, phase)
-    )
-    tau = game_lib.round_tau(game, state, state['round'])
+    phase = rounds.draw_batches(game, train, k_batch, 1)
+    others = jax.tree.map(lambda a: a[0], rounds.fixed_outputs(game, state, ('discriminator', 'teacher'), train, phase))
+    tau = rounds.round_tau(game, state, state['round'])
 
     def loss(params):
-      args = (phase['x'][0], phase['y'][0], others, k_noise, tau, state['student']['reward_average'], state['hparams'])
-      return game_lib.generator_loss(params, game, 'student', *args)[0]
+      batch = objectives.Batch(phase['x'][0], phase['y'][0], others)
+      ctx = objectives.Context(game, 'student', k_noise, tau, state['student']['reward_average'], state['hparams'])
+      return objectives.generator_loss(params, batch, ctx)[0]
 
     expected = jax.grad(loss)(state['student']['params'])
     w_s = state['hparams']['weights'][1]

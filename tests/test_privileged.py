@@ -10,6 +10,7 @@ import numpy as np
 from adjax import config as config_lib
 from adjax import data
 from adjax import game as game_lib
+from adjax import rounds
 from adjax import train
 from tests.test_train import tiny_config
 
@@ -40,9 +41,7 @@ class PrivilegedTest(absltest.TestCase):
     try:
       state = game_lib.init_state(game, jax.random.key(0), splits.split('train'))
       train_data = jax.tree.map(lambda a: a[None], splits.split('train'))
-      jax.jit(jax.vmap(lambda s, d: game_lib.play_round(game, s, d)))(
-        jax.tree.map(lambda a: a[None], state), train_data
-      )
+      jax.jit(jax.vmap(lambda s, d: rounds.play_round(game, s, d)))(jax.tree.map(lambda a: a[None], state), train_data)
     finally:
       nn.Module.apply = original
     student_shapes = {shape for _, is_student, shape in seen if is_student}

@@ -10,6 +10,7 @@ import numpy as np
 
 from adjax import config as config_lib
 from adjax import game as game_lib
+from adjax import rounds
 from adjax import sweeps
 from adjax import train
 from tests.test_table1 import TINY
@@ -43,7 +44,7 @@ class SweepTest(absltest.TestCase):
 
     a, b = game(**{'game.nu': 0.1, 'teacher.learning_rate': 1.0}), game(**{'game.nu': 5.0, 'tau.tau0': 2.0})
     self.assertEqual(a, b)
-    self.assertIs(game_lib.compile_fns(a), game_lib.compile_fns(b))
+    self.assertIs(rounds.compile_fns(a), rounds.compile_fns(b))
     self.assertNotEqual(a, game(**{'game.kd_temperature': 2.0}))  # not sweepable: another program
     self.assertNotEqual(a, game(**{'student.model': 'lenet'}))
 

@@ -22,6 +22,7 @@ from adjax import checkpoint
 from adjax import config as config_lib
 from adjax import data
 from adjax import game as game_lib
+from adjax import rounds
 from adjax import train
 from experiments.configs import mnist
 
@@ -69,7 +70,7 @@ class RoundTest(parameterized.TestCase):
     c = config_lib.validate(tiny_config(method))
     splits = data.load(c)
     game = game_lib.build(c, splits.num_classes)
-    _, play_round, _ = game_lib.compile_fns(game)
+    _, play_round, _ = rounds.compile_fns(game)
     train_data = one_seed({'x': jax.numpy.asarray(splits.x_train), 'y': jax.numpy.asarray(splits.y_train)})
     state = one_seed(game_lib.init_state(game, jax.random.key(0), splits.split('train')))
     before = jax.device_get(state)
@@ -105,7 +106,7 @@ class RoundTest(parameterized.TestCase):
     params = games[0].nets['student'].init(jax.random.key(0), x[:1])
     got, expected = [], []
     for game in games:
-      accuracy = game_lib.compile_fns(game).accuracy
+      accuracy = rounds.compile_fns(game).accuracy
       got.append(float(accuracy('student', one_seed(params), one_seed(x), one_seed(y))[0]))
       expected.append(float(jnp.mean(jnp.argmax(game.nets['student'].apply(params, x), -1) == y)))
     self.assertNotEqual(expected[0], expected[1])  # the activation matters for these parameters
@@ -119,7 +120,7 @@ class RoundTest(parameterized.TestCase):
       splits = data.load(c)
       game = game_lib.build(c, splits.num_classes)
       train_data = one_seed({'x': jax.numpy.asarray(splits.x_train), 'y': jax.numpy.asarray(splits.y_train)})
-      state, _ = game_lib.compile_fns(game)[1](
+      state, _ = rounds.compile_fns(game)[1](
         one_seed(game_lib.init_state(game, jax.random.key(0), splits.split('train'))), train_data
       )
       return jax.device_get(state['student']['params'])
@@ -135,7 +136,7 @@ class RoundTest(parameterized.TestCase):
     c = config_lib.validate(c)
     splits = data.load(c)
     game = game_lib.build(c, 10)
-    _, play_round, _ = game_lib.compile_fns(game)
+    _, play_round, _ = rounds.compile_fns(game)
     train_data = one_seed({'x': jax.numpy.asarray(splits.x_train), 'y': jax.numpy.asarray(splits.y_train)})
     _, metrics = play_round(one_seed(game_lib.init_state(game, jax.random.key(0), splits.split('train'))), train_data)
     self.assertTrue(all(np.isfinite(v) for v in jax.tree.leaves(jax.device_get(metrics))))
@@ -234,11 +235,11 @@ class TrainTest(parameterized.TestCase):
     c.pretrain.frozen_teacher = 20  # 10 segments of 2 steps
     splits = data.load(c)
     game = game_lib.build(c, splits.num_classes)
-    pretrain, _, accuracy = game_lib.compile_fns(game)
+    pretrain, _, accuracy = rounds.compile_fns(game)
     train_data, val = (jax.tree.map(lambda a: jnp.asarray(a)[None], splits.split(n)) for n in ('train', 'val'))
     state = one_seed(game_lib.init_state(game, jax.random.key(0), splits.split('train')))
     per_segment = []
-    for segment in range(game_lib.FROZEN_SEGMENTS):
+    for segment in range(rounds.FROZEN_SEGMENTS):
       state, _ = pretrain(state, train_data, True, segment)
       per_segment.append(float(accuracy('teacher', state['teacher']['params'], val['x'], val['y'])[0]))
     self.assertGreater(len(set(per_segment)), 1)  # segments differ, so selection matters

@@ -1,0 +1,241 @@
+"""One round of Algorithm 1, pretraining, evaluation, and the compiled programs that run them.
+
+A round runs ``k_d`` discriminator, ``k_t`` teacher and ``k_s`` student
+updates as ``lax.scan`` loops in one compiled program; each update draws a
+fresh minibatch and fresh noise. A phase first draws all its minibatches and
+runs the held-fixed players' forward passes on them in one batched pass
+(``fixed_outputs``), then scans the updates of its player
+(``adjax.objectives`` gives each player's loss).
+"""
+
+from collections.abc import Callable
+import functools
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from adjax import augment
+from adjax import estimators
+from adjax import methods
+from adjax import objectives
+from adjax.game import Data
+from adjax.game import Game
+from adjax.game import State
+from adjax.game import view
+
+# The frozen teacher of a two-phase baseline trains in this many equal segments
+# of ``pretrain.frozen_teacher`` steps; the host keeps its best on validation.
+FROZEN_SEGMENTS = 10
+
+
+def apply_chunked(net: nn.Module, params, x: jax.Array, chunk: int) -> jax.Array:
+  """``net.apply(params, x)`` over ``[N, ...]`` in equal chunks of at most ``chunk`` examples."""
+  n = x.shape[0]
+  num_chunks = -(-n // chunk)
+  if num_chunks <= 1:
+    return net.apply(params, x)
+  size = -(-n // num_chunks)
+  pad = num_chunks * size - n
+  x_chunks = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape(num_chunks, size, *x.shape[1:])
+  out = jax.lax.map(lambda xc: net.apply(params, xc), x_chunks)
+  return out.reshape(-1, *out.shape[2:])[:n]
+
+
+def fixed_players(game: Game, state: State, player: str, objective: str) -> tuple[str, ...]:
+  """The players whose outputs ``player``'s loss reads (they are held fixed during its updates)."""
+  if player == 'discriminator':
+    return tuple(p for p in ('student', 'teacher') if p in state)
+  if objective == 'supervised' or game.method.supervised:
+    return ()
+  other = 'teacher' if player == 'student' else 'student'
+  needed = ['discriminator'] if game.method.discriminator is not None else []
+  if game.method.distill is not None and other in state:
+    needed.append(other)
+  return tuple(needed)
+
+
+def fixed_outputs(game: Game, state: State, players, data: Data, batches: dict) -> dict[str, jax.Array]:
+  """Outputs ``[U, B, ...]`` of the fixed ``players`` on every minibatch of a phase, in one batched pass.
+
+  The held-fixed players do not change during a phase, so their forward
+  passes leave the sequential loop. Without augmentation, when the training
+  set is smaller than the phase's ``U·B`` draws, each example is evaluated
+  once and gathered.
+  """
+  chunk = game.config.eval_chunk
+  idx_UxB = batches['idx']
+  out = {}
+  for p in players:
+    net, params = game.nets[p], state[p]['params']
+    x_N, x_UxB = view(p, data), view(p, batches)
+    if not batches['augmented'] and x_N.shape[0] <= idx_UxB.size:
+      out[p] = apply_chunked(net, params, x_N, chunk)[idx_UxB]
+    else:
+      flat = apply_chunked(net, params, x_UxB.reshape(-1, *x_UxB.shape[2:]), chunk)
+      out[p] = flat.reshape(*idx_UxB.shape, *flat.shape[1:])
+  return jax.lax.stop_gradient(out)
+
+
+def draw_batches(game: Game, data: Data, key: jax.Array, num_updates: int) -> dict:
+  """A phase's minibatches, drawn up front: indices ``[U, B]``, inputs (augmented if configured), labels."""
+  k_idx, k_aug = jax.random.split(key)
+  idx_UxB = jax.random.randint(k_idx, (num_updates, game.config.batch_size), 0, data['y'].shape[0])
+  x_UxB, aug = data['x'][idx_UxB], game.config.augment
+  augmented = not augment.is_identity(aug)
+  if augmented:
+    x_UxB = augment.apply(k_aug, x_UxB.reshape(-1, *x_UxB.shape[2:]), aug).reshape(x_UxB.shape)
+  batches = {'idx': idx_UxB, 'x': x_UxB, 'y': data['y'][idx_UxB], 'augmented': augmented}
+  if 'xp' in data:  # refused together with augmentation (adjax.data)
+    batches['xp'] = data['xp'][idx_UxB]
+  return batches
+
+
+def player_updates(
+  game: Game, state: State, player: str, data: Data, key: jax.Array, num_updates: int, tau, objective: str
+):
+  """``num_updates`` updates of one player as a ``lax.scan``; the others are held fixed.
+
+  Each update has its own minibatch (all drawn up front, so the fixed players'
+  outputs on them are computed in one batched pass) and its own noise key.
+  """
+  optimizer = game.optimizers[player]
+  k_batches, k_noise = jax.random.split(key)
+  batches = draw_batches(game, data, k_batches, num_updates)
+  others_all = fixed_outputs(game, state, fixed_players(game, state, player, objective), data, batches)
+
+  loss_fn = objectives.discriminator_loss if player == 'discriminator' else objectives.generator_loss
+
+  def step(player_state, inputs):
+    i, x, y, others = inputs
+    key = jax.random.fold_in(k_noise, i)
+    ctx = objectives.Context(game, player, key, tau, player_state.get('reward_average'), state['hparams'])
+    (loss, reward_B), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      player_state['params'], objectives.Batch(x, y, others), ctx
+    )
+    updates, opt_state = optimizer.update(grads, player_state['opt_state'], player_state['params'])
+    new = dict(player_state, params=optax.apply_updates(player_state['params'], updates), opt_state=opt_state)
+    if 'reward_average' in new:
+      new['reward_average'] = estimators.update_moving_average(
+        player_state['reward_average'], reward_B, game.config.game.baseline_decay
+      )
+    return new, {'loss': loss, 'reward': jnp.mean(reward_B), 'grad_norm': optax.global_norm(grads)}
+
+  new_player_state, metrics = jax.lax.scan(
+    step, state[player], (jnp.arange(num_updates), view(player, batches), batches['y'], others_all)
+  )
+  return new_player_state, jax.tree.map(jnp.mean, metrics)
+
+
+def round_tau(game: Game, state: State, round_: jax.Array) -> jax.Array:
+  t = game.config.tau
+  return estimators.temperature(round_, state['hparams']['tau0'], t.tau_min, t.decay, t.every)
+
+
+def play_round(game: Game, state: State, data: Data) -> tuple[State, dict]:
+  """One round of Algorithm 1: k_d discriminator, k_t teacher, k_s student updates."""
+  round_ = state['round']
+  key = jax.random.fold_in(jax.random.wrap_key_data(state['rng']), round_ + 1)
+  tau = round_tau(game, state, round_)
+  counts = {'discriminator': game.config.k_d, 'teacher': game.config.k_t, 'student': game.config.k_s}
+  state = dict(state)
+  metrics = {'tau': tau}
+  for i, player in enumerate(methods.PLAYERS):
+    if player in game.method.players and counts[player] > 0:
+      state[player], metrics[player] = player_updates(
+        game, state, player, data, jax.random.fold_in(key, i), counts[player], tau, 'game'
+      )
+  state['round'] = round_ + 1
+  return state, metrics
+
+
+def all_finite(tree) -> jax.Array:
+  """One boolean: every element of every leaf of ``tree`` is finite."""
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree)]))
+
+
+def guarded_round(game: Game, state: State, data: Data, active: jax.Array | None = None) -> tuple[State, dict]:
+  """``play_round``, but a member that is not ``active`` or whose round went non-finite keeps its state.
+
+  ``metrics['finite']`` says whether this round's metrics and trained
+  parameters were finite. Only ``round`` advances for a kept member, so a
+  diverged sweep member stops changing while the others go on (the host marks
+  it and stops passing it as active).
+  """
+  new, metrics = play_round(game, state, data)
+  finite = all_finite(metrics) & all_finite({p: new[p]['params'] for p in game.method.players})
+  keep_new = finite if active is None else finite & active
+  out = jax.tree.map(lambda n, o: jnp.where(keep_new, n, o), new, state)
+  out['round'] = new['round']
+  return out, {**metrics, 'finite': finite}
+
+
+def pretrain(game: Game, state: State, data: Data, frozen: bool = False, segment=0) -> tuple[State, dict]:
+  """Supervised pretraining of the generators, then of the discriminator against them.
+
+  ``frozen=True`` trains only the frozen players, one ``segment`` (of
+  ``FROZEN_SEGMENTS``, each with its own minibatches) of their
+  ``pretrain.frozen_teacher`` steps; a run may instead load them from a
+  teacher cache. ``False`` trains all the others.
+  """
+  key = jax.random.fold_in(jax.random.wrap_key_data(state['rng']), 0)
+  tau = round_tau(game, state, jnp.zeros((), jnp.int32))
+  state = dict(state)
+  metrics = {}
+  for i, player in enumerate(('student', 'teacher', 'discriminator')):
+    if player not in state or (player in game.method.frozen) != frozen:
+      continue
+    if frozen:
+      steps = -(-game.config.pretrain.frozen_teacher // FROZEN_SEGMENTS)
+      player_key = jax.random.fold_in(jax.random.fold_in(key, i), segment)
+    else:
+      steps, player_key = game.config.pretrain[player], jax.random.fold_in(key, i)
+    if steps > 0:
+      state[player], metrics[player] = player_updates(game, state, player, data, player_key, steps, tau, 'supervised')
+  return state, metrics
+
+
+def accuracy(game: Game, player: str, params, x: jax.Array, y: jax.Array) -> jax.Array:
+  """Top-1 accuracy of a generator on a split."""
+  logits = apply_chunked(game.nets[player], params, x, game.config.eval_chunk)
+  return jnp.mean(jnp.argmax(logits, -1) == y)
+
+
+class Programs(NamedTuple):
+  """A game's jitted programs (see ``compile_fns``)."""
+
+  pretrain: Callable
+  play_round: Callable
+  accuracy: Callable
+
+
+@functools.cache
+def compile_fns(game: Game) -> Programs:
+  """The run's jitted programs, vmapped over a leading seed axis of state and data.
+
+  ``pretrain(state, data, frozen, segment)`` (``frozen`` static),
+  ``play_round(state, data, active=None)`` (state donated; ``guarded_round``:
+  ``active [S]`` bool freezes members, ``metrics['finite'] [S]``) and
+  ``accuracy(player, params, x, y)``; cached per game (``Game._key``: the
+  networks, optimizers and compiled config), so runs that differ only in
+  ``NOT_COMPILED`` or ``sweepable_fields()`` share compiled code.
+  """
+  return Programs(
+    jax.jit(
+      lambda state, data, frozen, segment=0: jax.vmap(
+        lambda s, d: pretrain(game, s, d, frozen=frozen, segment=segment)
+      )(state, data),
+      static_argnums=(2,),
+      donate_argnums=(0,),
+    ),
+    jax.jit(
+      lambda state, data, active=None: jax.vmap(functools.partial(guarded_round, game))(state, data, active),
+      donate_argnums=(0,),
+    ),
+    jax.jit(
+      lambda player, params, x, y: jax.vmap(functools.partial(accuracy, game, player))(params, x, y),
+      static_argnums=(0,),
+    ),
+  )
