@@ -67,7 +67,8 @@ def get_config() -> ml_collections.ConfigDict:
   g = _group(c, 'game', 'the game: weights, distillation, estimator')
   for name, weight in methods.WEIGHTS.items():
     value = config_dict.placeholder(float) if weight.default is None else weight.default
-    _field(g, 'game.', name, value, weight.doc + ('; unset: the method default' if weight.default is None else ''))
+    defaults = ', '.join(f'{m} {d.defaults[name]:.4g}' for m, d in methods.METHODS.items() if name in d.defaults)
+    _field(g, 'game.', name, value, weight.doc + (f'; unset: the method default ({defaults})' if defaults else ''))
   _field(g, 'game.', 'distillation', 'kl', 'kl | l2 (on logits): the form of L_KD')
   _field(g, 'game.', 'kd_temperature', 4.0, 'Hinton T of the KL term (None: T = 1); 4 picked on validation')
   _field(g, 'game.', 'distn_alpha', 0.5, 'DISTN: (1 − α) CE + α T² KL, T = kd_temperature')

@@ -21,19 +21,54 @@ BASELINES = ('none', 'batch_mean', 'moving_average')
 
 
 def temperature(round_: jax.Array | int, tau0: float, tau_min: float, decay: float, every: int) -> jax.Array:
-  """``τ(r) = max(τ_min, τ0 · decay^⌊r / every⌋)``."""
+  """The concrete temperature of a round, ``τ(r) = max(τ_min, τ0 · decay^⌊r / every⌋)``.
+
+  Args:
+    round_: scalar int, the round ``r`` (0 in pretraining).
+    tau0: scalar initial temperature (an array when swept).
+    tau_min: the lowest temperature.
+    decay: factor in (0, 1] applied every ``every`` rounds.
+    every: rounds between decays.
+
+  Returns:
+    Scalar float32 ``τ(r)``.
+
+  References:
+    SPEC.md §4 (temperature schedule of Algorithm 1).
+  """
   steps = jnp.floor_divide(jnp.asarray(round_), every)
   return jnp.maximum(tau_min, tau0 * jnp.power(decay, steps.astype(jnp.float32)))
 
 
 def concrete_log_sample(key: jax.Array, log_p_BxK: jax.Array, tau: jax.Array | float) -> jax.Array:
-  """``log ŷ = log_softmax((log p + g) / τ)``, ``g ~ Gumbel``: a log-space concrete sample."""
+  """A log-space concrete (Gumbel-softmax) sample, ``log ŷ = log_softmax((log p + g) / τ)``, ``g ~ Gumbel``.
+
+  Args:
+    key: PRNG key of the Gumbel noise.
+    log_p_BxK: ``[B, K]`` log-probabilities of the generator.
+    tau: scalar temperature > 0.
+
+  Returns:
+    ``[B, K]`` log of a point on the simplex (log space: no underflow at small τ).
+
+  References:
+    SPEC.md §4 (concrete samples); Maddison, Mnih & Teh (2017), Jang et al. (2017).
+  """
   g_BxK = jax.random.gumbel(key, log_p_BxK.shape, log_p_BxK.dtype)
   return jax.nn.log_softmax((log_p_BxK + g_BxK) / tau, axis=-1)
 
 
 def exp_concrete_log_density(log_y_BxK: jax.Array, log_p_BxK: jax.Array, tau: jax.Array | float) -> jax.Array:
-  """ExpConcrete log-density of ``l = log ŷ`` (Maddison, Mnih & Teh 2017), shape ``[B]``.
+  """ExpConcrete log-density of ``l = log ŷ`` (Maddison, Mnih & Teh 2017).
+
+  Args:
+    log_y_BxK: ``[B, K]`` a log-space concrete sample (``concrete_log_sample``).
+    log_p_BxK: ``[B, K]`` the generator's log-probabilities (differentiated).
+    tau: scalar temperature > 0.
+
+  Returns:
+    ``[B]`` log-densities; its gradient w.r.t. ``log_p_BxK`` is the score of
+    the concrete-REINFORCE estimator (SPEC.md §4).
 
   ``log((K−1)!) + (K−1) log τ + Σ_k (log p_k − τ l_k) − K · logsumexp_k(log p_k − τ l_k)``.
   The form of Maddison et al. and TFP; as a Lebesgue density on ``l_1..l_{K−1}``
@@ -172,7 +207,17 @@ def generator_sample(estimator: str, key: jax.Array, logits_BxK: jax.Array, tau:
 
 
 def baseline_value(kind: str, reward_B: jax.Array, moving_average: jax.Array) -> jax.Array:
-  """The baseline ``b`` subtracted from a score-function estimator's reward."""
+  """The baseline ``b`` subtracted from a score-function estimator's reward (SPEC.md §4).
+
+  Args:
+    kind: one of ``BASELINES``: ``'none'`` (0), ``'batch_mean'`` (the batch's
+      mean reward), ``'moving_average'`` (``moving_average``).
+    reward_B: ``[B]`` rewards.
+    moving_average: scalar running mean of the reward.
+
+  Returns:
+    Scalar ``b``, with no gradient.
+  """
   if kind == 'none':
     return jnp.zeros((), reward_B.dtype)
   if kind == 'batch_mean':
@@ -183,4 +228,5 @@ def baseline_value(kind: str, reward_B: jax.Array, moving_average: jax.Array) ->
 
 
 def update_moving_average(moving_average: jax.Array, reward_B: jax.Array, decay: float) -> jax.Array:
+  """``decay · moving_average + (1 − decay) · mean(reward_B)``: the running mean after one update (a scalar)."""
   return decay * moving_average + (1.0 - decay) * jnp.mean(reward_B)

@@ -39,9 +39,11 @@ def log_round(round_: int, rounds: int, per_seed: list[dict[str, float]], second
   names = [k for k in per_seed[0] if k != 'round' and not k.endswith('grad_norm')]
   mean = {k: sum(s[k] for s in per_seed) / len(per_seed) for k in names}
   seeds = f', mean of {len(per_seed)} members' if len(per_seed) > 1 else ''
-  logging.info(
-    'round %d/%d (%.2fs%s) %s', round_, rounds, last, seeds, ' '.join(f'{k}={v:.4g}' for k, v in mean.items())
-  )
+  # In a terminal the progress line below is what a person reads; the full line goes to the log at DEBUG there, and
+  # at INFO when stderr is a file (a batch job's log, for machines).
+  level = logging.DEBUG if sys.stderr.isatty() else logging.INFO
+  scalars = ' '.join(f'{k}={v:.4g}' for k, v in mean.items())
+  logging.log(level, 'round %d/%d (%.2fs%s) %s', round_, rounds, last, seeds, scalars)
   recent = seconds[1:][-5:] or [last]
   eta = (rounds - round_) * sum(recent) / len(recent)
   accuracies = '  '.join(

@@ -53,10 +53,22 @@ def _check_resume(workdir: str, config: ml_collections.ConfigDict, sweep: list[d
   ignored = RESUMABLE_CHANGES + PLACE_FIELDS + tuple(k for k in IDENTITY_FIELDS if k not in saved)
   changed = sorted(k for k in set(saved) | set(now) if k not in ignored and saved.get(k) != now.get(k))
   if changed:
+    details = [f'{path}: {a!r} -> {b!r}' for k in changed for path, a, b in _differences(k, saved.get(k), now.get(k))]
+    shown = '; '.join(details[:4]) + ('; …' if len(details) > 4 else '')
     raise config_lib.ConfigError(
-      f'workdir={workdir!r} holds a run with a different config (fields: {", ".join(changed)}); '
+      f'workdir={workdir!r} holds a run with a different config (fields: {", ".join(changed)}: {shown}); '
       'use a new workdir, or the same config to resume'
     )
+
+
+def _differences(path: str, a, b):
+  """``(dotted path, saved, now)`` of every leaf where two JSON values differ."""
+  if isinstance(a, dict) and isinstance(b, dict):
+    for k in sorted(set(a) | set(b)):
+      if a.get(k) != b.get(k):
+        yield from _differences(f'{path}.{k}', a.get(k), b.get(k))
+  else:
+    yield path, a, b
 
 
 def finished(
@@ -118,14 +130,48 @@ def describe_net(net, example: np.ndarray) -> dict:
   return {**describe(net), 'computation': hashlib.sha256(jaxpr.encode()).hexdigest()[:16]}
 
 
+# A small parameter tree, shaped like a Linen layer's, on which an optimizer's computation is traced.
+_PROBE_PARAMS = {'params': {'Dense_0': {'kernel': np.full((3, 2), 0.5, np.float32), 'bias': np.zeros(2, np.float32)}}}
+
+
+def describe_optimizer(opt) -> dict:
+  """An optax transformation's identity: digests of its initial state on a probe parameter tree (injected
+  hyperparameters are values there) and of the jaxpr of its update, constants included (a learning rate or a
+  momentum written into the code is a literal or a constant there)."""
+  state = opt.init(_PROBE_PARAMS)
+  closed = jax.make_jaxpr(opt.update)(_PROBE_PARAMS, state, _PROBE_PARAMS)
+  h = hashlib.sha256(str(closed.jaxpr).encode())
+  for leaf in [*closed.consts, *jax.tree.leaves(state)]:
+    h.update(np.ascontiguousarray(np.asarray(leaf)).view(np.uint8))
+  return {'type': describe(opt.update), 'computation': h.hexdigest()[:16]}
+
+
 def _identity(source: data_lib.Source, nets: dict | None, optimizers: dict | None) -> dict:
   """``{'data': …, 'nets': …, 'optimizers': …}``: what a run's results, resume check and teacher cache record."""
   seen = lambda player: source.xp if source.xp is not None and player != 'student' else source.x
   return {
     'data': source.identity(),
     'nets': {p: describe_net(n, seen(p)) for p, n in sorted((nets or {}).items())},
-    'optimizers': {p: describe(o) for p, o in sorted((optimizers or {}).items())},
+    'optimizers': {p: describe_optimizer(o) for p, o in sorted((optimizers or {}).items())},
   }
+
+
+def _check_outputs(nets: dict, source: data_lib.Source, num_classes: int) -> None:
+  """A user's network must give ``[B, num_classes]`` scores: refused here, before anything is compiled or written."""
+  for player, net in nets.items():
+    example = source.xp if source.xp is not None and player != 'student' else source.x
+    x = jax.ShapeDtypeStruct((2, *example.shape[1:]), jnp.float32)
+    try:
+      out = jax.eval_shape(lambda x: net.init_with_output(jax.random.key(0), x)[0], x)
+    except Exception as e:
+      raise config_lib.ConfigError(
+        f'nets[{player!r}] fails on inputs of shape {x.shape} ({type(e).__name__}: {str(e).splitlines()[0][:200]})'
+      ) from None
+    if not hasattr(out, 'shape') or tuple(out.shape) != (2, num_classes):
+      raise config_lib.ConfigError(
+        f'nets[{player!r}] gives outputs of shape {getattr(out, "shape", type(out))} for {x.shape[0]} examples; '
+        f'it must give [B, num_classes] = [B, {num_classes}] scores'
+      )
 
 
 def _evaluate(accuracy, params: dict, split: dict) -> dict[str, np.ndarray | None]:
@@ -298,7 +344,7 @@ def _restore_latest(ckpt: checkpoint.Checkpoints, like, workdir: str):
     except checkpoint.OtherLayout as e:
       raise config_lib.ConfigError(
         f"workdir={workdir!r} holds a round-{step} checkpoint of another layout than this run's state ({e}); "
-        'another version of adjax wrote it: use a new workdir'
+        'another version of adjax (or another setup) wrote it: use a new workdir'
       ) from None
     except checkpoint.Damaged as e:
       moved = ckpt.set_aside(step, os.path.join(workdir, 'damaged_checkpoints'))
@@ -392,6 +438,7 @@ def train_and_evaluate(
   identity = _identity(source, nets, optimizers)
   _check_resume(workdir, config, sweep, identity)
   splits = _load_members(configs, source, tuple(nets))
+  _check_outputs(nets, source, splits.num_classes)
   run = _Run(config, workdir, sweep, configs, overrides, len(seeds), source, identity, nets, optimizers)
   with workdir_lib.exclusive(workdir), workdir_lib.stop_on_sigterm() as sigterm:
     _check_resume(workdir, config, sweep, identity)  # again, under the lock: another run may have started meanwhile

@@ -28,8 +28,21 @@ def _flag_error(argv: list[str], e: Exception) -> str:
   return text.splitlines()[0] if text else type(e).__name__
 
 
+def _help(argv: list[str]) -> None:
+  """The entrypoint's docstring and its own flags (absl's ``--help`` leaves out those defined here), exit 0."""
+  main = sys.modules['__main__']
+  print((main.__doc__ or '').strip() + '\n')
+  for text in (flags.FLAGS.main_module_help(), flags.FLAGS.module_help(__name__)):
+    print('\n'.join(line for line in text.splitlines() if line.startswith(' ')))
+  print('\n  --config.FIELD=VALUE: set any config field; --print_config lists them with their meaning.')
+  print("  --helpfull: every flag, absl's and orbax's included.")
+  sys.exit(0)
+
+
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's parsing, but a bad flag or ``--config.FIELD`` is one line on stderr and exit status 2."""
+  if any(a in ('--help', '-h', '-?', '--helpshort') for a in argv[1:]):
+    _help(argv)
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:

@@ -7,8 +7,10 @@ import subprocess
 import sys
 
 from absl.testing import absltest
+import flax.linen as nn
 import jax
 import numpy as np
+import optax
 
 import adjax
 from adjax import config as config_lib
@@ -16,6 +18,7 @@ from adjax import game as game_lib
 from adjax import methods
 from adjax import train
 from tests import plugin_method
+from tests.test_train import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -64,6 +67,36 @@ class OutsideMethodTest(absltest.TestCase):
     with self.assertRaisesRegex(config_lib.ConfigError, r'game.lambda_adv=-1.0 is negative; weights must be >= 0'):
       train.train_and_evaluate(c, workdir.full_path)
     self.assertEqual(os.listdir(workdir.full_path), [])
+
+
+class UserPartsTest(absltest.TestCase):
+  def test_an_optimizer_is_identified_by_its_hyperparameters(self):
+    d = train.describe_optimizer
+    self.assertEqual(d(optax.sgd(0.05, momentum=0.9)), d(optax.sgd(0.05, momentum=0.9)))
+    self.assertNotEqual(d(optax.sgd(0.05, momentum=0.9)), d(optax.sgd(5.0, momentum=0.9)))
+    self.assertNotEqual(d(optax.sgd(0.05, momentum=0.9)), d(optax.sgd(0.05, momentum=0.5)))
+    self.assertNotEqual(d(optax.inject_hyperparams(optax.adam)(learning_rate=0.1)),
+                        d(optax.inject_hyperparams(optax.adam)(learning_rate=0.3)))  # fmt: skip
+    c = tiny_config('student', rounds=1)
+    workdir = self.create_tempdir().full_path
+    train.train_and_evaluate(c, workdir, optimizers={'student': optax.sgd(0.05, momentum=0.9)})
+    with self.assertRaisesRegex(config_lib.ConfigError, r'different config \(fields: optimizers: optimizers.student'):
+      train.train_and_evaluate(c, workdir, optimizers={'student': optax.sgd(5.0, momentum=0.9)})
+
+  def test_a_network_with_the_wrong_outputs_is_refused_before_anything_is_written(self):
+    class Seven(nn.Module):
+      @nn.compact
+      def __call__(self, x):
+        return nn.Dense(7)(x.reshape(x.shape[0], -1))
+
+    workdir = os.path.join(self.create_tempdir().full_path, 'run')
+    with self.assertRaisesRegex(
+      config_lib.ConfigError, r"nets\['student'\] gives outputs of shape \(2, 7\) .* \[B, 10\]"
+    ):
+      train.train_and_evaluate(tiny_config('adim'), workdir, nets={'student': Seven()})
+    self.assertFalse(os.path.exists(workdir))
+    with self.assertRaisesRegex(config_lib.ConfigError, r"nets\['studnet'\]: method=adim has players"):
+      train.train_and_evaluate(tiny_config('adim'), workdir, nets={'studnet': Seven()})
 
 
 class RegistryTest(absltest.TestCase):

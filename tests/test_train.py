@@ -255,7 +255,8 @@ class TrainTest(parameterized.TestCase):
     original = game_lib.hyperparameters
     with mock.patch.object(game_lib, 'hyperparameters', lambda m, c: {**original(m, c), 'extra': jnp.zeros(())}):
       with self.assertRaisesRegex(
-        config_lib.ConfigError, r'of another layout .*extra.* another version of adjax wrote it: use a new workdir'
+        config_lib.ConfigError,
+        r'of another layout .*extra.* another version of adjax \(or another setup\) wrote it: use a new workdir',
       ):
         train.train_and_evaluate(tiny_config('student', rounds=2), workdir)
     self.assertEqual(sorted(os.listdir(os.path.join(workdir, 'checkpoints'))), ['0', '1'])  # refused, not moved
