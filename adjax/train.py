@@ -446,100 +446,124 @@ def train_and_evaluate(
 
 
 def _run(run: _Run, splits: data_lib.Splits, sigterm) -> dict:
-  config, workdir, configs, overrides, num_seeds = run.config, run.workdir, run.configs, run.overrides, run.num_seeds
-  game = game_lib.build(config, splits.num_classes, run.nets, run.optimizers)
-  pretrain, play_round, accuracy = rounds.compile_fns(game)
-  train, val_split = (jax.tree.map(jnp.asarray, splits.split(name)) for name in ('train', 'val'))
-  if not os.path.exists(os.path.join(workdir, 'config.json')):
-    workdir_lib.write_json(os.path.join(workdir, 'config.json'), _run_json(config, run.sweep, run.identity))
-  num_members = len(configs)
-
-  def tag(i):
-    names = [f'{k}={v:g}' for k, v in overrides[i].items()] + ([f'seed_{configs[i].seed}'] if num_seeds > 1 else [])
-    return ''.join(n + '/' for n in names)
-
-  def stop_if_preempted(r):
-    if sigterm.is_set():
-      raise workdir_lib.Preempted(
-        f'SIGTERM: stopped after the checkpoint of round {r}; run the same command again to resume'
-      )
-
-  ckpt = checkpoint.Checkpoints(os.path.join(workdir, 'checkpoints'))
-  writer = metric_writer.MetricWriter(os.path.join(workdir, 'tensorboard'))
+  """The run loop, under the workdir lock: start (round 0) or resume, the rounds, the results."""
+  game = game_lib.build(run.config, splits.num_classes, run.nets, run.optimizers)
+  if not os.path.exists(os.path.join(run.workdir, 'config.json')):
+    workdir_lib.write_json(os.path.join(run.workdir, 'config.json'), _run_json(run.config, run.sweep, run.identity))
+  loop = _Loop(run, game, rounds.compile_fns(game), splits, sigterm)
   try:
-    first = jax.tree.map(lambda a: a[0], train)
-    state = init_members(game, configs, first)
-    like = {'state': state, 'best': {p: state[p]['params'] for p in GENERATORS if p in state}}
-    restored = _restore_latest(ckpt, like, workdir)
-    if restored is None:
-      t0 = time.perf_counter()
-      state = _frozen_players(configs, game, state, train, val_split, pretrain, accuracy, run.identity)
-      state, metrics = pretrain(state, train, False)
-      val = _evaluate(accuracy, _params(state), val_split)
-      best = {p: jax.tree.map(jnp.copy, state[p]['params']) for p in GENERATORS if p in state}
-      metrics = jax.device_get(metrics)
-      history = [[{'round': 0, **_round_scalars(metrics, val, i)}] for i in range(num_members)]
-      finite = [
-        not _nonfinite(history[i][0]) and bool(jax.device_get(rounds.all_finite(jax.tree.map(lambda a: a[i], best))))
-        for i in range(num_members)
-      ]
-      meta = {
-        'history': [h if ok else [] for h, ok in zip(history, finite)],
-        'best': [{p: {'round': 0, 'val_accuracy': float(val[p][i])} for p in best} for i in range(num_members)],
-        'diverged': [None if ok else 0 for ok in finite],
-        'seconds': [time.perf_counter() - t0],
-      }
-      _check_members(meta, history, 0, tag, stop_when_all=not run.sweep)
-      for i in range(num_members):
-        if finite[i]:
-          writer.write_scalars(0, {tag(i) + k: v for k, v in history[i][0].items()})
-      ckpt.save(0, {'state': state, 'best': best}, meta)
-      stop_if_preempted(0)
-    else:
-      arrays, meta = restored
-      state, best = arrays['state'], arrays['best']
-      meta.setdefault('diverged', [None] * num_members)
-
-    for r in range(int(state['round'][0]), config.rounds):
-      t0 = time.perf_counter()
-      active = np.array([d is None for d in meta['diverged']])
-      state, metrics = play_round(state, train, jnp.asarray(active))
-      # A frozen player's accuracy is that of round 0: it is not evaluated again.
-      trained = {p: v for p, v in _params(state).items() if p not in game.method.frozen}
-      val = _evaluate(accuracy, trained, val_split)
-      metrics = jax.device_get(metrics)
-      finite = metrics.pop('finite')
-      for p in game.method.frozen:
-        val[p] = np.array([h[0][f'{p}_val_accuracy'] if h else np.nan for h in meta['history']], np.float32)
-      history = []
-      for i in range(num_members):
-        scalars = {'round': r + 1, **_round_scalars(metrics, val, i)}
-        history.append([scalars])
-        if active[i] and (not finite[i] or _nonfinite(scalars)):
-          meta['diverged'][i] = r + 1
-      _check_members(meta, history, r + 1, tag, stop_when_all=not run.sweep)
-      live = np.array([d is None for d in meta['diverged']])
-      for i in np.flatnonzero(live):
-        meta['history'][i].append(history[i][0])
-        writer.write_scalars(r + 1, {tag(i) + k: v for k, v in history[i][0].items()})
-      for p in best:
-        improved_S = live & np.array([val[p][i] > meta['best'][i][p]['val_accuracy'] for i in range(num_members)])
-        for i in np.flatnonzero(improved_S):
-          meta['best'][i][p] = {'round': r + 1, 'val_accuracy': float(val[p][i])}
-        if improved_S.any():
-          best[p] = _select(improved_S, state[p]['params'], best[p])
-      meta['seconds'].append(time.perf_counter() - t0)
-      live_last = [meta['history'][i][-1] for i in np.flatnonzero(live)]
-      metric_writer.log_round(r + 1, config.rounds, live_last, meta['seconds'])
-      ckpt.save(r + 1, {'state': state, 'best': best}, meta)
-      stop_if_preempted(r + 1)
-
-    results = _results(run, splits, accuracy, state, best, meta)
-    workdir_lib.write_json(os.path.join(workdir, 'results.json'), results)
+    state, best, meta = loop.start()
+    for r in range(int(state['round'][0]), run.config.rounds):
+      state, best = loop.play(r + 1, state, best, meta)
+    results = _results(run, splits, loop.programs.accuracy, state, best, meta)
+    workdir_lib.write_json(os.path.join(run.workdir, 'results.json'), results)
     return results
   finally:
-    writer.close()
-    ckpt.close()
+    loop.close()
+
+
+class _Loop:
+  """One run's host loop: what every round needs (programs, data on the device, writers), and the round itself.
+
+  ``meta`` (JSON, saved with each checkpoint) holds each member's history, its
+  best round per generator, its diverged round (None while healthy) and the
+  seconds of each round.
+  """
+
+  def __init__(self, run: _Run, game: game_lib.Game, programs: rounds.Programs, splits: data_lib.Splits, sigterm):
+    self.run, self.game, self.programs, self.sigterm = run, game, programs, sigterm
+    self.train, self.val = (jax.tree.map(jnp.asarray, splits.split(name)) for name in ('train', 'val'))
+    self.members = len(run.configs)
+    self.ckpt = checkpoint.Checkpoints(os.path.join(run.workdir, 'checkpoints'))
+    self.writer = metric_writer.MetricWriter(os.path.join(run.workdir, 'tensorboard'))
+
+  def close(self) -> None:
+    self.writer.close()
+    self.ckpt.close()
+
+  def tag(self, i: int) -> str:
+    """Member ``i``'s prefix in TensorBoard and the log: its sweep point and seed."""
+    run = self.run
+    names = [f'{k}={v:g}' for k, v in run.overrides[i].items()]
+    names += [f'seed_{run.configs[i].seed}'] if run.num_seeds > 1 else []
+    return ''.join(n + '/' for n in names)
+
+  def _stop_if_preempted(self, round_: int) -> None:
+    if self.sigterm.is_set():
+      raise workdir_lib.Preempted(
+        f'SIGTERM: stopped after the checkpoint of round {round_}; run the same command again to resume'
+      )
+
+  def _save(self, round_: int, state, best, meta) -> None:
+    self.ckpt.save(round_, {'state': state, 'best': best}, meta)
+    self._stop_if_preempted(round_)
+
+  def start(self):
+    """``(state, best, meta)``: the newest intact checkpoint's, or round 0's (frozen teacher, pretraining)."""
+    run, game, (pretrain, _, accuracy) = self.run, self.game, self.programs
+    state = init_members(game, run.configs, jax.tree.map(lambda a: a[0], self.train))
+    like = {'state': state, 'best': {p: state[p]['params'] for p in GENERATORS if p in state}}
+    restored = _restore_latest(self.ckpt, like, run.workdir)
+    if restored is not None:
+      arrays, meta = restored
+      meta.setdefault('diverged', [None] * self.members)
+      return arrays['state'], arrays['best'], meta
+    t0 = time.perf_counter()
+    state = _frozen_players(run.configs, game, state, self.train, self.val, pretrain, accuracy, run.identity)
+    state, metrics = pretrain(state, self.train, False)
+    val = _evaluate(accuracy, _params(state), self.val)
+    best = {p: jax.tree.map(jnp.copy, state[p]['params']) for p in GENERATORS if p in state}
+    metrics = jax.device_get(metrics)
+    history = [[{'round': 0, **_round_scalars(metrics, val, i)}] for i in range(self.members)]
+    finite = [
+      not _nonfinite(history[i][0]) and bool(rounds.all_finite(jax.tree.map(lambda a: a[i], best)))
+      for i in range(self.members)
+    ]
+    meta = {
+      'history': [h if ok else [] for h, ok in zip(history, finite)],
+      'best': [{p: {'round': 0, 'val_accuracy': float(val[p][i])} for p in best} for i in range(self.members)],
+      'diverged': [None if ok else 0 for ok in finite],
+      'seconds': [time.perf_counter() - t0],
+    }
+    _check_members(meta, history, 0, self.tag, stop_when_all=not run.sweep)
+    for i in np.flatnonzero(finite):
+      self.writer.write_scalars(0, {self.tag(i) + k: v for k, v in history[i][0].items()})
+    self._save(0, state, best, meta)
+    return state, best, meta
+
+  def play(self, round_: int, state, best, meta):
+    """Round ``round_``: play it (diverged members frozen), evaluate, mark divergence, select, log, save."""
+    _, play_round, accuracy = self.programs
+    t0 = time.perf_counter()
+    active = np.array([d is None for d in meta['diverged']])
+    state, metrics = play_round(state, self.train, jnp.asarray(active))
+    # A frozen player's accuracy is that of round 0: it is not evaluated again.
+    trained = {p: v for p, v in _params(state).items() if p not in self.game.method.frozen}
+    val = _evaluate(accuracy, trained, self.val)
+    metrics = jax.device_get(metrics)
+    finite = metrics.pop('finite')
+    for p in self.game.method.frozen:
+      val[p] = np.array([h[0][f'{p}_val_accuracy'] if h else np.nan for h in meta['history']], np.float32)
+    history = [[{'round': round_, **_round_scalars(metrics, val, i)}] for i in range(self.members)]
+    for i in np.flatnonzero(active):
+      if not finite[i] or _nonfinite(history[i][0]):
+        meta['diverged'][i] = round_
+    _check_members(meta, history, round_, self.tag, stop_when_all=not self.run.sweep)
+    live = np.array([d is None for d in meta['diverged']])
+    for i in np.flatnonzero(live):
+      meta['history'][i].append(history[i][0])
+      self.writer.write_scalars(round_, {self.tag(i) + k: v for k, v in history[i][0].items()})
+    for p in best:
+      improved_S = live & np.array([val[p][i] > meta['best'][i][p]['val_accuracy'] for i in range(self.members)])
+      for i in np.flatnonzero(improved_S):
+        meta['best'][i][p] = {'round': round_, 'val_accuracy': float(val[p][i])}
+      if improved_S.any():
+        best[p] = _select(improved_S, state[p]['params'], best[p])
+    meta['seconds'].append(time.perf_counter() - t0)
+    live_last = [meta['history'][i][-1] for i in np.flatnonzero(live)]
+    metric_writer.log_round(round_, self.run.config.rounds, live_last, meta['seconds'])
+    self._save(round_, state, best, meta)
+    return state, best
 
 
 def _check_members(meta: dict, history: list[list[dict]], round_: int, tag, stop_when_all: bool) -> None:
