@@ -118,7 +118,7 @@ def describe(obj) -> str | dict:
 
 
 def describe_net(net, example: np.ndarray) -> dict:
-  """``describe(net)`` plus ``computation``: a digest of the jaxpr of ``net.apply`` on one example.
+  """``describe(net)`` plus ``computation``: a digest of the jaxprs of ``net.apply`` and ``net.init`` on one example.
 
   Fields alone miss a change inside ``__call__`` (another activation written
   in the code); the jaxpr is what the network computes, traced abstractly
@@ -126,8 +126,9 @@ def describe_net(net, example: np.ndarray) -> dict:
   """
   x = jax.ShapeDtypeStruct((1, *example.shape[1:]), jnp.float32)
   params = jax.eval_shape(net.init, jax.random.key(0), x)
-  jaxpr = str(jax.make_jaxpr(net.apply)(params, x))
-  return {**describe(net), 'computation': hashlib.sha256(jaxpr.encode()).hexdigest()[:16]}
+  # init's jaxpr too: an initializer set inside the module's code changes what a run trains from.
+  jaxprs = str(jax.make_jaxpr(net.apply)(params, x)) + str(jax.make_jaxpr(net.init)(jax.random.key(0), x))
+  return {**describe(net), 'computation': hashlib.sha256(jaxprs.encode()).hexdigest()[:16]}
 
 
 # A small parameter tree, shaped like a Linen layer's, on which an optimizer's computation is traced.
