@@ -173,14 +173,20 @@ DIGESTS = 'adjax_digests.json'
 
 
 def save_tree(path: str, tree) -> None:
-  """One pytree of arrays to ``path`` (a directory orbax writes atomically), with its digests inside."""
+  """One pytree of arrays to ``path``, with its digests inside; written beside it and renamed into place, so a
+  reader sees all of it or nothing, and a second writer of the same path (another process) leaves the first's."""
   host = _host(tree)
+  tmp = f'{os.path.abspath(path)}.tmp-{os.getpid()}'
   checkpointer = ocp.StandardCheckpointer()
-  checkpointer.save(os.path.abspath(path), host)
+  checkpointer.save(tmp, host)
   checkpointer.wait_until_finished()
   checkpointer.close()
-  with open(os.path.join(path, DIGESTS), 'w') as f:
+  with open(os.path.join(tmp, DIGESTS), 'w') as f:
     json.dump({'layout': layout(host), 'arrays': digests(host)}, f)
+  try:
+    os.rename(tmp, path)
+  except OSError:  # another process put the same tree there first
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_tree(path: str, like):

@@ -77,12 +77,13 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _require(g.noisy_sigma >= 0, f'game.noisy_sigma={g.noisy_sigma} must be >= 0')
   _require(0 <= g.baseline_decay < 1, f'game.baseline_decay={g.baseline_decay} must be in [0, 1)')
   method = methods.METHODS[c.method]
+  for name in (*method.weight_fields(), *method.defaults, *method.sum_to_one):
+    _require(name in g, f'method={c.method} reads game.{name}, which this config lacks: build the config '
+             '(adjax.get_config) after registering the weight')  # fmt: skip
   for name, default in method.defaults.items():
     if g[name] is None:
       g[name] = default
   for name in method.weight_fields():
-    _require(name in g, f'method={c.method} reads game.{name}, which this config lacks: build the config '
-             '(adjax.get_config) after registering the weight')  # fmt: skip
     _require(g[name] is not None, f'method={c.method} reads game.{name}, which is unset and has no default')
   for name in methods.WEIGHTS:
     value = g.get(name)

@@ -377,6 +377,10 @@ def load(config, source: Source | None = None, own_nets: Collection[str] = ()) -
   val = rest[balanced_subsample(rng, y_all[rest], config.n_val, num_classes, 'n_val')]
   if x_test is None:
     test = np.setdiff1d(rest, val)
+    if test.size == 0:
+      raise ConfigError(
+        f'{source}: n_train={config.n_train} + n_val={config.n_val} leave no examples for test; use fewer'
+      )
     x_test, y_test = x_all[test], y_all[test]
     xp_test = None if xp_all is None else xp_all[test]
   if x_all.ndim == 3:  # [N, H, W] images get a channel axis.

@@ -58,10 +58,14 @@ class Distillation:
       per-example term, unweighted; ``hp`` is the state's ``hparams``.
     weights: the weight field of each role (``{'student': 'nu', 'teacher':
       'mu'}``); a role not named is weighted 1.
+    reads: other weight fields ``loss`` reads from ``hp`` (``kd``: υ). A
+      loss must read swept values from ``hp``, never from ``game_config``
+      (swept fields are not part of the compiled program).
   """
 
   loss: Callable
   weights: dict[str, str] = dataclasses.field(default_factory=dict)
+  reads: tuple[str, ...] = ()
 
 
 def _kd(target_BxK, logits_BxK, y_B, key, hp, g):
@@ -86,7 +90,7 @@ def _noisy(target_BxK, logits_BxK, y_B, key, hp, g):
 
 
 DISTILLATION: dict[str, Distillation] = {
-  'kd': Distillation(_kd, {'student': 'nu', 'teacher': 'mu'}),  # ν L_KD(p_t||p_s), µ L_KD(p_s||p_t)
+  'kd': Distillation(_kd, {'student': 'nu', 'teacher': 'mu'}, ('upsilon',)),  # ν L_KD(p_t||p_s), µ L_KD(p_s||p_t)
   'hinton': Distillation(_hinton),  # (1−α) CE + α T² KL
   'mimic': Distillation(_mimic),  # L2 on logits
   'noisy': Distillation(_noisy),  # L2 on logits perturbed by Gaussian noise
@@ -135,7 +139,8 @@ class Method:
   def weight_fields(self) -> tuple[str, ...]:
     """The weight fields this method reads: its adversarial ones and its distillation term's."""
     adversarial = [w for w in self.adversarial if isinstance(w, str)]
-    distill = list(DISTILLATION[self.distill].weights.values()) if self.distill else []
+    term = DISTILLATION[self.distill] if self.distill else None
+    distill = [*term.weights.values(), *term.reads] if term else []
     return tuple(dict.fromkeys(adversarial + distill))
 
   def weights(self, game_config) -> tuple[float, float, float]:
@@ -194,7 +199,7 @@ def register_distillation(name: str, term: Distillation) -> None:
   """Adds a distillation term that methods can name in ``Method.distill``."""
   if not _is_new('distillation term', DISTILLATION, name, term):
     return
-  for field in term.weights.values():
+  for field in (*term.weights.values(), *term.reads):
     if field not in WEIGHTS:
       raise ValueError(f'distillation term {name!r} reads game.{field}, which is not a registered weight')
   DISTILLATION[name] = term
@@ -207,6 +212,11 @@ def register_method(name: str, method: Method) -> Method:
   for player in method.present:
     if player not in PLAYERS:
       raise ValueError(f'method {name!r}: player {player!r} is not one of {", ".join(PLAYERS)}')
+  kinds = ('binary', 'multiclass')  # adjax.values.DISCRIMINATOR_KINDS
+  if method.discriminator not in (None, *kinds):
+    raise ValueError(f'method {name!r}: discriminator={method.discriminator!r} is not None or one of {kinds}')
+  if (method.discriminator is None) != ('discriminator' not in method.players):
+    raise ValueError(f'method {name!r}: a discriminator kind goes with a trained discriminator player, and only then')
   if method.distill is not None and method.distill not in DISTILLATION:
     raise ValueError(f'method {name!r}: distill={method.distill!r} is not one of {", ".join(DISTILLATION)}')
   for field in (*method.weight_fields(), *method.sum_to_one, *method.defaults):
@@ -217,9 +227,11 @@ def register_method(name: str, method: Method) -> Method:
 
 
 def scalar_weights() -> tuple[str, ...]:
-  """Weight fields that enter the state as ``hparams[name]`` (not through a method's adversarial triple)."""
+  """Weight fields that enter the state as ``hparams[name]``: those no method uses only in its adversarial triple
+  (those enter through ``hparams['weights']``), and every field a distillation term reads."""
   adversarial = {w for m in METHODS.values() for w in m.adversarial if isinstance(w, str)}
-  return tuple(w for w in WEIGHTS if w not in adversarial)
+  read = {w for t in DISTILLATION.values() for w in (*t.weights.values(), *t.reads)}
+  return tuple(w for w in WEIGHTS if w not in adversarial or w in read)
 
 
 def hyperparameters(method: Method, game_config) -> dict[str, jax.Array]:

@@ -17,6 +17,7 @@ from adjax import checkpoint
 from adjax import config as config_lib
 from adjax import data as data_lib
 from adjax import game as game_lib
+from adjax import methods
 from adjax import metric_writer
 from adjax import rounds
 from adjax import sweeps
@@ -31,7 +32,7 @@ PLACE_FIELDS = ('teacher_cache',)
 
 
 # What identifies a run beyond its config: its data and any network or optimizer given from Python.
-IDENTITY_FIELDS = ('data', 'nets', 'optimizers')
+IDENTITY_FIELDS = ('data', 'method', 'nets', 'optimizers')
 
 
 def _run_json(config: ml_collections.ConfigDict, sweep: list[dict] | None, identity: dict | None = None) -> dict:
@@ -94,7 +95,10 @@ def finished(
   ] == (sweep or [])
   if same and 'identity' in results:
     source = data if data is not None else data_lib.read(config_lib.validate(config))
-    same = results['identity'] == _identity(source, nets, optimizers)
+    c = config_lib.validate(config)
+    splits = _load_members([c], source, tuple(nets or {}))
+    game = game_lib.build(c, splits.num_classes, nets, optimizers)
+    same = results['identity'] == _identity(source, game, splits, dict(optimizers or {}))
   return results if same else None
 
 
@@ -135,44 +139,62 @@ def describe_net(net, example: np.ndarray) -> dict:
 _PROBE_PARAMS = {'params': {'Dense_0': {'kernel': np.full((3, 2), 0.5, np.float32), 'bias': np.zeros(2, np.float32)}}}
 
 
-def describe_optimizer(opt) -> dict:
-  """An optax transformation's identity: digests of its initial state on a probe parameter tree (injected
-  hyperparameters are values there) and of the jaxpr of its update, constants included (a learning rate or a
-  momentum written into the code is a literal or a constant there)."""
-  state = opt.init(_PROBE_PARAMS)
-  closed = jax.make_jaxpr(opt.update)(_PROBE_PARAMS, state, _PROBE_PARAMS)
+def describe_optimizer(opt, params=None) -> dict:
+  """An optax transformation's identity: digests of its initial state on ``params`` (zeros shaped like a
+  player's parameters; a probe tree by default: injected hyperparameters are values there) and of the jaxpr of its
+  update, constants included (a learning rate or a momentum written into the code is a literal or a constant)."""
+  params = _PROBE_PARAMS if params is None else params
+  state = opt.init(params)
+  closed = jax.make_jaxpr(opt.update)(params, state, params)
   h = hashlib.sha256(str(closed.jaxpr).encode())
   for leaf in [*closed.consts, *jax.tree.leaves(state)]:
     h.update(np.ascontiguousarray(np.asarray(leaf)).view(np.uint8))
   return {'type': describe(opt.update), 'computation': h.hexdigest()[:16]}
 
 
-def _identity(source: data_lib.Source, nets: dict | None, optimizers: dict | None) -> dict:
-  """``{'data': …, 'nets': …, 'optimizers': …}``: what a run's results, resume check and teacher cache record."""
-  seen = lambda player: source.xp if source.xp is not None and player != 'student' else source.x
-  return {
-    'data': source.identity(),
-    'nets': {p: describe_net(n, seen(p)) for p, n in sorted((nets or {}).items())},
-    'optimizers': {p: describe_optimizer(o) for p, o in sorted((optimizers or {}).items())},
-  }
+def _example(splits: data_lib.Splits, player: str) -> np.ndarray:
+  """One training example as ``player`` sees it, ``[1, ...]`` (splits carry a leading member axis)."""
+  return game_lib.view(player, splits.split('train'))[0][:1]
 
 
-def _check_outputs(nets: dict, source: data_lib.Source, num_classes: int) -> None:
+def _check_outputs(nets: dict, splits: data_lib.Splits) -> None:
   """A user's network must give ``[B, num_classes]`` scores: refused here, before anything is compiled or written."""
   for player, net in nets.items():
-    example = source.xp if source.xp is not None and player != 'student' else source.x
-    x = jax.ShapeDtypeStruct((2, *example.shape[1:]), jnp.float32)
+    x = jax.ShapeDtypeStruct((2, *_example(splits, player).shape[1:]), jnp.float32)
     try:
-      out = jax.eval_shape(lambda x: net.init_with_output(jax.random.key(0), x)[0], x)
+      out = jax.eval_shape(lambda x, net=net: net.init_with_output(jax.random.key(0), x)[0], x)
     except Exception as e:
       raise config_lib.ConfigError(
         f'nets[{player!r}] fails on inputs of shape {x.shape} ({type(e).__name__}: {str(e).splitlines()[0][:200]})'
       ) from None
-    if not hasattr(out, 'shape') or tuple(out.shape) != (2, num_classes):
+    if not hasattr(out, 'shape') or tuple(out.shape) != (2, splits.num_classes):
       raise config_lib.ConfigError(
         f'nets[{player!r}] gives outputs of shape {getattr(out, "shape", type(out))} for {x.shape[0]} examples; '
-        f'it must give [B, num_classes] = [B, {num_classes}] scores'
+        f'it must give [B, num_classes] = [B, {splits.num_classes}] scores'
       )
+
+
+def _identity(source: data_lib.Source, game: game_lib.Game, splits: data_lib.Splits, optimizers: dict) -> dict:
+  """What a run's results, resume check and teacher cache record beyond its config: the data's fingerprint, the
+  method's declaration, every player's network (built-in ones too: their code may change) and the optimizers
+  given from Python (each traced on its player's parameter shapes)."""
+  out = {
+    'data': source.identity(),
+    'method': describe(game.method),
+    'nets': {p: describe_net(game.nets[p], _example(splits, p)) for p in game.method.present},
+    'optimizers': {},
+  }
+  for player, opt in sorted(optimizers.items()):
+    x = jnp.zeros(_example(splits, player).shape, jnp.float32)
+    params = jax.tree.map(np.zeros_like, jax.device_get(game.nets[player].init(jax.random.key(0), x)))
+    try:
+      out['optimizers'][player] = describe_optimizer(opt, params)
+    except Exception as e:
+      raise config_lib.ConfigError(
+        f"optimizers[{player!r}] fails on the {player}'s parameters "
+        f'({type(e).__name__}: {str(e).splitlines()[0][:200]})'
+      ) from None
+  return out
 
 
 def _evaluate(accuracy, params: dict, split: dict) -> dict[str, np.ndarray | None]:
@@ -232,10 +254,22 @@ def check_sweep(
   """Each sweep point's validated config; a field that would change the compiled program is refused, and so is a
   learning rate or weight decay of a player whose optimizer the user gave (adjax does not set it)."""
   configs = []
+  method = methods.METHODS[config.method]
   for point in sweep:
     for field in point:
       sweeps.check_field(field)
       player, _, name = field.partition('.')
+      unread = (
+        (player == 'game' and name not in method.weight_fields())
+        or (player in methods.PLAYERS and player not in method.present)
+        or (field == 'tau.tau0' and method.discriminator is None)
+      )
+      if unread:
+        reads = [f'game.{w}' for w in method.weight_fields()] + [f'{p}.*' for p in method.present]
+        raise config_lib.ConfigError(
+          f'{field} is not read by method={config.method}: every point would train the same model; '
+          f'it reads {", ".join(reads + (["tau.tau0"] if method.discriminator else []))}'
+        )
       if player in (optimizers or {}) and name in game_lib.PLAYER_HYPERPARAMETERS:
         raise config_lib.ConfigError(
           f'{field} cannot be swept: the {player} has its own optimizer, whose hyperparameters adjax does not set'
@@ -383,8 +417,7 @@ class _Run:
   num_seeds: int
   source: data_lib.Source
   identity: dict
-  nets: dict
-  optimizers: dict
+  game: game_lib.Game  # the config's, with the user's networks and optimizers
 
 
 def train_and_evaluate(
@@ -436,11 +469,12 @@ def train_and_evaluate(
   workdir_lib.check_usable(workdir)
   _check_rounds(workdir, config)
   source = data if data is not None else data_lib.read(config)
-  identity = _identity(source, nets, optimizers)
-  _check_resume(workdir, config, sweep, identity)
   splits = _load_members(configs, source, tuple(nets))
-  _check_outputs(nets, source, splits.num_classes)
-  run = _Run(config, workdir, sweep, configs, overrides, len(seeds), source, identity, nets, optimizers)
+  _check_outputs(nets, splits)
+  game = game_lib.build(config, splits.num_classes, nets, optimizers)
+  identity = _identity(source, game, splits, optimizers)
+  _check_resume(workdir, config, sweep, identity)
+  run = _Run(config, workdir, sweep, configs, overrides, len(seeds), source, identity, game)
   with workdir_lib.exclusive(workdir), workdir_lib.stop_on_sigterm() as sigterm:
     _check_resume(workdir, config, sweep, identity)  # again, under the lock: another run may have started meanwhile
     return _run(run, splits, sigterm)
@@ -448,7 +482,7 @@ def train_and_evaluate(
 
 def _run(run: _Run, splits: data_lib.Splits, sigterm) -> dict:
   """The run loop, under the workdir lock: start (round 0) or resume, the rounds, the results."""
-  game = game_lib.build(run.config, splits.num_classes, run.nets, run.optimizers)
+  game = run.game
   if not os.path.exists(os.path.join(run.workdir, 'config.json')):
     workdir_lib.write_json(os.path.join(run.workdir, 'config.json'), _run_json(run.config, run.sweep, run.identity))
   loop = _Loop(run, game, rounds.compile_fns(game), splits, sigterm)

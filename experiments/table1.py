@@ -155,7 +155,8 @@ def per_size(flag: str, values: list[str], sizes: list[int]) -> dict[int, int]:
 def main(argv):
   del argv
   logging.set_verbosity(logging.INFO)  # one progress line per round
-  names = [m for m in methods_lib.METHODS if m != 'teacher'] if _METHODS.value == ['all'] else _METHODS.value
+  with_student = [m for m, method in methods_lib.METHODS.items() if 'student' in method.present]
+  names = with_student if _METHODS.value == ['all'] else _METHODS.value
   as_list = lambda v: v if isinstance(v, list) else [str(v)]
   sizes = [int(n) for n in as_list(cli.flag_or_config('n_train', 'n_train'))]
   seeds = per_size('num_seeds', as_list(cli.flag_or_config('num_seeds', 'num_seeds')), sizes)

@@ -61,6 +61,7 @@ BAD = [
     r"teacher.model='resnet' is not valid; choose one of: mlp, lenet, cifar_student, densenet, densenet_paper$",
   ),
   ('npz_without_file', {'dataset': 'npz'}, r'dataset=npz needs data_file'),
+  ('no_test_left', {'n_train': 4000, 'n_val': 1000}, r'n_train=4000 \+ n_val=1000 leave no examples for test'),
 ]
 
 

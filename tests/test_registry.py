@@ -108,6 +108,10 @@ class RegistryTest(absltest.TestCase):
       adjax.register_method('m_x', adjax.Method(players=('student',), adversarial=(0.0, 'gamma_x', 0.0)))
     with self.assertRaisesRegex(ValueError, "distill='nope' is not one of kd, hinton"):
       adjax.register_method('m_y', adjax.Method(players=('student',), distill='nope'))
+    with self.assertRaisesRegex(ValueError, "discriminator='multi' is not None or one of"):
+      adjax.register_method('m_z', adjax.Method(players=methods.PLAYERS, discriminator='multi'))
+    with self.assertRaisesRegex(ValueError, 'a discriminator kind goes with a trained discriminator player'):
+      adjax.register_method('m_w', adjax.Method(players=('student',), discriminator='binary'))
     with self.assertRaisesRegex(ValueError, "model name 'mlp' must be a new identifier"):
       adjax.register_model('mlp', object)
 

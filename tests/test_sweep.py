@@ -57,6 +57,12 @@ class SweepTest(absltest.TestCase):
     with self.assertRaisesRegex(config_lib.ConfigError, r'needs game.omega_r \+ game.omega_s \+ game.omega_t = 1'):
       train.train_and_evaluate(tiny_config('adim'), workdir, [{'game.omega_s': 0.9}])
     self.assertFalse(os.path.exists(workdir))
+    # A field the method does not read would give identical members: refused, not reported as a flat curve.
+    for method, field in (('adib', 'game.omega_r'), ('ngan', 'game.nu'), ('student', 'teacher.learning_rate'),
+                          ('codis', 'tau.tau0')):  # fmt: skip
+      with self.assertRaisesRegex(config_lib.ConfigError, rf'{field} is not read by method={method}'):
+        train.train_and_evaluate(tiny_config(method), workdir, [{field: 0.5}])
+    self.assertFalse(os.path.exists(workdir))
     with self.assertRaisesRegex(config_lib.ConfigError, r'log: both ends > 0'):
       sweeps.parse_sweeps(['game.nu=log:0:10:3'])
 
