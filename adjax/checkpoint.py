@@ -10,6 +10,7 @@ silently.
 
 import hashlib
 import json
+import logging as py_logging  # a record's level is Python's, not absl's
 import os
 import shutil
 import sys
@@ -31,7 +32,8 @@ class OtherLayout(Exception):
 
 
 def _not_orbax(record) -> bool:
-  return '/orbax/' not in record.pathname
+  """Drops orbax's INFO lines (one per save); its warnings and errors pass."""
+  return '/orbax/' not in record.pathname or record.levelno > py_logging.INFO
 
 
 def _late_tensorstore_callback(unraisable) -> bool:
@@ -91,7 +93,9 @@ class Checkpoints:
   """
 
   def __init__(self, directory: str):
-    logging.get_absl_handler().addFilter(_not_orbax)  # orbax logs each save at INFO
+    handler = logging.get_absl_handler()
+    if _not_orbax not in handler.filters:
+      handler.addFilter(_not_orbax)
     _install_unraisable_filter()
     self.directory = os.path.abspath(directory)
     options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True, enable_async_checkpointing=False)

@@ -330,6 +330,8 @@ DATASETS: dict[str, Callable] = {'mnist5k': _mnist5k, 'mnist5k_lupi': _mnist5k_l
 
 def register_dataset(name: str, loader: Callable) -> None:
   """Adds ``config.dataset=name``: ``loader(config) -> Source`` (``from_arrays`` checks arrays)."""
+  if DATASETS.get(name) is loader:  # the same entry again (a module imported twice)
+    return
   if not name.isidentifier() or name in DATASETS:
     raise ValueError(f'dataset name {name!r} must be a new identifier; registered: {", ".join(DATASETS)}')
   DATASETS[name] = loader

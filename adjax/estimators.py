@@ -16,7 +16,6 @@ import jax.numpy as jnp
 
 Reward = Callable[[jax.Array], jax.Array]  # y_BxK -> R_B
 
-ESTIMATORS = ('reinforce', 'concrete_reinforce', 'pathwise', 'straight_through')
 BASELINES = ('none', 'batch_mean', 'moving_average')
 
 
@@ -153,6 +152,8 @@ ESTIMATORS: dict[str, Estimator] = {
 
 def register_estimator(name: str, estimator: Estimator) -> None:
   """Adds ``config.game.estimator=name``."""
+  if ESTIMATORS.get(name) is estimator:  # the same entry again (a module imported twice)
+    return
   if not name.isidentifier() or name in ESTIMATORS:
     raise ValueError(f'estimator name {name!r} must be a new identifier; registered: {", ".join(ESTIMATORS)}')
   ESTIMATORS[name] = estimator

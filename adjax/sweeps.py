@@ -14,8 +14,6 @@ from adjax import game as game_lib
 from adjax import methods as methods_lib
 from adjax.config import ConfigError
 
-GENERATORS = ('student', 'teacher')
-
 
 def check_field(field: str) -> None:
   """Refuses a field that is not an array in the state (it would change the compiled program)."""
