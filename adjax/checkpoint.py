@@ -156,17 +156,27 @@ class Checkpoints:
   def set_aside(self, step: int, where: str) -> str:
     """Moves a (damaged) step out of the manager's directory into ``where``; nothing is deleted."""
     os.makedirs(where, exist_ok=True)
-    target = os.path.join(where, str(step))
-    suffix = 0
-    while os.path.exists(target):
-      suffix += 1
-      target = os.path.join(where, f'{step}.{suffix}')
-    shutil.move(os.path.join(self.directory, str(step)), target)
+    target = move_aside(os.path.join(self.directory, str(step)), os.path.join(where, str(step)))
     self._manager.reload()
     return target
 
   def close(self) -> None:
     self._manager.close()
+
+
+def saved_steps(directory: str) -> list[int]:
+  """The steps a checkpoint directory holds, without opening (or creating) it."""
+  return [int(d) for d in os.listdir(directory) if d.isdigit()] if os.path.isdir(directory) else []
+
+
+def move_aside(path: str, target: str) -> str:
+  """Moves ``path`` to ``target`` (``target.1``, ``target.2``, … if taken): damaged files are kept, never deleted."""
+  free, suffix = target, 0
+  while os.path.exists(free):
+    suffix += 1
+    free = f'{target}.{suffix}'
+  shutil.move(path, free)
+  return free
 
 
 def _first_line(e: Exception) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 
 from adjax import augment
 from adjax import methods
+from adjax import registry
 from adjax.config import ConfigError
 
 NPZ_KEYS = ('x_train', 'y_train', 'x_test', 'y_test')
@@ -150,6 +151,9 @@ class Source:
   y_test: np.ndarray | None = None
   xp: np.ndarray | None = None
   xp_test: np.ndarray | None = None
+
+  def __post_init__(self):  # every source, whatever its loader, is checked once
+    check_finite(self.name, {'x_train': self.x, 'x_test': self.x_test, 'xp_train': self.xp, 'xp_test': self.xp_test})
 
   @functools.cached_property
   def fingerprint(self) -> str:
@@ -330,11 +334,8 @@ DATASETS: dict[str, Callable] = {'mnist5k': _mnist5k, 'mnist5k_lupi': _mnist5k_l
 
 def register_dataset(name: str, loader: Callable) -> None:
   """Adds ``config.dataset=name``: ``loader(config) -> Source`` (``from_arrays`` checks arrays)."""
-  if DATASETS.get(name) is loader:  # the same entry again (a module imported twice)
-    return
-  if not name.isidentifier() or name in DATASETS:
-    raise ValueError(f'dataset name {name!r} must be a new identifier; registered: {", ".join(DATASETS)}')
-  DATASETS[name] = loader
+  if registry.is_new('dataset', DATASETS, name, loader):
+    DATASETS[name] = loader
 
 
 def read(config) -> Source:
@@ -357,9 +358,8 @@ def load(config, source: Source | None = None, own_nets: Collection[str] = ()) -
     source.xp,
     source.xp_test,
   )
-  source = source.name
-  check_finite(source, {'x_train': x_all, 'x_test': x_test, 'xp_train': xp_all, 'xp_test': xp_test})
-  num_classes = check_classes(source, y_all, y_test, config.n_train + config.n_val)
+  name = source.name  # non-finite inputs were refused when the source was made (Source.__post_init__)
+  num_classes = check_classes(name, y_all, y_test, config.n_train + config.n_val)
   for player in methods.METHODS[config.method].present:
     if player in own_nets:
       continue
@@ -370,7 +370,7 @@ def load(config, source: Source | None = None, own_nets: Collection[str] = ()) -
     raise ConfigError(f'augment needs image inputs [H, W] or [H, W, C], got examples of shape {x_all.shape[1:]}')
   if augmented and xp_all is not None:
     raise ConfigError(
-      f'{source} has privileged inputs, which augment does not transform alike; '
+      f'{name} has privileged inputs, which augment does not transform alike; '
       'set augment.rotation=0 augment.shift=0 augment.zoom=0 augment.flip=False'
     )
   rng = np.random.default_rng(config.seed)
@@ -381,7 +381,7 @@ def load(config, source: Source | None = None, own_nets: Collection[str] = ()) -
     test = np.setdiff1d(rest, val)
     if test.size == 0:
       raise ConfigError(
-        f'{source}: n_train={config.n_train} + n_val={config.n_val} leave no examples for test; use fewer'
+        f'{name}: n_train={config.n_train} + n_val={config.n_val} leave no examples for test; use fewer'
       )
     x_test, y_test = x_all[test], y_all[test]
     xp_test = None if xp_all is None else xp_all[test]

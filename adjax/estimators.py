@@ -14,6 +14,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from adjax import registry
+
 Reward = Callable[[jax.Array], jax.Array]  # y_BxK -> R_B
 
 BASELINES = ('none', 'batch_mean', 'moving_average')
@@ -152,11 +154,8 @@ ESTIMATORS: dict[str, Estimator] = {
 
 def register_estimator(name: str, estimator: Estimator) -> None:
   """Adds ``config.game.estimator=name``."""
-  if ESTIMATORS.get(name) is estimator:  # the same entry again (a module imported twice)
-    return
-  if not name.isidentifier() or name in ESTIMATORS:
-    raise ValueError(f'estimator name {name!r} must be a new identifier; registered: {", ".join(ESTIMATORS)}')
-  ESTIMATORS[name] = estimator
+  if registry.is_new('estimator', ESTIMATORS, name, estimator):
+    ESTIMATORS[name] = estimator
 
 
 def _lookup(estimator: str) -> Estimator:

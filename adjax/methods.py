@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from adjax import losses
+from adjax import registry
 
 # Roles as indexed in the value functions (adjax.values / adjax.discriminators).
 REAL, STUDENT, TEACHER = 0, 1, 2
@@ -180,24 +181,15 @@ METHODS: dict[str, Method] = {
 }
 
 
-def _is_new(kind: str, registry: dict, name: str, entry) -> bool:
-  """True for a new name; False for the same entry registered again (a module imported twice); else an error."""
-  if not name.isidentifier():
-    raise ValueError(f'{kind} name {name!r} must be an identifier (it becomes a config value or field)')
-  if name in registry and registry[name] != entry:
-    raise ValueError(f'{kind} {name!r} is already registered as something else')
-  return name not in registry
-
-
 def register_weight(name: str, default: float | None, doc: str) -> None:
   """Adds a weight field ``config.game.<name>`` (before the config is built: ``adjax.default_config``)."""
-  if _is_new('weight', WEIGHTS, name, Weight(default, doc)):
+  if registry.is_new('weight', WEIGHTS, name, Weight(default, doc)):
     WEIGHTS[name] = Weight(default, doc)
 
 
 def register_distillation(name: str, term: Distillation) -> None:
   """Adds a distillation term that methods can name in ``Method.distill``."""
-  if not _is_new('distillation term', DISTILLATION, name, term):
+  if not registry.is_new('distillation term', DISTILLATION, name, term):
     return
   for field in (*term.weights.values(), *term.reads):
     if field not in WEIGHTS:
@@ -207,7 +199,7 @@ def register_distillation(name: str, term: Distillation) -> None:
 
 def register_method(name: str, method: Method) -> Method:
   """Adds a method under ``name`` (``config.method``); its weight fields must be registered first."""
-  if not _is_new('method', METHODS, name, method):
+  if not registry.is_new('method', METHODS, name, method):
     return method
   for player in method.present:
     if player not in PLAYERS:

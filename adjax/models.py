@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from adjax import conv
+from adjax import registry
 
 
 class MLP(nn.Module):
@@ -135,8 +136,5 @@ def register_model(name: str, make: Callable[..., nn.Module]) -> None:
   A network used once, from Python, needs no name: pass it to
   ``adjax.train_and_evaluate(..., nets={player: module})``.
   """
-  if MODELS.get(name) is make:  # the same entry again (a module imported twice)
-    return
-  if not name.isidentifier() or name in MODELS:
-    raise ValueError(f'model name {name!r} must be a new identifier; registered: {", ".join(MODELS)}')
-  MODELS[name] = make
+  if registry.is_new('model', MODELS, name, make):
+    MODELS[name] = make

@@ -94,8 +94,8 @@ def finished(
     s.get('overrides') for s in results.get('sweep', [])
   ] == (sweep or [])
   if same and 'identity' in results:
-    source = data if data is not None else data_lib.read(config_lib.validate(config))
     c = config_lib.validate(config)
+    source = data if data is not None else data_lib.read(c)
     splits = _load_members([c], source, tuple(nets or {}))
     game = game_lib.build(c, splits.num_classes, nets, optimizers)
     same = results['identity'] == _identity(source, game, splits, dict(optimizers or {}))
@@ -345,10 +345,7 @@ def _frozen_players(configs, game, state, train, val_split, pretrain, accuracy, 
     except (checkpoint.Damaged, checkpoint.OtherLayout) as e:
       logging.warning('cached teacher unusable (%s); training it again', e)
       for path in paths:
-        aside = path + '.damaged'
-        while os.path.exists(aside):
-          aside += '_'
-        os.replace(path, aside)
+        checkpoint.move_aside(path, path + '.damaged')
   best, best_val = None, None
   for segment in range(rounds.FROZEN_SEGMENTS):
     state, _ = pretrain(state, train, True, segment)
@@ -392,8 +389,7 @@ def _restore_latest(ckpt: checkpoint.Checkpoints, like, workdir: str):
 
 def _check_rounds(workdir: str, config: ml_collections.ConfigDict) -> None:
   """Fewer rounds than a workdir already holds would report later rounds' figures under an earlier count."""
-  path = os.path.join(workdir, 'checkpoints')
-  steps = [int(d) for d in os.listdir(path) if d.isdigit()] if os.path.isdir(path) else []
+  steps = checkpoint.saved_steps(os.path.join(workdir, 'checkpoints'))
   if steps and max(steps) > config.rounds:
     raise config_lib.ConfigError(
       f'rounds={config.rounds} but workdir={workdir!r} already holds {max(steps)} rounds of this run; '
@@ -550,10 +546,8 @@ class _Loop:
     best = {p: jax.tree.map(jnp.copy, state[p]['params']) for p in GENERATORS if p in state}
     metrics = jax.device_get(metrics)
     history = [[{'round': 0, **_round_scalars(metrics, val, i)}] for i in range(self.members)]
-    finite = [
-      not _nonfinite(history[i][0]) and bool(rounds.all_finite(jax.tree.map(lambda a: a[i], best)))
-      for i in range(self.members)
-    ]
+    params_finite_S = np.asarray(jax.vmap(rounds.all_finite)(best))  # one program over the member axis
+    finite = [not _nonfinite(history[i][0]) and bool(params_finite_S[i]) for i in range(self.members)]
     meta = {
       'history': [h if ok else [] for h, ok in zip(history, finite)],
       'best': [{p: {'round': 0, 'val_accuracy': float(val[p][i])} for p in best} for i in range(self.members)],
