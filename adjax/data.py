@@ -30,27 +30,44 @@ NPZ_KEYS = ('x_train', 'y_train', 'x_test', 'y_test')
 PRIVILEGED_KEYS = ('xp_train', 'xp_test')
 
 
+VIEWS = ('x', 'y', 'xp')
+SPLITS = ('train', 'val', 'test')
+
+
 @dataclasses.dataclass(frozen=True)
 class Splits:
-  """Each split's inputs ``x`` (what the student sees), labels, and optional privileged inputs ``xp``."""
+  """One copy of every example and each split's indices into it.
 
-  x_train: np.ndarray
-  y_train: np.ndarray
-  x_val: np.ndarray
-  y_val: np.ndarray
-  x_test: np.ndarray
-  y_test: np.ndarray
+  ``pool``: ``x``, ``y`` [, ``xp``]: every example of the source once (its
+  own test split, if any, after the others), shared by all members of a run.
+  ``index``: ``train``, ``val``, ``test`` -> indices into the pool, ``[n]`` for
+  one member or ``[S, n]`` for ``S`` members. ``mean``: per input view, the
+  mean training example a member subtracts from its inputs
+  (``subtract_pixel_mean``), else empty. Only indices and means are per
+  member, so ``S`` members hold one copy of the data.
+
+  ``split(name)`` and the attributes ``x_train``, ``y_val``, ``xp_test``, …
+  materialize a split's arrays (with a leading member axis when stacked).
+  """
+
+  pool: dict[str, np.ndarray]
+  index: dict[str, np.ndarray]
   num_classes: int
-  xp_train: np.ndarray | None = None
-  xp_val: np.ndarray | None = None
-  xp_test: np.ndarray | None = None
+  mean: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
   def split(self, name: str) -> dict[str, np.ndarray]:
     """``{'x', 'y'[, 'xp']}`` of ``name`` in train / val / test."""
-    out = {'x': getattr(self, f'x_{name}'), 'y': getattr(self, f'y_{name}')}
-    if self.xp_train is not None:
-      out['xp'] = getattr(self, f'xp_{name}')
+    idx = self.index[name]
+    out = {k: a[idx] for k, a in self.pool.items()}
+    for k, m in self.mean.items():
+      out[k] = out[k] - (m if idx.ndim == 1 else m[:, None])
     return out
+
+  def __getattr__(self, name: str):
+    view, _, split = name.rpartition('_')
+    if view in VIEWS and split in SPLITS:
+      return self.split(split)[view] if view in self.pool else None
+    raise AttributeError(name)
 
 
 def mnist5k_path() -> str:
@@ -165,6 +182,19 @@ class Source:
       if a is not None:
         h.update(np.ascontiguousarray(a).view(np.uint8))
     return h.hexdigest()[:16]
+
+  @functools.cached_property
+  def pool(self) -> dict[str, np.ndarray]:
+    """Every example once, what ``Splits.index`` points into: the pool, then the test split if the source has one;
+    ``[N, H, W]`` images get a channel axis. Made once per source and shared by every member (read-only)."""
+    out = {'x': self.x, 'y': self.y, **({'xp': self.xp} if self.xp is not None else {})}
+    if self.x_test is not None:
+      test = {'x': self.x_test, 'y': self.y_test, 'xp': self.xp_test}
+      out = {k: np.concatenate([a, test[k]]) for k, a in out.items()}
+    out = {k: a[..., None] if k != 'y' and a.ndim == 3 else a for k, a in out.items()}
+    for a in out.values():
+      a.flags.writeable = False
+    return out
 
   def identity(self) -> dict:
     """What results.json and the resume check record of the data."""
@@ -350,14 +380,7 @@ def load(config, source: Source | None = None, own_nets: Collection[str] = ()) -
   input checks skip them.
   """
   source = source if source is not None else read(config)
-  x_all, y_all, x_test, y_test, xp_all, xp_test = (
-    source.x,
-    source.y,
-    source.x_test,
-    source.y_test,
-    source.xp,
-    source.xp_test,
-  )
+  x_all, y_all, y_test, xp_all = source.x, source.y, source.y_test, source.xp
   name = source.name  # non-finite inputs were refused when the source was made (Source.__post_init__)
   num_classes = check_classes(name, y_all, y_test, config.n_train + config.n_val)
   for player in methods.METHODS[config.method].present:
@@ -377,24 +400,16 @@ def load(config, source: Source | None = None, own_nets: Collection[str] = ()) -
   train = balanced_subsample(rng, y_all, config.n_train, num_classes, 'n_train')
   rest = np.setdiff1d(np.arange(y_all.size), train)
   val = rest[balanced_subsample(rng, y_all[rest], config.n_val, num_classes, 'n_val')]
-  if x_test is None:
+  if y_test is None:
     test = np.setdiff1d(rest, val)
     if test.size == 0:
       raise ConfigError(
         f'{name}: n_train={config.n_train} + n_val={config.n_val} leave no examples for test; use fewer'
       )
-    x_test, y_test = x_all[test], y_all[test]
-    xp_test = None if xp_all is None else xp_all[test]
-  if x_all.ndim == 3:  # [N, H, W] images get a channel axis.
-    x_all, x_test = x_all[..., None], x_test[..., None]
-  inputs = {'x_train': x_all[train], 'x_val': x_all[val], 'x_test': x_test}
-  if xp_all is not None:
-    if xp_all.ndim == 3:
-      xp_all, xp_test = xp_all[..., None], xp_test[..., None]
-    inputs.update(xp_train=xp_all[train], xp_val=xp_all[val], xp_test=xp_test)
-  if config.subtract_pixel_mean:  # the training subsample's mean example, from every split's inputs
-    for view in {k.split('_')[0] for k in inputs}:
-      mean = inputs[f'{view}_train'].mean(axis=0)
-      for split in ('train', 'val', 'test'):
-        inputs[f'{view}_{split}'] = inputs[f'{view}_{split}'] - mean
-  return Splits(y_train=y_all[train], y_val=y_all[val], y_test=y_test, num_classes=num_classes, **inputs)
+  else:
+    test = np.arange(y_all.size, y_all.size + y_test.size)
+  pool = source.pool
+  index = {'train': train, 'val': val, 'test': test}
+  # subtract_pixel_mean: the training subsample's mean example, subtracted from every split's inputs.
+  mean = {k: pool[k][train].mean(axis=0) for k in pool if k != 'y'} if config.subtract_pixel_mean else {}
+  return Splits(pool, {k: v.astype(np.int32) for k, v in index.items()}, num_classes, mean)

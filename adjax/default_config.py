@@ -90,6 +90,9 @@ def get_config() -> ml_collections.ConfigDict:
   tau('decay', 0.88, 'decay factor in (0, 1]')
   tau('every', 1, 'rounds between decays')
   f('eval_chunk', 500, 'examples per evaluation batch')
+  m = _group(c, 'mesh', "devices: members split over them (each device runs its share vmapped), JAX's sharding")
+  m('devices', 0, 'devices used, of every process (0 = all); members are padded to a multiple of it')
+  m('batch', 1, 'data-parallel ways inside a member: each minibatch split over this many devices (divides batch_size)')
   return c
 
 

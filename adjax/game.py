@@ -24,11 +24,31 @@ from adjax import models
 from adjax.config import ConfigError
 
 State = dict[str, Any]
-# {'x': [N, ...], 'y': [N]} and, for privileged provisions, 'xp': [N, ...].
-Data = dict[str, jax.Array]
+# A split: {'x': [N, ...], 'y': [N]} and, for privileged provisions, 'xp': [N, ...].
+Split = dict[str, jax.Array]
+# What the programs read, one member's split of the shared examples: 'pool' (a Split holding every example once,
+# shared by all members), 'index' [n] (the member's examples of that split) and 'mean' (per input view, the mean
+# example the member subtracts from its inputs; empty without subtract_pixel_mean).
+Data = dict[str, Any]
+# vmap's in_axes for Data with a leading member axis: the pool is shared.
+DATA_AXES = {'pool': None, 'index': 0, 'mean': 0}
 
 
-def view(player: str, data: Data) -> jax.Array:
+def as_data(split: Split, mean: dict | None = None) -> Data:
+  """A split of arrays as program data: the split is the pool and every example is used (tests, benchmarks)."""
+  return {'pool': split, 'index': jnp.arange(split['y'].shape[0]), 'mean': mean or {}}
+
+
+def examples(data: Data, idx: jax.Array | None = None) -> Split:
+  """The member's examples ``data['index'][idx]`` (all of them without ``idx``) as a split, means subtracted."""
+  index = data['index'] if idx is None else data['index'][idx]
+  out = {k: a[index] for k, a in data['pool'].items()}
+  for k, m in data['mean'].items():
+    out[k] = out[k] - m
+  return out
+
+
+def view(player: str, data: Split) -> jax.Array:
   """What ``player`` sees of the inputs: the student only ``x``, never the privileged ``xp``."""
   if player != 'student' and 'xp' in data:
     return data['xp']
@@ -158,7 +178,7 @@ def build(
   return Game(method, nets, optimizers, ml_collections.FrozenConfigDict(config), num_classes)
 
 
-def init_state(game: Game, key: jax.Array, data: Data, config: ml_collections.ConfigDict | None = None) -> State:
+def init_state(game: Game, key: jax.Array, data: Split, config: ml_collections.ConfigDict | None = None) -> State:
   """Fresh parameters and optimizer states for each player (shaped by its view of ``data``), and the run's key.
 
   ``config`` (default ``game.config``; it may differ from it in ``sweepable_fields()``

@@ -6,21 +6,27 @@ from absl import logging
 
 
 class MetricWriter:
-  """``write_scalars(step, {name: value})`` to event files under ``logdir``."""
+  """``write_scalars(step, {name: value})`` to event files under ``logdir``; nothing when not ``enabled`` (the
+  processes of a multi-host run other than process 0)."""
 
-  def __init__(self, logdir: str):
-    import tensorboardX  # imported here: it imports torch when torch is installed, and adjax must not need it
+  def __init__(self, logdir: str, enabled: bool = True):
+    self._writer = None
+    if enabled:
+      import tensorboardX  # imported here: it imports torch when torch is installed, and adjax must not need it
 
-    self._writer = tensorboardX.SummaryWriter(logdir)
+      self._writer = tensorboardX.SummaryWriter(logdir)
 
   def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
+    if self._writer is None:
+      return
     for name, value in scalars.items():
       if value is not None:
         self._writer.add_scalar(name, value, step)
     self._writer.flush()
 
   def close(self) -> None:
-    self._writer.close()
+    if self._writer is not None:
+      self._writer.close()
 
 
 def _clock(seconds: float) -> str:

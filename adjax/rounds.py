@@ -21,7 +21,10 @@ from adjax import augment
 from adjax import estimators
 from adjax import methods
 from adjax import objectives
+from adjax import parallel
 from adjax.game import Data
+from adjax.game import DATA_AXES
+from adjax.game import examples
 from adjax.game import Game
 from adjax.game import State
 from adjax.game import view
@@ -67,12 +70,14 @@ def fixed_outputs(game: Game, state: State, players, data: Data, batches: dict) 
   """
   chunk = game.config.eval_chunk
   idx_UxB = batches['idx']
+  every_example = not batches['augmented'] and data['index'].shape[0] <= idx_UxB.size
+  train = examples(data) if every_example and players else None
   out = {}
   for p in players:
     net, params = game.nets[p], state[p]['params']
-    x_N, x_UxB = view(p, data), view(p, batches)
-    if not batches['augmented'] and x_N.shape[0] <= idx_UxB.size:
-      out[p] = apply_chunked(net, params, x_N, chunk)[idx_UxB]
+    x_UxB = view(p, batches)
+    if every_example:
+      out[p] = apply_chunked(net, params, view(p, train), chunk)[idx_UxB]
     else:
       flat = apply_chunked(net, params, x_UxB.reshape(-1, *x_UxB.shape[2:]), chunk)
       out[p] = flat.reshape(*idx_UxB.shape, *flat.shape[1:])
@@ -82,15 +87,13 @@ def fixed_outputs(game: Game, state: State, players, data: Data, batches: dict) 
 def draw_batches(game: Game, data: Data, key: jax.Array, num_updates: int) -> dict:
   """A phase's minibatches, drawn up front: indices ``[U, B]``, inputs (augmented if configured), labels."""
   k_idx, k_aug = jax.random.split(key)
-  idx_UxB = jax.random.randint(k_idx, (num_updates, game.config.batch_size), 0, data['y'].shape[0])
-  x_UxB, aug = data['x'][idx_UxB], game.config.augment
-  augmented = not augment.is_identity(aug)
+  idx_UxB = jax.random.randint(k_idx, (num_updates, game.config.batch_size), 0, data['index'].shape[0])
+  batches, aug = examples(data, idx_UxB), game.config.augment
+  augmented = not augment.is_identity(aug)  # refused with privileged inputs (adjax.data): x alone is augmented
   if augmented:
-    x_UxB = augment.apply(k_aug, x_UxB.reshape(-1, *x_UxB.shape[2:]), aug).reshape(x_UxB.shape)
-  batches = {'idx': idx_UxB, 'x': x_UxB, 'y': data['y'][idx_UxB], 'augmented': augmented}
-  if 'xp' in data:  # refused together with augmentation (adjax.data)
-    batches['xp'] = data['xp'][idx_UxB]
-  return batches
+    x_UxB = batches['x']
+    batches['x'] = augment.apply(k_aug, x_UxB.reshape(-1, *x_UxB.shape[2:]), aug).reshape(x_UxB.shape)
+  return {**batches, 'idx': idx_UxB, 'augmented': augmented}
 
 
 def player_updates(
@@ -104,6 +107,10 @@ def player_updates(
   optimizer = game.optimizers[player]
   k_batches, k_noise = jax.random.split(key)
   batches = draw_batches(game, data, k_batches, num_updates)
+  ways = game.config.mesh.batch
+  if ways > 1:  # data parallelism: this device's share of every minibatch, its own noise
+    batches = _share(batches, ways)
+    k_noise = jax.random.fold_in(k_noise, jax.lax.axis_index(parallel.BATCH))
   others_all = fixed_outputs(game, state, fixed_players(game, state, player, objective), data, batches)
 
   loss_fn = objectives.discriminator_loss if player == 'discriminator' else objectives.generator_loss
@@ -115,6 +122,9 @@ def player_updates(
     (loss, reward_B), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       player_state['params'], objectives.Batch(x, y, others), ctx
     )
+    if ways > 1:  # the minibatch's mean loss and gradient, the whole minibatch's rewards
+      grads, loss = jax.lax.pmean((grads, loss), parallel.BATCH)
+      reward_B = jax.lax.all_gather(reward_B, parallel.BATCH, tiled=True)
     updates, opt_state = optimizer.update(grads, player_state['opt_state'], player_state['params'])
     new = dict(player_state, params=optax.apply_updates(player_state['params'], updates), opt_state=opt_state)
     if 'reward_average' in new:
@@ -127,6 +137,15 @@ def player_updates(
     step, state[player], (jnp.arange(num_updates), view(player, batches), batches['y'], others_all)
   )
   return new_player_state, jax.tree.map(jnp.mean, metrics)
+
+
+def _share(batches: dict, ways: int) -> dict:
+  """The slice ``[U, B / ways]`` of a phase's minibatches that this device of the ``batch`` mesh axis trains on."""
+  size = batches['idx'].shape[1] // ways
+  start = jax.lax.axis_index(parallel.BATCH) * size
+  return {
+    k: v if k == 'augmented' else jax.lax.dynamic_slice_in_dim(v, start, size, axis=1) for k, v in batches.items()
+  }
 
 
 def round_tau(game: Game, state: State, round_: jax.Array) -> jax.Array:
@@ -197,10 +216,11 @@ def pretrain(game: Game, state: State, data: Data, frozen: bool = False, segment
   return state, metrics
 
 
-def accuracy(game: Game, player: str, params, x: jax.Array, y: jax.Array) -> jax.Array:
-  """Top-1 accuracy of a generator on a split."""
-  logits = apply_chunked(game.nets[player], params, x, game.config.eval_chunk)
-  return jnp.mean(jnp.argmax(logits, -1) == y)
+def accuracy(game: Game, player: str, params, data: Data) -> jax.Array:
+  """Top-1 accuracy of a generator on a split (``data``'s examples, as the player sees them)."""
+  split = examples(data)
+  logits = apply_chunked(game.nets[player], params, view(player, split), game.config.eval_chunk)
+  return jnp.mean(jnp.argmax(logits, -1) == split['y'])
 
 
 class Programs(NamedTuple):
@@ -212,30 +232,45 @@ class Programs(NamedTuple):
 
 
 @functools.cache
-def compile_fns(game: Game) -> Programs:
-  """The run's jitted programs, vmapped over a leading seed axis of state and data.
+def compile_fns(game: Game, mesh: jax.sharding.Mesh | None = None) -> Programs:
+  """The run's jitted programs over a leading member axis of state and per-member data.
 
   ``pretrain(state, data, frozen, segment)`` (``frozen`` static),
   ``play_round(state, data, active=None)`` (state donated; ``guarded_round``:
   ``active [S]`` bool freezes members, ``metrics['finite'] [S]``) and
-  ``accuracy(player, params, x, y)``; cached per game (``Game._key``: the
-  networks, optimizers and compiled config), so runs that differ only in
+  ``accuracy(player, params, data)``. ``data`` is ``game.Data`` with a
+  leading member axis on ``index`` and ``mean`` (``game.DATA_AXES``). Members
+  are split over ``mesh``'s ``members`` axis (default: one device), each
+  device running its share vmapped; ``S`` must be a multiple of that axis
+  (``parallel.padded``). Cached per game (``Game._key``: the networks,
+  optimizers and compiled config) and mesh, so runs that differ only in
   ``NOT_COMPILED`` or ``sweepable_fields()`` share compiled code.
   """
+  mesh = parallel.single_device() if mesh is None else mesh
+  members = parallel.P(parallel.MEMBERS)
+
+  def sharded(body, in_specs):
+    return jax.shard_map(body, mesh=mesh, in_specs=in_specs, out_specs=members)
+
+  def pretrain_program(state, data, frozen, segment=0):
+    def body(state, data, segment):
+      fn = functools.partial(pretrain, game, frozen=frozen, segment=segment)
+      return jax.vmap(fn, in_axes=(0, DATA_AXES))(state, data)
+
+    return sharded(body, (members, parallel.DATA_SPECS, parallel.P()))(state, data, segment)
+
+  def round_program(state, data, active=None):
+    if active is None:
+      active = jnp.ones(jax.tree.leaves(state)[0].shape[0], bool)
+    body = jax.vmap(functools.partial(guarded_round, game), in_axes=(0, DATA_AXES, 0))
+    return sharded(body, (members, parallel.DATA_SPECS, members))(state, data, active)
+
+  def accuracy_program(player, params, data):
+    body = jax.vmap(functools.partial(accuracy, game, player), in_axes=(0, DATA_AXES))
+    return sharded(body, (members, parallel.DATA_SPECS))(params, data)
+
   return Programs(
-    jax.jit(
-      lambda state, data, frozen, segment=0: jax.vmap(
-        lambda s, d: pretrain(game, s, d, frozen=frozen, segment=segment)
-      )(state, data),
-      static_argnums=(2,),
-      donate_argnums=(0,),
-    ),
-    jax.jit(
-      lambda state, data, active=None: jax.vmap(functools.partial(guarded_round, game))(state, data, active),
-      donate_argnums=(0,),
-    ),
-    jax.jit(
-      lambda player, params, x, y: jax.vmap(functools.partial(accuracy, game, player))(params, x, y),
-      static_argnums=(0,),
-    ),
+    jax.jit(pretrain_program, static_argnums=(2,), donate_argnums=(0,)),
+    jax.jit(round_program, donate_argnums=(0,)),
+    jax.jit(accuracy_program, static_argnums=(0,)),
   )

@@ -1,5 +1,6 @@
 """From a config to ``results.json``: data, game, pretraining, rounds, selection on validation."""
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -19,6 +20,7 @@ from adjax import data as data_lib
 from adjax import game as game_lib
 from adjax import methods
 from adjax import metric_writer
+from adjax import parallel
 from adjax import rounds
 from adjax import sweeps
 from adjax import workdir as workdir_lib
@@ -28,7 +30,9 @@ GENERATORS = ('student', 'teacher')
 RESUMABLE_CHANGES = ('rounds',)
 # Fields that say where things are kept, not what is computed: a cached teacher is found by a hash of what
 # trains it, so a workdir moved with its teacher cache (or pointed at a copy) is still the same run.
-PLACE_FIELDS = ('teacher_cache',)
+# ``mesh.devices`` says where members run: the same members on other devices compute the same numbers (to float
+# rounding), and checkpoints hold only real members, so a run may resume on another number of devices.
+PLACE_FIELDS = ('teacher_cache', 'mesh.devices')
 
 
 # What identifies a run beyond its config: its data and any network or optimizer given from Python.
@@ -41,17 +45,26 @@ def _run_json(config: ml_collections.ConfigDict, sweep: list[dict] | None, ident
 
 
 def _what_is_computed(config_json: dict) -> dict:
-  return {k: v for k, v in config_json.items() if k not in PLACE_FIELDS}
+  """``config_json`` without ``PLACE_FIELDS`` (dotted names reach into groups)."""
+  out = json.loads(json.dumps(config_json))
+  for field in PLACE_FIELDS:
+    *groups, name = field.split('.')
+    node = out
+    for g in groups:
+      node = node.get(g, {}) if isinstance(node, dict) else {}
+    if isinstance(node, dict):
+      node.pop(name, None)
+  return out
 
 
 def _check_resume(workdir: str, config: ml_collections.ConfigDict, sweep: list[dict] | None, identity: dict) -> None:
   path = os.path.join(workdir, 'config.json')
   if not os.path.exists(path):
     return
-  saved = workdir_lib.read_json(path, f'workdir={workdir!r}')
-  now = _run_json(config, sweep, identity)
+  saved = _what_is_computed(workdir_lib.read_json(path, f'workdir={workdir!r}'))
+  now = _what_is_computed(_run_json(config, sweep, identity))
   # A workdir written before adjax recorded identities is checked on its config alone.
-  ignored = RESUMABLE_CHANGES + PLACE_FIELDS + tuple(k for k in IDENTITY_FIELDS if k not in saved)
+  ignored = RESUMABLE_CHANGES + tuple(k for k in IDENTITY_FIELDS if k not in saved)
   changed = sorted(k for k in set(saved) | set(now) if k not in ignored and saved.get(k) != now.get(k))
   if changed:
     details = [f'{path}: {a!r} -> {b!r}' for k in changed for path, a, b in _differences(k, saved.get(k), now.get(k))]
@@ -153,8 +166,8 @@ def describe_optimizer(opt, params=None) -> dict:
 
 
 def _example(splits: data_lib.Splits, player: str) -> np.ndarray:
-  """One training example as ``player`` sees it, ``[1, ...]`` (splits carry a leading member axis)."""
-  return game_lib.view(player, splits.split('train'))[0][:1]
+  """One example as ``player`` sees it, ``[1, ...]``."""
+  return game_lib.view(player, splits.pool)[:1]
 
 
 def _check_outputs(nets: dict, splits: data_lib.Splits) -> None:
@@ -197,12 +210,34 @@ def _identity(source: data_lib.Source, game: game_lib.Game, splits: data_lib.Spl
   return out
 
 
-def _evaluate(accuracy, params: dict, split: dict) -> dict[str, np.ndarray | None]:
+class _Members:
+  """Where a run's members live: the mesh, their count (padded to a multiple of the mesh's ``members`` axis), and
+  moving their arrays there and back. Padding members copy member 0 and are never reported."""
+
+  def __init__(self, mesh: jax.sharding.Mesh, count: int, splits: data_lib.Splits):
+    self.mesh, self.count, self.size = mesh, count, parallel.padded(count, mesh)
+    self.splits = splits
+    self._pool = None
+
+  def put(self, tree):
+    """Host arrays ``[count, ...]`` as arrays ``[size, ...]`` split over the mesh's members axis."""
+    host = jax.tree.map(np.asarray, tree)
+    return parallel.place(parallel.pad(host, self.size), self.mesh, parallel.P(parallel.MEMBERS))
+
+  def get(self, tree):
+    """The real members' arrays ``[count, ...]`` on the host (every process)."""
+    return jax.tree.map(lambda a: a[: self.count], parallel.fetch(tree))
+
+  def data(self, split: str) -> game_lib.Data:
+    """A split as the programs read it: the pool (one copy per device, placed once), the members' indices."""
+    if self._pool is None:
+      self._pool = parallel.place(self.splits.pool, self.mesh, parallel.P())
+    return {'pool': self._pool, **self.put({'index': self.splits.index[split], 'mean': self.splits.mean})}
+
+
+def _evaluate(accuracy, params: dict, data: game_lib.Data, members: _Members) -> dict[str, np.ndarray | None]:
   """Per-member accuracies ``[S]`` of each generator in ``params`` on a split (each sees its own view)."""
-  return {
-    p: np.asarray(accuracy(p, params[p], game_lib.view(p, split), split['y'])) if p in params else None
-    for p in GENERATORS
-  }
+  return {p: members.get(accuracy(p, params[p], data)) if p in params else None for p in GENERATORS}
 
 
 def _params(state) -> dict:
@@ -221,18 +256,23 @@ def _round_scalars(metrics: dict, val: dict, seed_index: int) -> dict[str, float
   return scalars
 
 
-def _select(pick_S: np.ndarray, new, old):
+@jax.jit
+def _where(pick_S, new, old):
+  return jax.tree.map(lambda n, o: jnp.where(pick_S.reshape(-1, *[1] * (n.ndim - 1)), n, o), new, old)
+
+
+def _select(pick_S: np.ndarray, new, old, members: _Members):
   """Per member: ``new``'s arrays where ``pick_S``, else ``old``'s (leading member axis)."""
-  pick = jnp.asarray(pick_S)
-  return jax.tree.map(lambda n, o: jnp.where(pick.reshape(-1, *[1] * (n.ndim - 1)), n, o), new, old)
+  return _where(members.put(pick_S), new, old)
 
 
 def _stack(trees):
   return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
 
 
-def init_members(game: game_lib.Game, configs: list[ml_collections.ConfigDict], data: dict):
-  """Each config's initial state (its seed's key, its swept values), stacked on a leading member axis."""
+def init_members(game: game_lib.Game, configs: list[ml_collections.ConfigDict], data: game_lib.Split):
+  """Each config's initial state (its seed's key, its swept values), stacked on a leading member axis
+  (``data``: examples shaped as the players see them)."""
   return _stack([game_lib.init_state(game, jax.random.key(c.seed), data, c) for c in configs])
 
 
@@ -279,15 +319,20 @@ def check_sweep(
 
 
 def _load_members(configs: list[ml_collections.ConfigDict], source: data_lib.Source, own_nets) -> data_lib.Splits:
-  """Each member's splits, stacked on a leading axis (seeds draw different subsamples; a seed's are drawn once)."""
+  """Each member's indices (and means), stacked on a leading axis, into the one shared pool of examples (seeds draw
+  different subsamples; a seed's are drawn once)."""
   by_seed = {}
   for c in configs:
     if c.seed not in by_seed:
       by_seed[c.seed] = data_lib.load(c, source, own_nets)
   per_member = [by_seed[c.seed] for c in configs]
-  names = [f.name for f in dataclasses.fields(data_lib.Splits) if f.name != 'num_classes']
-  fields = {f: np.stack([getattr(sp, f) for sp in per_member]) for f in names if getattr(per_member[0], f) is not None}
-  return data_lib.Splits(**fields, num_classes=per_member[0].num_classes)
+  first = per_member[0]
+  return data_lib.Splits(
+    first.pool,
+    {k: np.stack([sp.index[k] for sp in per_member]) for k in first.index},
+    first.num_classes,
+    {k: np.stack([sp.mean[k] for sp in per_member]) for k in first.mean},
+  )
 
 
 def _summary(per_seed_final: list[dict]) -> dict:
@@ -308,7 +353,7 @@ def _summary(per_seed_final: list[dict]) -> dict:
 # field added later makes a cache miss (the teacher is trained again), never a stale teacher.
 NOT_TEACHER_FIELDS = (
   'method', 'game', 'student', 'discriminator', 'k_d', 'k_t', 'k_s', 'rounds', 'num_seeds', 'seed', 'tau',
-  'teacher_cache', 'pretrain', 'sweep',
+  'teacher_cache', 'pretrain', 'sweep', 'mesh',
 )  # fmt: skip
 
 
@@ -327,7 +372,7 @@ def teacher_cache_path(config: ml_collections.ConfigDict, seed: int, identity: d
   return os.path.join(config.teacher_cache, f'teacher_{digest}')
 
 
-def _frozen_players(configs, game, state, train, val_split, pretrain, accuracy, identity):
+def _frozen_players(configs, game, state, members: _Members, pretrain, accuracy, identity):
   """Trains the frozen teacher of a two-phase baseline, or loads it from ``teacher_cache``.
 
   It trains in ``game.FROZEN_SEGMENTS`` segments; each member keeps its
@@ -337,29 +382,33 @@ def _frozen_players(configs, game, state, train, val_split, pretrain, accuracy, 
     return state
   paths = [teacher_cache_path(c, c.seed, identity) for c in configs] if configs[0].teacher_cache else []
   if paths and all(os.path.isdir(p) for p in paths):
-    like = jax.tree.map(lambda a: a[0], state['teacher']['params'])
+    like = jax.tree.map(lambda a: a[0], members.get(state['teacher']['params']))
     try:
-      state['teacher'] = dict(state['teacher'], params=_stack([checkpoint.load_tree(p, like) for p in paths]))
+      loaded = members.put(_stack([checkpoint.load_tree(p, like) for p in paths]))
+      state['teacher'] = dict(state['teacher'], params=loaded)
       logging.info('loaded the frozen teacher from %s', configs[0].teacher_cache)
       return state
     except (checkpoint.Damaged, checkpoint.OtherLayout) as e:
       logging.warning('cached teacher unusable (%s); training it again', e)
-      for path in paths:
+      parallel.sync('teacher cache checked')  # every process has read it before one moves it
+      for path in paths if parallel.is_writer() else []:
         checkpoint.move_aside(path, path + '.damaged')
   best, best_val = None, None
+  train, val_split = members.data('train'), members.data('val')
   for segment in range(rounds.FROZEN_SEGMENTS):
     state, _ = pretrain(state, train, True, segment)
-    val = _evaluate(accuracy, {'teacher': state['teacher']['params']}, val_split)['teacher']
+    val = _evaluate(accuracy, {'teacher': state['teacher']['params']}, val_split, members)['teacher']
     if best is None:
       best, best_val = jax.tree.map(jnp.copy, state['teacher']['params']), val
       continue
-    best = _select(val > best_val, state['teacher']['params'], best)
+    best = _select(val > best_val, state['teacher']['params'], best, members)
     best_val = np.maximum(val, best_val)
   logging.info('frozen teacher: best validation accuracy %s', np.round(best_val, 4))
   state['teacher'] = dict(state['teacher'], params=best)
-  for i, path in enumerate(paths):
+  host = members.get(best)
+  for i, path in enumerate(paths if parallel.is_writer() else []):
     if not os.path.isdir(path):
-      checkpoint.save_tree(path, jax.tree.map(lambda a: a[i], best))
+      checkpoint.save_tree(path, jax.tree.map(lambda a: a[i], host))
   return state
 
 
@@ -456,6 +505,7 @@ def train_and_evaluate(
   (``workdir.Preempted``). Only one process may run in a workdir at a time.
   """
   config = config_lib.validate(config)
+  parallel.check(config)
   nets, optimizers = dict(nets or {}), dict(optimizers or {})
   game_lib.check_players(config, nets, optimizers)
   points = check_sweep(config, sweep, optimizers) if sweep else [config]
@@ -471,7 +521,8 @@ def train_and_evaluate(
   identity = _identity(source, game, splits, optimizers)
   _check_resume(workdir, config, sweep, identity)
   run = _Run(config, workdir, sweep, configs, overrides, len(seeds), source, identity, game)
-  with workdir_lib.exclusive(workdir), workdir_lib.stop_on_sigterm() as sigterm:
+  lock = workdir_lib.exclusive(workdir) if parallel.is_writer() else contextlib.nullcontext()
+  with lock, workdir_lib.stop_on_sigterm() as sigterm:
     _check_resume(workdir, config, sweep, identity)  # again, under the lock: another run may have started meanwhile
     return _run(run, splits, sigterm)
 
@@ -479,15 +530,18 @@ def train_and_evaluate(
 def _run(run: _Run, splits: data_lib.Splits, sigterm) -> dict:
   """The run loop, under the workdir lock: start (round 0) or resume, the rounds, the results."""
   game = run.game
-  if not os.path.exists(os.path.join(run.workdir, 'config.json')):
-    workdir_lib.write_json(os.path.join(run.workdir, 'config.json'), _run_json(run.config, run.sweep, run.identity))
-  loop = _Loop(run, game, rounds.compile_fns(game), splits, sigterm)
+  config_path = os.path.join(run.workdir, 'config.json')
+  if parallel.is_writer() and not os.path.exists(config_path):
+    workdir_lib.write_json(config_path, _run_json(run.config, run.sweep, run.identity))
+  mesh = parallel.make_mesh(run.config)
+  loop = _Loop(run, game, rounds.compile_fns(game, mesh), _Members(mesh, len(run.configs), splits), sigterm)
   try:
     state, best, meta = loop.start()
-    for r in range(int(state['round'][0]), run.config.rounds):
+    for r in range(int(loop.members.get(state['round'])[0]), run.config.rounds):
       state, best = loop.play(r + 1, state, best, meta)
-    results = _results(run, splits, loop.programs.accuracy, state, best, meta)
-    workdir_lib.write_json(os.path.join(run.workdir, 'results.json'), results)
+    results = _results(run, splits, loop.programs.accuracy, state, best, meta, loop.members)
+    if parallel.is_writer():
+      workdir_lib.write_json(os.path.join(run.workdir, 'results.json'), results)
     return results
   finally:
     loop.close()
@@ -501,12 +555,11 @@ class _Loop:
   seconds of each round.
   """
 
-  def __init__(self, run: _Run, game: game_lib.Game, programs: rounds.Programs, splits: data_lib.Splits, sigterm):
-    self.run, self.game, self.programs, self.sigterm = run, game, programs, sigterm
-    self.train, self.val = (jax.tree.map(jnp.asarray, splits.split(name)) for name in ('train', 'val'))
-    self.members = len(run.configs)
+  def __init__(self, run: _Run, game: game_lib.Game, programs: rounds.Programs, members: _Members, sigterm):
+    self.run, self.game, self.programs, self.members, self.sigterm = run, game, programs, members, sigterm
+    self.train, self.val = members.data('train'), members.data('val')
     self.ckpt = checkpoint.Checkpoints(os.path.join(run.workdir, 'checkpoints'))
-    self.writer = metric_writer.MetricWriter(os.path.join(run.workdir, 'tensorboard'))
+    self.writer = metric_writer.MetricWriter(os.path.join(run.workdir, 'tensorboard'), enabled=parallel.is_writer())
 
   def close(self) -> None:
     self.writer.close()
@@ -526,31 +579,33 @@ class _Loop:
       )
 
   def _save(self, round_: int, state, best, meta) -> None:
-    self.ckpt.save(round_, {'state': state, 'best': best}, meta)
+    self.ckpt.save(round_, self.members.get({'state': state, 'best': best}), meta)
     self._stop_if_preempted(round_)
 
   def start(self):
     """``(state, best, meta)``: the newest intact checkpoint's, or round 0's (frozen teacher, pretraining)."""
-    run, game, (pretrain, _, accuracy) = self.run, self.game, self.programs
-    state = init_members(game, run.configs, jax.tree.map(lambda a: a[0], self.train))
-    like = {'state': state, 'best': {p: state[p]['params'] for p in GENERATORS if p in state}}
+    run, game, members, (pretrain, _, accuracy) = self.run, self.game, self.members, self.programs
+    initial = init_members(game, run.configs, game_lib.examples(game_lib.as_data(members.splits.pool), np.arange(1)))
+    like = {'state': initial, 'best': _params(initial)}
     restored = _restore_latest(self.ckpt, like, run.workdir)
     if restored is not None:
       arrays, meta = restored
-      meta.setdefault('diverged', [None] * self.members)
+      meta.setdefault('diverged', [None] * members.count)
+      arrays = members.put(arrays)
       return arrays['state'], arrays['best'], meta
     t0 = time.perf_counter()
-    state = _frozen_players(run.configs, game, state, self.train, self.val, pretrain, accuracy, run.identity)
+    state = members.put(initial)
+    state = _frozen_players(run.configs, game, state, members, pretrain, accuracy, run.identity)
     state, metrics = pretrain(state, self.train, False)
-    val = _evaluate(accuracy, _params(state), self.val)
+    val = _evaluate(accuracy, _params(state), self.val, members)
     best = {p: jax.tree.map(jnp.copy, state[p]['params']) for p in GENERATORS if p in state}
-    metrics = jax.device_get(metrics)
-    history = [[{'round': 0, **_round_scalars(metrics, val, i)}] for i in range(self.members)]
-    params_finite_S = np.asarray(jax.vmap(rounds.all_finite)(best))  # one program over the member axis
-    finite = [not _nonfinite(history[i][0]) and bool(params_finite_S[i]) for i in range(self.members)]
+    metrics = members.get(metrics)
+    history = [[{'round': 0, **_round_scalars(metrics, val, i)}] for i in range(members.count)]
+    params_finite_S = members.get(_all_finite(best))
+    finite = [not _nonfinite(history[i][0]) and bool(params_finite_S[i]) for i in range(members.count)]
     meta = {
       'history': [h if ok else [] for h, ok in zip(history, finite)],
-      'best': [{p: {'round': 0, 'val_accuracy': float(val[p][i])} for p in best} for i in range(self.members)],
+      'best': [{p: {'round': 0, 'val_accuracy': float(val[p][i])} for p in best} for i in range(members.count)],
       'diverged': [None if ok else 0 for ok in finite],
       'seconds': [time.perf_counter() - t0],
     }
@@ -562,18 +617,18 @@ class _Loop:
 
   def play(self, round_: int, state, best, meta):
     """Round ``round_``: play it (diverged members frozen), evaluate, mark divergence, select, log, save."""
-    _, play_round, accuracy = self.programs
+    (_, play_round, accuracy), members = self.programs, self.members
     t0 = time.perf_counter()
     active = np.array([d is None for d in meta['diverged']])
-    state, metrics = play_round(state, self.train, jnp.asarray(active))
+    state, metrics = play_round(state, self.train, members.put(active))
     # A frozen player's accuracy is that of round 0: it is not evaluated again.
     trained = {p: v for p, v in _params(state).items() if p not in self.game.method.frozen}
-    val = _evaluate(accuracy, trained, self.val)
-    metrics = jax.device_get(metrics)
+    val = _evaluate(accuracy, trained, self.val, members)
+    metrics = members.get(metrics)
     finite = metrics.pop('finite')
     for p in self.game.method.frozen:
       val[p] = np.array([h[0][f'{p}_val_accuracy'] if h else np.nan for h in meta['history']], np.float32)
-    history = [[{'round': round_, **_round_scalars(metrics, val, i)}] for i in range(self.members)]
+    history = [[{'round': round_, **_round_scalars(metrics, val, i)}] for i in range(members.count)]
     for i in np.flatnonzero(active):
       if not finite[i] or _nonfinite(history[i][0]):
         meta['diverged'][i] = round_
@@ -583,16 +638,23 @@ class _Loop:
       meta['history'][i].append(history[i][0])
       self.writer.write_scalars(round_, {self.tag(i) + k: v for k, v in history[i][0].items()})
     for p in best:
-      improved_S = live & np.array([val[p][i] > meta['best'][i][p]['val_accuracy'] for i in range(self.members)])
+      improved_S = live & np.array([val[p][i] > meta['best'][i][p]['val_accuracy'] for i in range(members.count)])
       for i in np.flatnonzero(improved_S):
         meta['best'][i][p] = {'round': round_, 'val_accuracy': float(val[p][i])}
       if improved_S.any():
-        best[p] = _select(improved_S, state[p]['params'], best[p])
+        best[p] = _select(improved_S, state[p]['params'], best[p], members)
     meta['seconds'].append(time.perf_counter() - t0)
     live_last = [meta['history'][i][-1] for i in np.flatnonzero(live)]
-    metric_writer.log_round(round_, self.run.config.rounds, live_last, meta['seconds'])
+    if parallel.is_writer():
+      metric_writer.log_round(round_, self.run.config.rounds, live_last, meta['seconds'])
     self._save(round_, state, best, meta)
     return state, best
+
+
+@jax.jit
+def _all_finite(tree):
+  """Per member: every parameter finite (one program over the member axis)."""
+  return jax.vmap(rounds.all_finite)(tree)
 
 
 def _check_members(meta: dict, history: list[list[dict]], round_: int, tag, stop_when_all: bool) -> None:
@@ -614,10 +676,10 @@ def _check_members(meta: dict, history: list[list[dict]], round_: int, tag, stop
     )
 
 
-def _results(run: _Run, splits: data_lib.Splits, accuracy, state, best, meta) -> dict:
+def _results(run: _Run, splits: data_lib.Splits, accuracy, state, best, meta, members: _Members) -> dict:
   config, sweep, configs, overrides, num_seeds = run.config, run.sweep, run.configs, run.overrides, run.num_seeds
-  test_split = jax.tree.map(jnp.asarray, splits.split('test'))
-  selected, last = _evaluate(accuracy, best, test_split), _evaluate(accuracy, _params(state), test_split)
+  test = members.data('test')
+  selected, last = _evaluate(accuracy, best, test, members), _evaluate(accuracy, _params(state), test, members)
   test = {p: (selected[p], last[p]) for p in best}
   per_seed = []
   for i, c in enumerate(configs):
@@ -639,8 +701,8 @@ def _results(run: _Run, splits: data_lib.Splits, accuracy, state, best, meta) ->
     'method': config.method,
     'dataset': run.source.name,
     'n_train': config.n_train,
-    'n_val': int(splits.y_val.shape[-1]),
-    'n_test': int(splits.y_test.shape[-1]),
+    'n_val': int(splits.index['val'].shape[-1]),
+    'n_test': int(splits.index['test'].shape[-1]),
     'seed': config.seed,
     'num_seeds': num_seeds,
     'rounds': config.rounds,
