@@ -17,6 +17,7 @@ import sys
 
 from absl import logging
 import jax
+from jax.experimental import multihost_utils
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -154,9 +155,14 @@ class Checkpoints:
     return arrays, meta
 
   def set_aside(self, step: int, where: str) -> str:
-    """Moves a (damaged) step out of the manager's directory into ``where``; nothing is deleted."""
-    os.makedirs(where, exist_ok=True)
-    target = move_aside(os.path.join(self.directory, str(step)), os.path.join(where, str(step)))
+    """Moves a (damaged) step out of the manager's directory into ``where``; nothing is deleted. In a multi-process
+    run every process calls it (each found the step damaged); process 0 moves it."""
+    target = os.path.join(where, str(step))
+    if jax.process_index() == 0:
+      os.makedirs(where, exist_ok=True)
+      target = move_aside(os.path.join(self.directory, str(step)), target)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices(f'adjax set aside {step}')
     self._manager.reload()
     return target
 
@@ -186,12 +192,17 @@ def _first_line(e: Exception) -> str:
 DIGESTS = 'adjax_digests.json'
 
 
+def _this_process_only() -> ocp.options.MultiprocessingOptions:
+  """A single tree is written by one process (process 0) and read by each on its own: no barriers with the others."""
+  return ocp.options.MultiprocessingOptions(primary_host=jax.process_index(), active_processes={jax.process_index()})
+
+
 def save_tree(path: str, tree) -> None:
   """One pytree of arrays to ``path``, with its digests inside; written beside it and renamed into place, so a
   reader sees all of it or nothing, and a second writer of the same path (another process) leaves the first's."""
   host = _host(tree)
   tmp = f'{os.path.abspath(path)}.tmp-{os.getpid()}'
-  checkpointer = ocp.StandardCheckpointer()
+  checkpointer = ocp.StandardCheckpointer(multiprocessing_options=_this_process_only())
   checkpointer.save(tmp, host)
   checkpointer.wait_until_finished()
   checkpointer.close()
@@ -213,7 +224,7 @@ def load_tree(path: str, like):
   if record.get('layout') != layout(like):
     raise OtherLayout(f'{path} holds other arrays than this run needs')
   abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), like)
-  checkpointer = ocp.StandardCheckpointer()
+  checkpointer = ocp.StandardCheckpointer(multiprocessing_options=_this_process_only())
   try:
     tree = _host(checkpointer.restore(os.path.abspath(path), abstract))
   except Exception as e:

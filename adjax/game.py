@@ -34,9 +34,13 @@ Data = dict[str, Any]
 DATA_AXES = {'pool': None, 'index': 0, 'mean': 0}
 
 
-def as_data(split: Split, mean: dict | None = None) -> Data:
-  """A split of arrays as program data: the split is the pool and every example is used (tests, benchmarks)."""
-  return {'pool': split, 'index': jnp.arange(split['y'].shape[0]), 'mean': mean or {}}
+def as_data(split: Split, members: int | None = None) -> Data:
+  """A split of arrays as program data: the split is the pool and every example is used (tests, benchmarks);
+  ``members``: a leading axis of that many members on ``index``, as the compiled programs take."""
+  index = jnp.arange(split['y'].shape[0])
+  if members is not None:
+    index = jnp.broadcast_to(index, (members, index.shape[0]))
+  return {'pool': split, 'index': index, 'mean': {}}
 
 
 def examples(data: Data, idx: jax.Array | None = None) -> Split:

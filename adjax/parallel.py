@@ -32,14 +32,14 @@ def check(config) -> None:
   available, m = len(jax.devices()), config.mesh
   if m.devices < 0 or m.devices > available:
     raise ConfigError(f'mesh.devices={m.devices}, but {available} devices are visible; use 1..{available} (0 = all)')
-  used = m.devices or available
-  if m.batch < 1 or used % m.batch:
-    raise ConfigError(f'mesh.batch={m.batch} must divide the {used} devices used (mesh.devices={m.devices})')
-  if config.batch_size % m.batch:
+  if m.batch < 1 or config.batch_size % m.batch:
     raise ConfigError(
       f'mesh.batch={m.batch} data-parallel ways cannot split batch_size={config.batch_size}; '
       f'use a divisor of {config.batch_size}'
     )
+  used = m.devices or available
+  if used % m.batch:
+    raise ConfigError(f'mesh.batch={m.batch} must divide the {used} devices used (mesh.devices={m.devices})')
 
 
 def make_mesh(config) -> jax.sharding.Mesh:
@@ -108,7 +108,9 @@ def initialize(coordinator_address: str, num_processes: int | None, process_id: 
   if num_processes is not None and num_processes < 1:
     raise ConfigError(f'num_processes={num_processes} must be at least 1')
   if process_id is not None and num_processes is not None and not 0 <= process_id < num_processes:
-    raise ConfigError(f'process_id={process_id} is out of range for num_processes={num_processes}: use 0..{num_processes - 1}')
+    raise ConfigError(
+      f'process_id={process_id} is out of range for num_processes={num_processes}: use 0..{num_processes - 1}'
+    )
   if coordinator_address:
     host, _, port = coordinator_address.rpartition(':')
     if not host or not port.isdigit():
@@ -116,9 +118,7 @@ def initialize(coordinator_address: str, num_processes: int | None, process_id: 
     if process_id not in (0, None):  # process 0 starts the coordinator; the others must reach it
       _wait_for(host, int(port), timeout_s, coordinator_address)
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
-  jax.distributed.initialize(
-    coordinator_address or None, num_processes, process_id, initialization_timeout=timeout_s
-  )
+  jax.distributed.initialize(coordinator_address or None, num_processes, process_id, initialization_timeout=timeout_s)
 
 
 def _wait_for(host: str, port: int, timeout_s: int, address: str) -> None:

@@ -22,11 +22,11 @@ from adjax import estimators
 from adjax import methods
 from adjax import objectives
 from adjax import parallel
-from adjax.game import Data
 from adjax.game import DATA_AXES
-from adjax.game import examples
+from adjax.game import Data
 from adjax.game import Game
 from adjax.game import State
+from adjax.game import examples
 from adjax.game import view
 
 # The frozen teacher of a two-phase baseline trains in this many equal segments
@@ -122,9 +122,12 @@ def player_updates(
     (loss, reward_B), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       player_state['params'], objectives.Batch(x, y, others), ctx
     )
-    if ways > 1:  # the minibatch's mean loss and gradient, the whole minibatch's rewards
-      grads, loss = jax.lax.pmean((grads, loss), parallel.BATCH)
-      reward_B = jax.lax.all_gather(reward_B, parallel.BATCH, tiled=True)
+    if ways > 1:  # the whole minibatch's mean loss, gradient and reward (equal shares: the mean of the means)
+      # The parameters are the same on every device of the batch axis, so shard_map's autodiff already summed
+      # their gradients over it: the mean is that sum over the number of shares.
+      grads = jax.tree.map(lambda g: g / ways, grads)
+      loss, reward = jax.lax.pmean((loss, jnp.mean(reward_B)), parallel.BATCH)
+      reward_B = reward[None]
     updates, opt_state = optimizer.update(grads, player_state['opt_state'], player_state['params'])
     new = dict(player_state, params=optax.apply_updates(player_state['params'], updates), opt_state=opt_state)
     if 'reward_average' in new:
@@ -235,7 +238,7 @@ class Programs(NamedTuple):
 def compile_fns(game: Game, mesh: jax.sharding.Mesh | None = None) -> Programs:
   """The run's jitted programs over a leading member axis of state and per-member data.
 
-  ``pretrain(state, data, frozen, segment)`` (``frozen`` static),
+  ``pretrain(state, data, frozen, segment=0)`` (``frozen`` static),
   ``play_round(state, data, active=None)`` (state donated; ``guarded_round``:
   ``active [S]`` bool freezes members, ``metrics['finite'] [S]``) and
   ``accuracy(player, params, data)``. ``data`` is ``game.Data`` with a
@@ -259,7 +262,7 @@ def compile_fns(game: Game, mesh: jax.sharding.Mesh | None = None) -> Programs:
 
     return sharded(body, (members, parallel.DATA_SPECS, parallel.P()))(state, data, segment)
 
-  def round_program(state, data, active=None):
+  def round_program(state, data, active):
     if active is None:
       active = jnp.ones(jax.tree.leaves(state)[0].shape[0], bool)
     body = jax.vmap(functools.partial(guarded_round, game), in_axes=(0, DATA_AXES, 0))
@@ -269,8 +272,26 @@ def compile_fns(game: Game, mesh: jax.sharding.Mesh | None = None) -> Programs:
     body = jax.vmap(functools.partial(accuracy, game, player), in_axes=(0, DATA_AXES))
     return sharded(body, (members, parallel.DATA_SPECS))(params, data)
 
-  return Programs(
-    jax.jit(pretrain_program, static_argnums=(2,), donate_argnums=(0,)),
-    jax.jit(round_program, donate_argnums=(0,)),
-    jax.jit(accuracy_program, static_argnums=(0,)),
+  # Inputs are placed as the programs split them (a no-op for arrays already there), so that a caller's first call,
+  # with arrays made anywhere, and later calls, with the programs' outputs, run one compiled program.
+  split = jax.sharding.NamedSharding(mesh, members)
+  data_split = {k: jax.sharding.NamedSharding(mesh, spec) for k, spec in parallel.DATA_SPECS.items()}
+  jitted = (
+    jax.jit(pretrain_program, static_argnums=(2,), donate_argnums=(0,), out_shardings=split),
+    jax.jit(round_program, donate_argnums=(0,), out_shardings=split),
+    jax.jit(accuracy_program, static_argnums=(0,), out_shardings=split),
   )
+
+  def run_pretrain(state, data, frozen, segment=0):
+    return jitted[0](jax.device_put(state, split), jax.device_put(data, data_split), frozen, segment)
+
+  def run_round(state, data, active=None):
+    active = None if active is None else jax.device_put(active, split)
+    return jitted[1](jax.device_put(state, split), jax.device_put(data, data_split), active)
+
+  def run_accuracy(player, params, data):
+    return jitted[2](player, jax.device_put(params, split), jax.device_put(data, data_split))
+
+  for program, fn in zip(jitted, (run_pretrain, run_round, run_accuracy)):
+    fn.jitted = program
+  return Programs(run_pretrain, run_round, run_accuracy)

@@ -1,6 +1,5 @@
 """From a config to ``results.json``: data, game, pretraining, rounds, selection on validation."""
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -521,8 +520,7 @@ def train_and_evaluate(
   identity = _identity(source, game, splits, optimizers)
   _check_resume(workdir, config, sweep, identity)
   run = _Run(config, workdir, sweep, configs, overrides, len(seeds), source, identity, game)
-  lock = workdir_lib.exclusive(workdir) if parallel.is_writer() else contextlib.nullcontext()
-  with lock, workdir_lib.stop_on_sigterm() as sigterm:
+  with workdir_lib.exclusive(workdir), workdir_lib.stop_on_sigterm() as sigterm:
     _check_resume(workdir, config, sweep, identity)  # again, under the lock: another run may have started meanwhile
     return _run(run, splits, sigterm)
 
@@ -596,7 +594,7 @@ class _Loop:
     t0 = time.perf_counter()
     state = members.put(initial)
     state = _frozen_players(run.configs, game, state, members, pretrain, accuracy, run.identity)
-    state, metrics = pretrain(state, self.train, False)
+    state, metrics = pretrain(state, self.train, False, 0)
     val = _evaluate(accuracy, _params(state), self.val, members)
     best = {p: jax.tree.map(jnp.copy, state[p]['params']) for p in GENERATORS if p in state}
     metrics = members.get(metrics)

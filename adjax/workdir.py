@@ -8,6 +8,8 @@ import os
 import signal
 import threading
 
+import jax
+
 from adjax.config import ConfigError
 
 LOCK = '.lock'
@@ -58,9 +60,12 @@ def exclusive(workdir: str):
 
   ``flock`` on ``workdir/.lock``: the kernel releases it when the process dies,
   so a killed run never leaves a stale lock. A second run is refused with the
-  holder's pid.
+  holder's pid. In a multi-process run process 0 alone takes it (it alone writes).
   """
   os.makedirs(workdir, exist_ok=True)
+  if jax.process_index() != 0:
+    yield
+    return
   fd = os.open(os.path.join(workdir, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
   try:
     try:

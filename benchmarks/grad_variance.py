@@ -25,7 +25,6 @@ import time
 from absl import app
 from absl import flags
 import jax
-import jax.numpy as jnp
 import ml_collections
 from ml_collections import config_flags
 import numpy as np
@@ -119,12 +118,11 @@ def main(argv):
     sys.exit(f'adjax: bad config: {e}')
   os.makedirs(_OUT.value, exist_ok=True)
   k = len(configs)
-  train = jax.tree.map(lambda a: jnp.stack([jnp.asarray(a)] * k), splits.split('train'))
+  train = game_lib.as_data(splits.split('train'), members=k)
   game = game_lib.build(config, splits.num_classes)
   pretrain, play_round, _ = rounds.compile_fns(game)
-  first = jax.tree.map(lambda a: a[0], train)
-  state = train_lib.init_members(game, configs, first)
-  state, _ = pretrain(state, train, False)
+  state = train_lib.init_members(game, configs, splits.split('train'))
+  state, _ = pretrain(state, train, False, 0)
 
   num_chunks = _DRAWS.value // _CHUNK.value
   measure = {}
@@ -136,7 +134,9 @@ def main(argv):
               for i, r in enumerate(ROLES)}  # fmt: skip
 
     # Members one after another (lax.map): memory is one member's chunk of draws.
-    measure[e] = jax.jit(lambda s, d, key, one=one: jax.lax.map(lambda sd: one(*sd, key), (s, d)))
+    measure[e] = jax.jit(
+      lambda s, d, key, one=one: jax.lax.map(lambda si: one(si[0], {**d, 'index': si[1]}, key), (s, d['index']))
+    )
 
   results = {
     'device_kind': jax.devices()[0].device_kind,
@@ -166,7 +166,7 @@ def main(argv):
       print(f'round {r}: student log10 var adversarial {s["adversarial_log10_variance"][0]:.3f} '
             f'distillation {s["distillation_log10_variance"][0]:.3f}', flush=True)  # fmt: skip
     if r < _ROUNDS.value:
-      state, _ = play_round(state, train)
+      state, _ = play_round(state, train, None)
   count = len(results['measurements'])
   # Each call: members x roles x draws gradient draws.
   results['draws_per_second'] = {e: count * k * len(ROLES) * _DRAWS.value / seconds[e] for e in seconds}

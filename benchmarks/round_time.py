@@ -35,6 +35,7 @@ _REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed rounds per case (median rep
 _OUT = flags.DEFINE_string('out', None, 'Also write the JSON here.')
 _TORCH_PYTHON = flags.DEFINE_string('torch_python', None, 'A Python with torch: also time benchmarks/torch_round.py.')
 _TORCH_DEVICE = flags.DEFINE_string('torch_device', 'cpu', "torch's device for that comparison (cpu, cuda).")
+_TINY = flags.DEFINE_bool('tiny', False, 'One update per player on 100 examples (the tests run it so it cannot rot).')
 UPDATES = {'k_d': 20, 'k_t': 10, 'k_s': 10}
 
 
@@ -66,13 +67,15 @@ def _setup(method: str, batch_size: int, counts: dict):
   c = mnist.get_config()
   c.method, c.batch_size, c.n_train, c.n_val = method, batch_size, 1000, 100
   c.k_d, c.k_t, c.k_s = counts['k_d'], counts['k_t'], counts['k_s']
+  if _TINY.value:
+    c.n_train, c.k_d, c.k_t, c.k_s = 100, min(1, c.k_d), min(1, c.k_t), min(1, c.k_s)
   c.augment.rotation = c.augment.shift = c.augment.zoom = 0.0  # as the PyTorch round
   c = config_lib.validate(c)
   splits = data.load(c)
   game = game_lib.build(c, splits.num_classes)
   train = {'x': jnp.asarray(splits.x_train), 'y': jnp.asarray(splits.y_train)}
   state = game_lib.init_state(game, jax.random.key(0), train)
-  return game, state, train
+  return game, state, game_lib.as_data(train)
 
 
 def round_flops(method: str, batch_size: int) -> float:
@@ -91,12 +94,12 @@ def round_flops(method: str, batch_size: int) -> float:
 def time_round(method: str, batch_size: int, repeats: int) -> float:
   game, state, train = _setup(method, batch_size, UPDATES)
   _, play_round, _ = rounds.compile_fns(game)
-  state, train = jax.tree.map(lambda a: a[None], (state, train))  # one seed
-  state, _ = play_round(state, train)  # compile
+  state, train = jax.tree.map(lambda a: a[None], state), {**train, 'index': train['index'][None]}  # one seed
+  state, _ = play_round(state, train, None)  # compile
   holder = {'state': state}
 
   def one_round():
-    holder['state'], metrics = play_round(holder['state'], train)
+    holder['state'], metrics = play_round(holder['state'], train, None)
     return metrics
 
   return _median_seconds(one_round, repeats)

@@ -37,7 +37,7 @@ _CONFIG = config_flags.DEFINE_config_file('config', 'experiments/configs/mnist.p
 def timed_rounds(play_round, state, data, rounds: int) -> tuple[float, object]:
   t0 = time.perf_counter()
   for _ in range(rounds):
-    state, _ = play_round(state, data)
+    state, _ = play_round(state, data, None)
   jax.block_until_ready(state)
   return time.perf_counter() - t0, state
 
@@ -49,17 +49,17 @@ def main(argv):
   game = game_lib.build(config, splits.num_classes)
   _, play_round, _ = rounds.compile_fns(game)
   train = {k: jnp.asarray(v) for k, v in splits.split('train').items()}
-  data_1 = train
+  data_1 = train  # shapes for the initial states
   results = {'device_kind': jax.devices()[0].device_kind, 'method': config.method, 'n_train': config.n_train,
              'batch_size': config.batch_size, 'rounds': _ROUNDS.value, 'ks': {}}  # fmt: skip
   for k in (int(v) for v in _KS.value):
     configs = [train_lib.with_overrides(config, {'game.nu': float(nu)}) for nu in np.geomspace(1e-2, 1e2, k)]
-    data_k = jax.tree.map(lambda a: jnp.stack([a] * k), train)
+    data_k = game_lib.as_data(train, members=k)
     state = train_lib.init_members(game, configs, data_1)
     _, state = timed_rounds(play_round, state, data_k, 1)  # compiles
     vmapped, _ = timed_rounds(play_round, state, data_k, _ROUNDS.value)
     del state
-    data_one = jax.tree.map(lambda a: a[None], train)
+    data_one = game_lib.as_data(train, members=1)
     timed_rounds(play_round, train_lib.init_members(game, configs[:1], data_1), data_one, 1)  # compiles (once)
     sequential = 0.0
     for c in configs:

@@ -68,6 +68,27 @@ def define_config(default: str | None = None, help_text: str = 'Config file (a g
 
 
 _PRINT_CONFIG = flags.DEFINE_bool('print_config', False, 'Print every config field, its value and its meaning; exit.')
+_DISTRIBUTED = flags.DEFINE_bool(
+  'distributed',
+  False,
+  'Join a multi-process run (jax.distributed): with no address, JAX detects the cluster (SLURM, TPU).',
+)
+_COORDINATOR = flags.DEFINE_string('coordinator_address', '', "Multi-process run: process 0's HOST:PORT.")
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Multi-process run: how many processes.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, "Multi-process run: this process's index, 0..num_processes-1.")
+_INIT_TIMEOUT = flags.DEFINE_integer(
+  'initialization_timeout', 60, 'Multi-process run: seconds to wait for the coordinator and the other processes.'
+)
+
+
+def _join_processes() -> None:
+  """``jax.distributed.initialize`` when any multi-process flag is given (before anything touches a device)."""
+  given = _DISTRIBUTED.value or _COORDINATOR.value or _NUM_PROCESSES.value is not None or _PROCESS_ID.value is not None
+  if given:
+    from adjax import parallel
+
+    with reported():
+      parallel.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _INIT_TIMEOUT.value)
 
 
 def flag_or_config(flag: str, field: str):
@@ -96,6 +117,7 @@ def run(main) -> None:
     if missing:
       print(f'adjax: --{missing[0]} is required (--helpfull lists the flags)', file=sys.stderr)
       sys.exit(2)
+    _join_processes()
     main(argv)
 
   app.run(main_or_print, flags_parser=parse_flags)

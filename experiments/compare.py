@@ -21,6 +21,7 @@ import ml_collections
 import numpy as np
 
 from adjax import config as config_lib
+from adjax import parallel
 from adjax import train
 from experiments import cli
 
@@ -88,6 +89,8 @@ def main(argv):
   first = configs[_METHODS.value[0]]
   table += f'\n\nWall time: {wall:.0f} s, {len(configs)} methods x {first.num_seeds} seeds x {first.rounds} rounds.'
   print('\n' + table)
+  if not parallel.is_writer():  # process 0 writes the table and summary
+    return
   with open(os.path.join(_WORKDIR.value, 'table.md'), 'w') as f:
     f.write(table + '\n')
   summary = {m: [{'seed': r['seed'], 'final': r['final']} for r in runs] for m, runs in rows.items()}

@@ -9,6 +9,7 @@ import os
 from absl import flags
 from absl import logging
 
+from adjax import parallel
 from adjax import train
 from experiments import cli
 
@@ -21,6 +22,8 @@ def main(argv):
   logging.set_verbosity(logging.INFO)
   with cli.reported():
     results = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  if not parallel.is_writer():
+    return
   student = results['final']['student'] or results['final']['teacher']
   print(f'{results["method"]}: test accuracy {student["test_accuracy"]:.4f} (selected on validation)')
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from adjax import config as config_lib
 from adjax import data as data_lib
+from adjax import parallel
 from adjax import sweeps
 from adjax import train
 from adjax import workdir as workdir_lib
@@ -156,7 +157,8 @@ def main(argv):
   sizes = [int(n) for n in (_N_TRAIN.value or (preset.n_train if preset else [base.n_train]))]
   with cli.reported():
     rows, fields = run(base, specs, combine, sizes, _CHUNK.value, _WORKDIR.value)
-  _write(rows, fields, specs, combine, sizes)
+  if parallel.is_writer():
+    _write(rows, fields, specs, combine, sizes)
 
 
 def _write(rows: list[dict], fields: dict, specs: list[str], combine: str, sizes: list[int]) -> None:

@@ -22,6 +22,7 @@ import ml_collections
 from adjax import config as config_lib
 from adjax import data as data_lib
 from adjax import methods as methods_lib
+from adjax import parallel
 from adjax import train
 from adjax import workdir as workdir_lib
 from experiments import cli
@@ -171,6 +172,8 @@ def main(argv):
       workdir = os.path.join(_WORKDIR.value, f'n{n}', m)
       cells[n, m] = train.finished(workdir, c) or train.train_and_evaluate(c, workdir)
       print(f'n={n} {m}: {_cell(cells[n, m])}', flush=True)
+    if not parallel.is_writer():  # process 0 writes the table, JSON and plots
+      return
     dataset = _CONFIG.value.dataset
     table = markdown(cells, sizes, names, dataset)
     print('\n' + table)

@@ -40,8 +40,9 @@ class PrivilegedTest(absltest.TestCase):
     nn.Module.apply = recording_apply
     try:
       state = game_lib.init_state(game, jax.random.key(0), splits.split('train'))
-      train_data = jax.tree.map(lambda a: a[None], splits.split('train'))
-      jax.jit(jax.vmap(lambda s, d: rounds.play_round(game, s, d)))(jax.tree.map(lambda a: a[None], state), train_data)
+      train_data = game_lib.as_data(splits.split('train'), members=1)
+      play = jax.vmap(lambda s, d: rounds.play_round(game, s, d), in_axes=(0, game_lib.DATA_AXES))
+      jax.jit(play)(jax.tree.map(lambda a: a[None], state), train_data)
     finally:
       nn.Module.apply = original
     student_shapes = {shape for _, is_student, shape in seen if is_student}

@@ -1,0 +1,65 @@
+"""Runs of tests/test_parallel.py that need 4 CPU devices (set before JAX starts): ``python -m tests.sharded_runs OUT``.
+
+Writes OUT (JSON): the results of the same runs on 1 and on 4 devices, the
+device bytes that 16 members' data take, and data-parallel runs.
+"""
+
+import json
+import sys
+import tempfile
+
+import jax
+
+jax.config.update('jax_num_cpu_devices', 4)
+
+from adjax import data as data_lib  # noqa: E402
+from adjax import parallel  # noqa: E402
+from adjax import train  # noqa: E402
+from tests.test_train import tiny_config  # noqa: E402
+
+SWEEP = [{'game.nu': 0.5}, {'game.nu': 2.0}]
+
+
+def _run(config, sweep=None):
+  return train.train_and_evaluate(config, tempfile.mkdtemp(), sweep)
+
+
+def _data_bytes(members: int) -> dict:
+  """Device bytes of the training data of ``members`` members placed as a run places them, and what one copy is."""
+  c = tiny_config('adim', num_seeds=members, n_train=3000, n_val=1000)
+  configs = [train.with_overrides(c, {'seed': s}) for s in range(members)]
+  splits = train._load_members(configs, data_lib.read(c), ())
+  mesh = parallel.make_mesh(c)
+  placed = train._Members(mesh, members, splits).data('train')
+  held = sum(s.data.nbytes for a in jax.tree.leaves(placed) for s in a.addressable_shards)
+  pool = sum(a.nbytes for a in splits.pool.values())
+  stacked = sum(v.nbytes for v in splits.split('train').values())  # what a copy per member would take
+  index = splits.index['train'].nbytes
+  return {'held': held, 'pool': pool, 'index': index, 'devices': len(mesh.devices.flat), 'stacked_copies': stacked}
+
+
+def main(out: str) -> None:
+  assert len(jax.devices()) == 4, jax.devices()
+  results = {}
+  sweep_config = tiny_config('adim', num_seeds=2)
+  for devices in (1, 4):
+    sweep_config.mesh.devices = devices
+    results[f'sweep_{devices}'] = _run(sweep_config, SWEEP)  # 2 points x 2 seeds = 4 members
+  five = tiny_config('adim', num_seeds=5)
+  for devices in (1, 4):
+    five.mesh.devices = devices
+    results[f'five_{devices}'] = _run(five)  # 5 members on 4 devices: 3 padding members
+  for batch in (1, 2):  # data parallelism inside a member: the batch over 2 devices
+    c = tiny_config('student', num_seeds=2, batch_size=10)
+    c.mesh.devices, c.mesh.batch = 4, batch
+    results[f'student_batch_{batch}'] = _run(c)
+    c = tiny_config('adim', num_seeds=2, batch_size=10)
+    c.mesh.devices, c.mesh.batch = 4, batch
+    results[f'adim_batch_{batch}'] = _run(c)
+  results['bytes_16'] = _data_bytes(16)
+  with open(out, 'w') as f:
+    json.dump(results, f)
+
+
+if __name__ == '__main__':
+  main(sys.argv[1])

@@ -1,0 +1,175 @@
+"""Members over devices and processes: sharded runs equal unsharded ones, one copy of the data, bad meshes refused.
+
+Runs that need several devices or processes run in subprocesses (JAX fixes
+its device count when it starts): ``tests/sharded_runs.py`` on 4 simulated
+CPU devices, and ``experiments.main`` as 2 processes x 2 CPU devices joined
+by ``jax.distributed`` (gloo).
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from absl.testing import absltest
+import numpy as np
+
+from adjax import config as config_lib
+from adjax import parallel
+from adjax import train
+from tests.test_train import assert_member_equals_alone
+from tests.test_train import tiny_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_FLAGS = [
+  '--config.n_train=50', '--config.n_val=100', '--config.k_d=2', '--config.k_t=2', '--config.k_s=2',
+  '--config.pretrain.student=3', '--config.pretrain.teacher=3', '--config.pretrain.discriminator=3',
+  '--config.student.model=mlp', '--config.teacher.model=mlp', '--config.discriminator.model=mlp',
+  '--config.augment.rotation=0', '--config.augment.shift=0', '--config.augment.zoom=0', '--config.num_seeds=3',
+]  # fmt: skip
+
+
+def _env(devices: int) -> dict:
+  return {**os.environ, 'JAX_NUM_CPU_DEVICES': str(devices), 'PYTHONPATH': ROOT}
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def _assert_runs_equal(test, a: dict, b: dict) -> None:
+  test.assertEqual(len(a['per_seed']), len(b['per_seed']))
+  for member_a, member_b in zip(a['per_seed'], b['per_seed'], strict=True):
+    test.assertEqual((member_a['seed'], member_a.get('overrides')), (member_b['seed'], member_b.get('overrides')))
+    assert_member_equals_alone(test, member_a, member_b)
+
+
+class ShardedTest(absltest.TestCase):
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    out = os.path.join(absltest.get_default_test_tmpdir(), 'sharded_runs.json')
+    subprocess.run([sys.executable, '-m', 'tests.sharded_runs', out], cwd=ROOT, env=_env(4), check=True, timeout=900)
+    with open(out) as f:
+      cls.runs = json.load(f)
+
+  def test_sweep_over_four_devices_equals_one_device(self):
+    self.assertLen(self.runs['sweep_4']['per_seed'], 4)
+    _assert_runs_equal(self, self.runs['sweep_4'], self.runs['sweep_1'])
+
+  def test_padding_members_never_reach_results(self):
+    five = self.runs['five_4']
+    self.assertEqual([m['seed'] for m in five['per_seed']], [0, 1, 2, 3, 4])
+    _assert_runs_equal(self, five, self.runs['five_1'])
+
+  def test_members_share_one_copy_of_the_data(self):
+    b = self.runs['bytes_16']
+    # Exactly one copy of the examples per device, plus each member's indices; nothing per member beyond them.
+    self.assertEqual(b['held'], b['devices'] * b['pool'] + b['index'])
+    self.assertLess(b['held'], b['stacked_copies'] / 2)  # a copy per member would take over twice as much
+
+  def test_data_parallel_member_equals_whole_batch(self):
+    # STUDENT draws no noise: the batch split over 2 devices gives the same updates (to float rounding).
+    _assert_runs_equal(self, self.runs['student_batch_2'], self.runs['student_batch_1'])
+    # The game draws its noise per device, so ADIM differs; it trains (finite, better than chance).
+    adim = self.runs['adim_batch_2']
+    self.assertNotIn('diverged', adim)
+    self.assertGreater(adim['final']['student']['test_accuracy'], 0.2)
+
+
+class MultiProcessTest(absltest.TestCase):
+  def _launch(self, workdir: str, rounds: int, port: int) -> list[subprocess.Popen]:
+    procs = []
+    for i in range(2):
+      where = [f'--workdir={workdir}', f'--coordinator_address=127.0.0.1:{port}', '--num_processes=2']
+      args = [sys.executable, '-m', 'experiments.main', *where, f'--process_id={i}', f'--config.rounds={rounds}']
+      args += TINY_FLAGS
+      log = open(os.path.join(os.path.dirname(workdir), f'{os.path.basename(workdir)}_{i}.log'), 'w')
+      procs.append(subprocess.Popen(args, cwd=ROOT, env=_env(2), stdout=log, stderr=subprocess.STDOUT))
+    return procs
+
+  def _finish(self, procs, workdir: str) -> list[str]:
+    logs = []
+    for i, p in enumerate(procs):
+      p.wait(timeout=600)
+      with open(os.path.join(os.path.dirname(workdir), f'{os.path.basename(workdir)}_{i}.log')) as f:
+        logs.append(f.read())
+      self.assertEqual(p.returncode, 0, logs[-1][-2000:])
+    return logs
+
+  def test_two_processes_equal_one_and_resume_after_kill(self):
+    tmp = self.create_tempdir().full_path
+    whole, killed = os.path.join(tmp, 'whole'), os.path.join(tmp, 'killed')
+    logs = self._finish(self._launch(whole, 3, _free_port()), whole)
+    self.assertIn('test accuracy', logs[0])
+    self.assertNotIn('test accuracy', logs[1])  # process 0 reports and writes; the others only compute
+    self.assertLen(os.listdir(os.path.join(whole, 'tensorboard')), 1)  # one event file: one writer
+    with open(os.path.join(whole, 'results.json')) as f:
+      together = json.load(f)
+
+    alone = train.train_and_evaluate(tiny_config('adim', num_seeds=3, rounds=3), os.path.join(tmp, 'alone'))
+    _assert_runs_equal(self, together, alone)
+
+    procs = self._launch(killed, 3, _free_port())  # killed once round 1's checkpoint is complete
+    marker = os.path.join(killed, 'checkpoints', '1', 'commit_success.txt')
+    deadline = time.monotonic() + 600
+    while not os.path.exists(marker) and time.monotonic() < deadline and procs[0].poll() is None:
+      time.sleep(0.05)
+    for p in procs:
+      p.send_signal(signal.SIGKILL)
+      p.wait()
+    self.assertFalse(os.path.exists(os.path.join(killed, 'results.json')))
+    self._finish(self._launch(killed, 3, _free_port()), killed)
+    with open(os.path.join(killed, 'results.json')) as f:
+      resumed = json.load(f)
+    for a, b in zip(resumed['per_seed'], together['per_seed'], strict=True):
+      self.assertEqual(a['final'], b['final'])
+      self.assertEqual(a['history'], b['history'])
+
+  def test_bad_process_flags_fail_fast_naming_the_flag(self):
+    unreachable = f'--coordinator_address=127.0.0.1:{_free_port()}'
+    cases = [
+      (['--num_processes=2', '--process_id=2', '--coordinator_address=127.0.0.1:1'], 'process_id=2 is out of range'),
+      (
+        [unreachable, '--num_processes=2', '--process_id=1', '--initialization_timeout=3'],
+        'coordinator_address=.* could not be reached in 3 s',
+      ),
+      (['--coordinator_address=nohost', '--num_processes=2', '--process_id=1'], 'coordinator_address=.* HOST:PORT'),
+    ]
+    for flags, message in cases:
+      t0 = time.monotonic()
+      args = [sys.executable, '-m', 'experiments.main', f'--workdir={self.create_tempdir().full_path}', *flags]
+      proc = subprocess.run(args, cwd=ROOT, env=_env(1), capture_output=True, text=True, timeout=120, check=False)
+      self.assertEqual(proc.returncode, 1, proc.stderr[-1000:])
+      self.assertRegex(proc.stderr.strip().splitlines()[-1], message)
+      self.assertLess(time.monotonic() - t0, 60)
+
+
+class MeshConfigTest(absltest.TestCase):
+  def test_bad_mesh_is_refused_naming_the_field(self):
+    c = tiny_config('adim', batch_size=10)
+    c.mesh.batch = 3
+    with self.assertRaisesRegex(config_lib.ConfigError, r'mesh.batch=3 data-parallel ways cannot split batch_size=10'):
+      parallel.check(c)
+    c.mesh.batch = 2
+    with self.assertRaisesRegex(config_lib.ConfigError, r'mesh.batch=2 must divide the 1 devices'):
+      parallel.check(c)
+    c.mesh.batch = 1
+    c.mesh.devices = 5
+    with self.assertRaisesRegex(config_lib.ConfigError, r'mesh.devices=5, but 1 devices are visible'):
+      train.train_and_evaluate(c, self.create_tempdir().full_path)
+
+  def test_padding(self):
+    mesh = parallel.single_device()
+    self.assertEqual(parallel.padded(5, mesh), 5)
+    host = {'a': np.arange(6).reshape(3, 2)}
+    np.testing.assert_array_equal(parallel.pad(host, 5)['a'], [[0, 1], [2, 3], [4, 5], [0, 1], [0, 1]])
+
+
+if __name__ == '__main__':
+  absltest.main()
