@@ -91,7 +91,7 @@ def get_config() -> ml_collections.ConfigDict:
   tau('every', 1, 'rounds between decays')
   f('eval_chunk', 500, 'examples per evaluation batch')
   m = _group(c, 'mesh', "devices: members split over them (each device runs its share vmapped), JAX's sharding")
-  m('devices', 0, 'devices used, of every process (0 = all); members are padded to a multiple of it')
+  m('devices', 0, "devices used of each process's (0 = all); members are padded to a multiple of the total")
   m('batch', 1, 'data-parallel ways inside a member: each minibatch split over this many devices (divides batch_size)')
   return c
 

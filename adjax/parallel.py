@@ -29,15 +29,17 @@ DATA_SPECS = {'pool': P(), 'index': P(MEMBERS), 'mean': P(MEMBERS)}
 
 def check(config) -> None:
   """Refuses a mesh the devices or the batch cannot take, naming the field (before any work)."""
-  available, m = len(jax.devices()), config.mesh
+  available, m = jax.local_device_count(), config.mesh
   if m.devices < 0 or m.devices > available:
-    raise ConfigError(f'mesh.devices={m.devices}, but {available} devices are visible; use 1..{available} (0 = all)')
+    raise ConfigError(
+      f'mesh.devices={m.devices}, but this process sees {available} devices; use 1..{available} (0 = all)'
+    )
   if m.batch < 1 or config.batch_size % m.batch:
     raise ConfigError(
       f'mesh.batch={m.batch} data-parallel ways cannot split batch_size={config.batch_size}; '
       f'use a divisor of {config.batch_size}'
     )
-  used = m.devices or available
+  used = (m.devices or available) * jax.process_count()
   if used % m.batch:
     raise ConfigError(f'mesh.batch={m.batch} must divide the {used} devices used (mesh.devices={m.devices})')
 
@@ -45,7 +47,10 @@ def check(config) -> None:
 def make_mesh(config) -> jax.sharding.Mesh:
   """``members x batch`` over the first ``mesh.devices`` devices (all when 0) of every process, in process order."""
   check(config)
-  devices = jax.devices()[: config.mesh.devices or None]
+  by_process = {}
+  for d in jax.devices():
+    by_process.setdefault(d.process_index, []).append(d)
+  devices = [d for p in sorted(by_process) for d in by_process[p][: config.mesh.devices or None]]
   shape = (len(devices) // config.mesh.batch, config.mesh.batch)
   return jax.sharding.Mesh(np.array(devices).reshape(shape), (MEMBERS, BATCH))
 

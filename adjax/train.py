@@ -16,6 +16,7 @@ import numpy as np
 from adjax import checkpoint
 from adjax import config as config_lib
 from adjax import data as data_lib
+from adjax import default_config
 from adjax import game as game_lib
 from adjax import methods
 from adjax import metric_writer
@@ -32,6 +33,8 @@ RESUMABLE_CHANGES = ('rounds',)
 # ``mesh.devices`` says where members run: the same members on other devices compute the same numbers (to float
 # rounding), and checkpoints hold only real members, so a run may resume on another number of devices.
 PLACE_FIELDS = ('teacher_cache', 'mesh.devices')
+# Config groups newer than some workdirs: their defaults compute what the runs before them computed.
+ADDED_GROUPS = ('mesh',)
 
 
 # What identifies a run beyond its config: its data and any network or optimizer given from Python.
@@ -44,8 +47,11 @@ def _run_json(config: ml_collections.ConfigDict, sweep: list[dict] | None, ident
 
 
 def _what_is_computed(config_json: dict) -> dict:
-  """``config_json`` without ``PLACE_FIELDS`` (dotted names reach into groups)."""
+  """``config_json`` without ``PLACE_FIELDS`` (dotted names reach into groups); a group that adjax added after the
+  config was written (``mesh``) counts as its default, which is what that run computed."""
   out = json.loads(json.dumps(config_json))
+  for group in ADDED_GROUPS:
+    out.setdefault(group, default_config.get_config()[group].to_dict())
   for field in PLACE_FIELDS:
     *groups, name = field.split('.')
     node = out

@@ -65,7 +65,8 @@ def main(argv):
 
   settings = {}
   plain = jax.jit(
-    jax.vmap(functools.partial(rounds.guarded_round, game), in_axes=(0, game_lib.DATA_AXES)), donate_argnums=(0,)
+    jax.vmap(functools.partial(rounds.guarded_round, game), in_axes=(0, game_lib.DATA_AXES, None)),
+    donate_argnums=(0,),
   )
   settings['vmap'] = (plain, lambda: (jax.device_put(initial), game_lib.as_data(train_split, members=k)))
   for d in counts:

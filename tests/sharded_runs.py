@@ -49,13 +49,11 @@ def main(out: str) -> None:
   for devices in (1, 4):
     five.mesh.devices = devices
     results[f'five_{devices}'] = _run(five)  # 5 members on 4 devices: 3 padding members
-  for batch in (1, 2):  # data parallelism inside a member: the batch over 2 devices
-    c = tiny_config('student', num_seeds=2, batch_size=10)
-    c.mesh.devices, c.mesh.batch = 4, batch
-    results[f'student_batch_{batch}'] = _run(c)
-    c = tiny_config('adim', num_seeds=2, batch_size=10)
-    c.mesh.devices, c.mesh.batch = 4, batch
-    results[f'adim_batch_{batch}'] = _run(c)
+  for method, batches in (('student', (1, 2)), ('adim', (2,))):  # data parallelism: each minibatch over 2 devices
+    for batch in batches:
+      c = tiny_config(method, num_seeds=2, batch_size=10)
+      c.mesh.devices, c.mesh.batch = 4, batch
+      results[f'{method}_batch_{batch}'] = _run(c)
   results['bytes_16'] = _data_bytes(16)
   with open(out, 'w') as f:
     json.dump(results, f)

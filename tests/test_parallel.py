@@ -161,8 +161,23 @@ class MeshConfigTest(absltest.TestCase):
       parallel.check(c)
     c.mesh.batch = 1
     c.mesh.devices = 5
-    with self.assertRaisesRegex(config_lib.ConfigError, r'mesh.devices=5, but 1 devices are visible'):
+    with self.assertRaisesRegex(config_lib.ConfigError, r'mesh.devices=5, but this process sees 1 devices'):
       train.train_and_evaluate(c, self.create_tempdir().full_path)
+
+  def test_a_workdir_from_before_the_mesh_resumes_on_any_devices(self):
+    workdir = self.create_tempdir().full_path
+    train.train_and_evaluate(tiny_config('student', rounds=1), workdir)
+    path = os.path.join(workdir, 'config.json')
+    with open(path) as f:
+      saved = json.load(f)
+    del saved['mesh']  # as adjax wrote it before the mesh existed: it computed what mesh's defaults compute
+    with open(path, 'w') as f:
+      json.dump(saved, f)
+    c = tiny_config('student', rounds=2)
+    c.mesh.devices = 1  # where members run is not what they compute
+    self.assertLen(train.train_and_evaluate(c, workdir)['history'], 3)
+    # Data parallelism is part of what a run computes (another noise draw per device).
+    self.assertEqual(train._what_is_computed({'mesh': {'devices': 4, 'batch': 2}})['mesh'], {'batch': 2})
 
   def test_padding(self):
     mesh = parallel.single_device()
