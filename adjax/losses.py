@@ -5,20 +5,36 @@ import jax.numpy as jnp
 
 
 def cross_entropy(logits_BxK: jax.Array, labels_B: jax.Array) -> jax.Array:
-  """Cross-entropy ``-log p(y|x)`` of integer labels, i.e. ``KL(e_y || p)``.
+  """Cross-entropy ``-sum_y p_r(y|x) log p(y|x)`` against the real distribution: ``-log p(y|x)`` of integer labels
+  (``p_r = e_y``), or, for multi-label examples, ``p_r`` uniform over each example's tags.
 
   Args:
     logits_BxK: ``[B, K]`` float logits of ``p(·|x)``.
-    labels_B: ``[B]`` integer labels in ``{0..K-1}``.
+    labels_B: ``[B]`` integer labels in ``{0..K-1}``, or ``[B, K]`` multi-hot tags (each row at least one).
 
   Returns:
     ``[B]`` loss of each example (unreduced).
 
   References:
-    SPEC.md §3, the distillation loss (``KL(e_y || p_b) = -log p_b(y)``).
+    SPEC.md §3, the distillation loss (``KL(e_y || p_b) = -log p_b(y)``); §6, ``p_r`` of the tag task.
   """
   log_p_BxK = jax.nn.log_softmax(logits_BxK)
+  if labels_B.ndim == 2:
+    return -jnp.sum(real_distribution(labels_B) * log_p_BxK, axis=-1)
   return -jnp.take_along_axis(log_p_BxK, labels_B[:, None], axis=-1)[:, 0]
+
+
+def real_distribution(tags_BxK: jax.Array) -> jax.Array:
+  """``p_r(y|x)`` of multi-label examples: uniform over each example's tags (``[B, K]`` multi-hot)."""
+  tags_BxK = tags_BxK.astype(jnp.float32)
+  return tags_BxK / jnp.sum(tags_BxK, axis=-1, keepdims=True)
+
+
+def real_sample(key: jax.Array, labels_B: jax.Array, num_classes: int) -> jax.Array:
+  """A one-hot real label ``[B, K]`` per example: the label itself, or a tag drawn from ``p_r`` (multi-label)."""
+  if labels_B.ndim == 2:
+    return jax.nn.one_hot(jax.random.categorical(key, jnp.log(real_distribution(labels_B))), num_classes)
+  return jax.nn.one_hot(labels_B, num_classes)
 
 
 def kl_divergence(target_log_p_BxK: jax.Array, log_q_BxK: jax.Array) -> jax.Array:
@@ -59,7 +75,7 @@ def distillation(
     target_logits_BxK: ``[B, K]`` float logits ``z_a`` of the target distribution ``p_a`` (wrapped in
       ``stop_gradient``).
     learner_logits_BxK: ``[B, K]`` float logits ``z_b`` of the learner ``p_b``.
-    labels_B: ``[B]`` integer labels; ``p_r = e_y``.
+    labels_B: ``[B]`` integer labels (``p_r = e_y``) or ``[B, K]`` multi-hot tags (``p_r`` uniform over them).
     upsilon: scalar weight ``υ`` of the label term (never tempered).
     temperature: optional scalar Hinton temperature ``T`` of the KL term; ``None`` means ``T = 1``. Ignored when
       ``form='l2'``.

@@ -18,8 +18,9 @@ from adjax.game import Game
 
 
 class Batch(NamedTuple):
-  """One minibatch as a player sees it: its view ``x [B, ...]``, labels ``y [B]``, and ``others``: each held-fixed
-  player's outputs on it (``[B, K]`` logits of a generator, the discriminator's scores)."""
+  """One minibatch as a player sees it: its view ``x [B, ...]``, labels ``y [B]`` (or multi-hot tags ``[B, K]``),
+  and ``others``: each held-fixed player's outputs on it (``[B, K]`` logits of a generator, the discriminator's
+  scores)."""
 
   x: jax.Array
   y: jax.Array
@@ -49,7 +50,7 @@ def generator_terms(params, batch: Batch, ctx: Context) -> tuple[dict[str, jax.A
   """
   game, role = ctx.game, ctx.role
   logits_BxK = game.nets[role].apply(params, batch.x)
-  reward_B = jnp.zeros(batch.y.shape, jnp.float32)
+  reward_B = jnp.zeros(batch.y.shape[:1], jnp.float32)
   if not batch.others:
     return {'supervised': jnp.mean(losses.cross_entropy(logits_BxK, batch.y))}, reward_B
   terms = {}
@@ -100,7 +101,8 @@ def discriminator_loss(params, batch: Batch, ctx: Context) -> tuple[jax.Array, j
   logits); the reward is zeros ``[B]``."""
   game = ctx.game
   k_student, k_teacher = jax.random.split(ctx.key)
-  y_real_BxK = jax.nn.one_hot(batch.y, game.num_classes)
+  # Multi-label examples show the discriminator a tag drawn from p_r, a fresh draw per update.
+  y_real_BxK = losses.real_sample(jax.random.fold_in(ctx.key, 2), batch.y, game.num_classes)
   samples = []
   for role, k in (('student', k_student), ('teacher', k_teacher)):
     # A role that does not play has weight 0; any label vector stands in.
@@ -110,4 +112,4 @@ def discriminator_loss(params, batch: Batch, ctx: Context) -> tuple[jax.Array, j
       samples.append(y_real_BxK)
   h = game.nets['discriminator'].apply(params, batch.x)
   value_B = values.adversarial_sampled(game.method.discriminator, ctx.hp['weights'], h, y_real_BxK, *samples)
-  return -jnp.mean(value_B), jnp.zeros(batch.y.shape, jnp.float32)
+  return -jnp.mean(value_B), jnp.zeros(batch.y.shape[:1], jnp.float32)
