@@ -104,13 +104,32 @@ def balanced_subsample(rng: np.random.Generator, y: np.ndarray, size: int, num_c
 
 
 def _check_labels(name: str, y: np.ndarray, n: int) -> np.ndarray:
+  """Integer class labels ``[N]``, or multi-hot tags ``[N, K]`` (0/1, every example at least one tag)."""
+  if y.ndim == 2 and y.shape[0] == n:
+    return _check_tags(name, y)
   if y.ndim != 1 or y.shape[0] != n:
-    raise ConfigError(f'{name} must be a vector of {n} labels, got shape {y.shape}')
+    raise ConfigError(f'{name} must be a vector of {n} labels or [{n}, K] multi-hot tags, got shape {y.shape}')
   if not np.issubdtype(y.dtype, np.integer):
     raise ConfigError(f'{name} must hold integer class labels 0..K-1, got dtype {y.dtype}')
   if y.min() < 0:
     raise ConfigError(f'{name} must hold integer class labels 0..K-1, got label {y.min()}')
   return y.astype(np.int32)
+
+
+def _check_tags(name: str, y: np.ndarray) -> np.ndarray:
+  if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool) or not np.isin(y, (0, 1)).all():
+    raise ConfigError(f'{name} as [N, K] must be multi-hot tags of 0 and 1, got dtype {y.dtype}')
+  empty = np.flatnonzero(y.sum(axis=1) == 0)
+  if empty.size:
+    raise ConfigError(
+      f'{name}: {empty.size} examples have no tag (first: example {int(empty[0])}); p_r needs at least one'
+    )
+  return y.astype(np.int32)
+
+
+def is_text(xp: np.ndarray | None) -> bool:
+  """Integer privileged inputs are token ids (0 = padding): the teacher and discriminator see ``(x, tokens)``."""
+  return xp is not None and np.issubdtype(xp.dtype, np.integer)
 
 
 def downsample(x_NxHxWxC: np.ndarray, factor: int) -> np.ndarray:
@@ -231,6 +250,11 @@ def _checked(source: str, arrays: dict[str, np.ndarray]) -> Source:
     if arrays[k].ndim == 0 or arrays[k].shape[0] == 0:
       raise ConfigError(f'{source}: {k} holds no examples (shape {arrays[k].shape})')
   x = {k: _as_inputs(source, k, arrays[k]) for k in ('x_train', 'x_test', *present) if k in arrays}
+  for k in present:  # token ids stay integers
+    if np.issubdtype(arrays[k].dtype, np.integer):
+      if arrays[k].min() < 0:
+        raise ConfigError(f'{source}: {k} holds token id {arrays[k].min()}; ids are 0 (padding) or positive')
+      x[k] = arrays[k].astype(np.int32)
   if 'x_test' in x and x['x_train'].shape[1:] != x['x_test'].shape[1:]:
     raise ConfigError(
       f'{source}: x_train examples {x["x_train"].shape[1:]} and x_test examples {x["x_test"].shape[1:]} differ'
@@ -270,8 +294,20 @@ def check_classes(source: str, y_pool: np.ndarray, y_test: np.ndarray | None, nu
 
   ``y_pool`` is what ``num_drawn`` train and validation examples are drawn from. A single class would
   score 100 %; a class missing from ``y_pool`` cannot be learned; a class far
-  rarer than the others is most likely a label out of range.
+  rarer than the others is most likely a label out of range. Multi-hot
+  tags ``[N, K]``: K tags, each present in ``y_pool``.
   """
+  if y_pool.ndim == 2:
+    counts = y_pool.sum(axis=0)
+    if counts.size < 2:
+      raise ConfigError(f'{source}: {counts.size} tag; tag recommendation needs at least 2')
+    absent = np.flatnonzero(counts == 0)
+    if absent.size:
+      raise ConfigError(
+        f'{source}: tags {absent.tolist()[:10]} of 0..{counts.size - 1} are on no training example; '
+        'every tag must be there to be learned'
+      )
+    return int(counts.size)
   num_classes = int(max(y_pool.max(), -1 if y_test is None else y_test.max())) + 1
   if num_classes < 2:
     raise ConfigError(f'{source}: every label is {num_classes - 1}; classification needs at least 2 classes')
@@ -386,7 +422,7 @@ def load(config, source: Source | None = None, own_nets: Collection[str] = ()) -
   for player in methods.METHODS[config.method].present:
     if player in own_nets:
       continue
-    seen = xp_all if (xp_all is not None and player != 'student') else x_all
+    seen = xp_all if (xp_all is not None and player != 'student' and not is_text(xp_all)) else x_all
     check_input_shape(seen.shape[1:], config[player].model, f'{player}.model')
   augmented = not augment.is_identity(config.augment)
   if augmented and x_all.ndim not in (3, 4):
@@ -397,9 +433,18 @@ def load(config, source: Source | None = None, own_nets: Collection[str] = ()) -
       'set augment.rotation=0 augment.shift=0 augment.zoom=0 augment.flip=False'
     )
   rng = np.random.default_rng(config.seed)
-  train = balanced_subsample(rng, y_all, config.n_train, num_classes, 'n_train')
-  rest = np.setdiff1d(np.arange(y_all.size), train)
-  val = rest[balanced_subsample(rng, y_all[rest], config.n_val, num_classes, 'n_val')]
+  if y_all.ndim == 2:  # multi-label: uniform draws (no class balance to keep)
+    if config.n_train + config.n_val > y_all.shape[0]:
+      raise ConfigError(
+        f'{name}: n_train={config.n_train} + n_val={config.n_val} exceed its {y_all.shape[0]} training examples'
+      )
+    drawn = rng.permutation(y_all.shape[0])
+    train, val = drawn[: config.n_train], np.sort(drawn[config.n_train : config.n_train + config.n_val])
+    rest = np.setdiff1d(np.arange(y_all.shape[0]), train)
+  else:
+    train = balanced_subsample(rng, y_all, config.n_train, num_classes, 'n_train')
+    rest = np.setdiff1d(np.arange(y_all.size), train)
+    val = rest[balanced_subsample(rng, y_all[rest], config.n_val, num_classes, 'n_val')]
   if y_test is None:
     test = np.setdiff1d(rest, val)
     if test.size == 0:
@@ -407,9 +452,10 @@ def load(config, source: Source | None = None, own_nets: Collection[str] = ()) -
         f'{name}: n_train={config.n_train} + n_val={config.n_val} leave no examples for test; use fewer'
       )
   else:
-    test = np.arange(y_all.size, y_all.size + y_test.size)
+    test = np.arange(y_all.shape[0], y_all.shape[0] + y_test.shape[0])
   pool = source.pool
   index = {'train': train, 'val': val, 'test': test}
   # subtract_pixel_mean: the training subsample's mean example, subtracted from every split's inputs.
-  mean = {k: pool[k][train].mean(axis=0) for k in pool if k != 'y'} if config.subtract_pixel_mean else {}
+  inputs = [k for k in pool if k != 'y' and not (k == 'xp' and is_text(pool[k]))]
+  mean = {k: pool[k][train].mean(axis=0) for k in inputs} if config.subtract_pixel_mean else {}
   return Splits(pool, {k: v.astype(np.int32) for k, v in index.items()}, num_classes, mean)

@@ -52,11 +52,15 @@ def examples(data: Data, idx: jax.Array | None = None) -> Split:
   return out
 
 
-def view(player: str, data: Split) -> jax.Array:
-  """What ``player`` sees of the inputs: the student only ``x``, never the privileged ``xp``."""
-  if player != 'student' and 'xp' in data:
-    return data['xp']
-  return data['x']
+def view(player: str, data: Split):
+  """What ``player`` sees of the inputs: the student only ``x``, never the privileged ``xp``; the others ``xp``
+  instead of ``x`` (privileged features: another view of the example), or, when ``xp`` holds integer token ids
+  (privileged text), the pair ``(x, xp)``."""
+  if player == 'student' or 'xp' not in data:
+    return data['x']
+  if jnp.issubdtype(data['xp'].dtype, jnp.integer):
+    return (data['x'], data['xp'])
+  return data['xp']
 
 
 def make_optimizer(learning_rate: float, weight_decay: float) -> optax.GradientTransformation:
@@ -196,7 +200,7 @@ def init_state(game: Game, key: jax.Array, data: Split, config: ml_collections.C
     'hparams': hyperparameters(game.method, config),
   }
   for player in game.method.present:
-    example = view(player, data)[:1]
+    example = jax.tree.map(lambda a: a[:1], view(player, data))
     params = game.nets[player].init(jax.random.fold_in(key, 1000 + methods.PLAYERS.index(player)), example)
     opt_state = game.optimizers[player].init(params)
     if game.optimizers[player] is default_optimizer():  # a user's optimizer keeps its own hyperparameters

@@ -25,7 +25,7 @@ def term_gradients(game: game_lib.Game, state: game_lib.State, role: str, data: 
   phase = rounds.draw_batches(game, data, k_batch, 1)  # one minibatch, augmented as in training
   players = rounds.fixed_players(game, state, role, 'game')
   others = jax.tree.map(lambda a: a[0], rounds.fixed_outputs(game, state, players, data, phase))
-  x, y = game_lib.view(role, phase)[0], phase['y'][0]
+  x, y = jax.tree.map(lambda a: a[0], game_lib.view(role, phase)), phase['y'][0]
   tau = rounds.round_tau(game, state, state['round'])
   ctx = objectives.Context(game, role, k_noise, tau, state[role]['reward_average'], state['hparams'])
 

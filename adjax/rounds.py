@@ -34,16 +34,20 @@ from adjax.game import view
 FROZEN_SEGMENTS = 10
 
 
-def apply_chunked(net: nn.Module, params, x: jax.Array, chunk: int) -> jax.Array:
-  """``net.apply(params, x)`` over ``[N, ...]`` in equal chunks of at most ``chunk`` examples."""
-  n = x.shape[0]
+def apply_chunked(net: nn.Module, params, x, chunk: int) -> jax.Array:
+  """``net.apply(params, x)`` over ``[N, ...]`` (an array, or a tuple of them: image and text) in equal chunks of
+  at most ``chunk`` examples."""
+  n = jax.tree.leaves(x)[0].shape[0]
   num_chunks = -(-n // chunk)
   if num_chunks <= 1:
     return net.apply(params, x)
   size = -(-n // num_chunks)
   pad = num_chunks * size - n
-  x_chunks = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape(num_chunks, size, *x.shape[1:])
-  out = jax.lax.map(lambda xc: net.apply(params, xc), x_chunks)
+
+  def chunked(a):
+    return jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)).reshape(num_chunks, size, *a.shape[1:])
+
+  out = jax.lax.map(lambda xc: net.apply(params, xc), jax.tree.map(chunked, x))
   return out.reshape(-1, *out.shape[2:])[:n]
 
 
@@ -79,7 +83,7 @@ def fixed_outputs(game: Game, state: State, players, data: Data, batches: dict) 
     if every_example:
       out[p] = apply_chunked(net, params, view(p, train), chunk)[idx_UxB]
     else:
-      flat = apply_chunked(net, params, x_UxB.reshape(-1, *x_UxB.shape[2:]), chunk)
+      flat = apply_chunked(net, params, jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), x_UxB), chunk)
       out[p] = flat.reshape(*idx_UxB.shape, *flat.shape[1:])
   return jax.lax.stop_gradient(out)
 

@@ -139,14 +139,18 @@ def describe(obj) -> str | dict:
   return re.sub(r' at 0x[0-9a-f]+', '', repr(obj))
 
 
-def describe_net(net, example: np.ndarray) -> dict:
+def _shapes(x) -> str:
+  return ' and '.join(str(tuple(a.shape)) for a in jax.tree.leaves(x))
+
+
+def describe_net(net, example) -> dict:
   """``describe(net)`` plus ``computation``: a digest of the jaxprs of ``net.apply`` and ``net.init`` on one example.
 
   Fields alone miss a change inside ``__call__`` (another activation written
   in the code); the jaxpr is what the network computes, traced abstractly
   (no parameters are made).
   """
-  x = jax.ShapeDtypeStruct((1, *example.shape[1:]), jnp.float32)
+  x = jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, *a.shape[1:]), a.dtype), example)
   params = jax.eval_shape(net.init, jax.random.key(0), x)
   # init's jaxpr too: an initializer set inside the module's code changes what a run trains from.
   jaxprs = str(jax.make_jaxpr(net.apply)(params, x)) + str(jax.make_jaxpr(net.init)(jax.random.key(0), x))
@@ -170,24 +174,24 @@ def describe_optimizer(opt, params=None) -> dict:
   return {'type': describe(opt.update), 'computation': h.hexdigest()[:16]}
 
 
-def _example(splits: data_lib.Splits, player: str) -> np.ndarray:
-  """One example as ``player`` sees it, ``[1, ...]``."""
-  return game_lib.view(player, splits.pool)[:1]
+def _example(splits: data_lib.Splits, player: str):
+  """One example as ``player`` sees it, ``[1, ...]`` (an array, or image and text)."""
+  return jax.tree.map(lambda a: a[:1], game_lib.view(player, splits.pool))
 
 
 def _check_outputs(nets: dict, splits: data_lib.Splits) -> None:
   """A user's network must give ``[B, num_classes]`` scores: refused here, before anything is compiled or written."""
   for player, net in nets.items():
-    x = jax.ShapeDtypeStruct((2, *_example(splits, player).shape[1:]), jnp.float32)
+    x = jax.tree.map(lambda a: jax.ShapeDtypeStruct((2, *a.shape[1:]), a.dtype), _example(splits, player))
     try:
       out = jax.eval_shape(lambda x, net=net: net.init_with_output(jax.random.key(0), x)[0], x)
     except Exception as e:
       raise config_lib.ConfigError(
-        f'nets[{player!r}] fails on inputs of shape {x.shape} ({type(e).__name__}: {str(e).splitlines()[0][:200]})'
+        f'nets[{player!r}] fails on inputs of shape {_shapes(x)} ({type(e).__name__}: {str(e).splitlines()[0][:200]})'
       ) from None
     if not hasattr(out, 'shape') or tuple(out.shape) != (2, splits.num_classes):
       raise config_lib.ConfigError(
-        f'nets[{player!r}] gives outputs of shape {getattr(out, "shape", type(out))} for {x.shape[0]} examples; '
+        f'nets[{player!r}] gives outputs of shape {getattr(out, "shape", type(out))} for 2 examples; '
         f'it must give [B, num_classes] = [B, {splits.num_classes}] scores'
       )
 
@@ -203,7 +207,7 @@ def _identity(source: data_lib.Source, game: game_lib.Game, splits: data_lib.Spl
     'optimizers': {},
   }
   for player, opt in sorted(optimizers.items()):
-    x = jnp.zeros(_example(splits, player).shape, jnp.float32)
+    x = jax.tree.map(jnp.zeros_like, _example(splits, player))
     params = jax.tree.map(np.zeros_like, jax.device_get(game.nets[player].init(jax.random.key(0), x)))
     try:
       out['optimizers'][player] = describe_optimizer(opt, params)

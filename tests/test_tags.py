@@ -8,6 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from adjax import config as config_lib
+from adjax import data as data_lib
+from adjax import game as game_lib
 from adjax import losses
 from adjax import train
 from tests.test_train import tiny_config
@@ -54,3 +57,45 @@ class SingleLabelUnchangedTest(absltest.TestCase):
 
 if __name__ == '__main__':
   absltest.main()
+
+
+def _tag_arrays(n=300, k=6, length=5, seed=0):
+  rng = np.random.default_rng(seed)
+  tags = (rng.random((n, k)) < 0.3).astype(np.int32)
+  tags[np.arange(n), rng.integers(0, k, n)] = 1
+  text = rng.integers(0, 20, (n, length))
+  return rng.normal(size=(n, 8)).astype(np.float32), tags, text
+
+
+class TagDataTest(absltest.TestCase):
+  def test_multi_hot_tags_and_text_split_and_view(self):
+    x, tags, text = _tag_arrays()
+    source = data_lib.from_arrays(x[:250], tags[:250], x[250:], tags[250:], text[:250], text[250:], name='tags')
+    c = tiny_config('adim', n_train=100, n_val=50)
+    c.student.model = c.teacher.model = c.discriminator.model = 'mlp'
+    splits = data_lib.load(config_lib.validate(c), source)
+    self.assertEqual(splits.num_classes, 6)
+    self.assertEqual(splits.pool['xp'].dtype, np.int32)  # token ids stay integers
+    train_split = splits.split('train')
+    self.assertEqual(train_split['y'].shape, (100, 6))
+    self.assertEqual(len(set(splits.index['train']) | set(splits.index['val'])), 150)  # disjoint draws
+    np.testing.assert_array_equal(splits.index['test'], np.arange(250, 300))
+    self.assertIs(game_lib.view('student', train_split), train_split['x'])  # never the text
+    image, words = game_lib.view('teacher', train_split)
+    self.assertEqual((image.shape, words.shape), ((100, 8), (100, 5)))
+
+  def test_bad_tags_and_text_are_refused(self):
+    x, tags, text = _tag_arrays()
+    no_tag = tags.copy()
+    no_tag[7] = 0
+    with self.assertRaisesRegex(config_lib.ConfigError, r'y_train: 1 examples have no tag \(first: example 7\)'):
+      data_lib.from_arrays(x, no_tag)
+    with self.assertRaisesRegex(config_lib.ConfigError, 'multi-hot tags of 0 and 1'):
+      data_lib.from_arrays(x, tags * 2)
+    with self.assertRaisesRegex(config_lib.ConfigError, 'xp_train holds token id -1'):
+      data_lib.from_arrays(x, tags, xp_train=text - 1)
+    never = tags.copy()
+    never[:, 5] = 0
+    never[never.sum(1) == 0, 0] = 1
+    with self.assertRaisesRegex(config_lib.ConfigError, r'tags \[5\] of 0..5 are on no training example'):
+      data_lib.load(config_lib.validate(tiny_config('student', n_train=100, n_val=50)), data_lib.from_arrays(x, never))
