@@ -381,6 +381,17 @@ def _mnist5k_lupi(config) -> Source:
   return Source('mnist5k_lupi', downsample(x, 4), y, xp=x)
 
 
+@functools.cache
+def _scenes_source() -> Source:
+  from adjax import scenes
+
+  return from_arrays(**scenes.arrays(), name='mnist5k_scenes')
+
+
+def _mnist5k_scenes(config) -> Source:
+  return _scenes_source()  # made once per process (a few seconds)
+
+
 def _npz(config) -> Source:
   if not config.data_file:
     raise ConfigError('dataset=npz needs data_file=PATH to an .npz with x_train, y_train, x_test, y_test')
@@ -395,7 +406,13 @@ def _tfds(config) -> Source:
 
 
 # Datasets by ``config.dataset``: a loader ``config -> Source``.
-DATASETS: dict[str, Callable] = {'mnist5k': _mnist5k, 'mnist5k_lupi': _mnist5k_lupi, 'npz': _npz, 'tfds': _tfds}
+DATASETS: dict[str, Callable] = {
+  'mnist5k': _mnist5k,
+  'mnist5k_lupi': _mnist5k_lupi,
+  'mnist5k_scenes': _mnist5k_scenes,
+  'npz': _npz,
+  'tfds': _tfds,
+}
 
 
 def register_dataset(name: str, loader: Callable) -> None:

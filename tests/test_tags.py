@@ -99,3 +99,19 @@ class TagDataTest(absltest.TestCase):
     never[never.sum(1) == 0, 0] = 1
     with self.assertRaisesRegex(config_lib.ConfigError, r'tags \[5\] of 0..5 are on no training example'):
       data_lib.load(config_lib.validate(tiny_config('student', n_train=100, n_val=50)), data_lib.from_arrays(x, never))
+
+
+class ScenesTest(absltest.TestCase):
+  def test_scenes_of_real_digits_with_helpful_noisy_text(self):
+    source = data_lib.read(config_lib.validate(tiny_config('student', dataset='mnist5k_scenes')))
+    self.assertEqual((source.x.shape, source.y.shape, source.xp.shape), ((4000, 784), (4000, 10), (4000, 10)))
+    self.assertEqual((source.x_test.shape[0], source.xp.dtype), (1000, np.int32))
+    self.assertTrue(np.all((source.y.sum(1) >= 1) & (source.y.sum(1) <= 4)))
+    named = np.zeros_like(source.y)
+    rows, cols = np.nonzero((source.xp >= 1) & (source.xp <= 10))
+    named[rows, source.xp[rows, cols] - 1] = 1
+    recall, precision = (named & source.y).sum() / source.y.sum(), (named & source.y).sum() / named.sum()
+    self.assertBetween(recall, 0.45, 0.55)  # the text names about half the digits present
+    self.assertBetween(precision, 0.75, 0.9)  # and some that are not
+    again = data_lib.DATASETS['mnist5k_scenes'](None)
+    self.assertEqual(again.fingerprint, source.fingerprint)
