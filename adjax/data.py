@@ -23,6 +23,7 @@ import numpy as np
 
 from adjax import augment
 from adjax import methods
+from adjax import models
 from adjax import registry
 from adjax.config import ConfigError
 
@@ -62,6 +63,12 @@ class Splits:
     for k, m in self.mean.items():
       out[k] = out[k] - (m if idx.ndim == 1 else m[:, None])
     return out
+
+  @property
+  def vocab_size(self) -> int:
+    """The privileged text's vocabulary (its largest token id + 1), 0 without text."""
+    xp = self.pool.get('xp')
+    return int(xp.max()) + 1 if is_text(xp) else 0
 
   def __getattr__(self, name: str):
     view, _, split = name.rpartition('_')
@@ -439,6 +446,9 @@ def load(config, source: Source | None = None, own_nets: Collection[str] = ()) -
   for player in methods.METHODS[config.method].present:
     if player in own_nets:
       continue
+    if config[player].model in models.TEXT_MODELS and (player == 'student' or not is_text(xp_all)):
+      why = 'the student never sees text' if player == 'student' else f'{name} has no privileged text'
+      raise ConfigError(f'{player}.model={config[player].model} reads privileged text, but {why}; use mlp')
     seen = xp_all if (xp_all is not None and player != 'student' and not is_text(xp_all)) else x_all
     check_input_shape(seen.shape[1:], config[player].model, f'{player}.model')
   augmented = not augment.is_identity(config.augment)

@@ -166,22 +166,33 @@ def check_players(config: ml_collections.ConfigDict, nets: dict, optimizers: dic
 
 
 def build(
-  config: ml_collections.ConfigDict, num_classes: int, nets: dict | None = None, optimizers: dict | None = None
+  config: ml_collections.ConfigDict,
+  num_classes: int,
+  nets: dict | None = None,
+  optimizers: dict | None = None,
+  vocab_size: int = 0,
 ) -> Game:
   """The ``Game`` of a validated config; ``nets`` / ``optimizers`` replace players' built-in ones.
 
   A network given for an ADIM discriminator is one head: ``models.Heads``
-  stacks ``game.heads`` copies of it.
+  stacks ``game.heads`` copies of it. ``vocab_size``: the text's (its
+  largest token id + 1), for the models that read text
+  (``models.TEXT_MODELS``, with the config's ``text`` group).
   """
   method = methods.METHODS[config.method]
   nets, optimizers = dict(nets or {}), dict(optimizers or {})
   for player in method.present:
     pc = config[player]
     net = nets.get(player, pc.model)
+    if isinstance(net, str) and net in models.TEXT_MODELS:
+      t = config.text
+      net = models.TEXT_MODELS[net](num_classes, vocab_size, t.embed_dim, t.hidden, t.width, t.embeddings)
     if player == 'discriminator' and method.discriminator == 'multiclass':
       nets[player] = models.Heads(net, config.game.heads, num_classes)
     elif isinstance(net, str):
       nets[player] = models.MODELS[net](num_outputs=num_classes)
+    else:
+      nets[player] = net
     optimizers.setdefault(player, default_optimizer())
   return Game(method, nets, optimizers, ml_collections.FrozenConfigDict(config), num_classes)
 

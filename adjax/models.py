@@ -6,6 +6,7 @@ import functools
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from adjax import conv
 from adjax import registry
@@ -121,8 +122,73 @@ class DenseNet(nn.Module):
     return nn.Dense(self.num_outputs)(h)
 
 
+class TextEncoder(nn.Module):
+  """An LSTM over the word embeddings of padded token ids ``[B, L]`` (0 = padding): its hidden state after each
+  text's last word, ``[B, hidden]``. ``nn.RNN`` scans the words (one compiled loop, not a Python one)."""
+
+  vocab_size: int
+  embed_dim: int = 64
+  hidden: int = 64
+  embeddings: str = ''  # a .npy [vocab_size, embed_dim] of pretrained word vectors; '' = learned from scratch
+
+  @nn.compact
+  def __call__(self, tokens_BxL: jax.Array) -> jax.Array:
+    init = nn.initializers.normal(0.1) if not self.embeddings else _pretrained(self.embeddings)
+    words_BxLxE = nn.Embed(self.vocab_size, self.embed_dim, embedding_init=init)(tokens_BxL)
+    used_BxL = tokens_BxL > 0
+    length = tokens_BxL.shape[1]
+    lengths_B = jnp.where(used_BxL.any(-1), length - jnp.argmax(used_BxL[:, ::-1], axis=-1), 1)
+    cell = nn.OptimizedLSTMCell(self.hidden)
+    carry = cell.initialize_carry(jax.random.key(0), words_BxLxE[:, 0].shape)
+    # Zeros made from the inputs: the initial state varies along whatever the inputs vary along (the members of a
+    # shard_map), as the scan's carry must.
+    carry = jax.tree.map(lambda c: c + jnp.zeros_like(words_BxLxE[:, 0, :1]), carry)
+    rnn = nn.RNN(cell, return_carry=True)
+    (_, h_BxH), _ = rnn(words_BxLxE, initial_carry=carry, seq_lengths=lengths_B)
+    return h_BxH
+
+
+def _pretrained(path: str):
+  def init(key, shape, dtype=jnp.float32):
+    del key
+    table = np.load(path)
+    if table.shape != tuple(shape):
+      raise ValueError(
+        f'text.embeddings={path!r} holds {table.shape}, the model needs [vocab_size, embed_dim] = {shape}'
+      )
+    return jnp.asarray(table, dtype)
+
+  return init
+
+
+class TextImageMLP(nn.Module):
+  """The tag task's teacher and discriminator network (SPEC §6): an MLP on the element-wise product of the
+  projected image features and the projected LSTM encoding of the text. Takes the pair ``(x, tokens)``."""
+
+  num_outputs: int
+  vocab_size: int
+  embed_dim: int = 64
+  hidden: int = 64
+  width: int = 256
+  embeddings: str = ''
+
+  @nn.compact
+  def __call__(self, inputs) -> jax.Array:
+    x, tokens_BxL = inputs
+    image_BxW = nn.Dense(self.width)(x.reshape(x.shape[0], -1))
+    text_BxW = nn.Dense(self.width)(
+      TextEncoder(self.vocab_size, self.embed_dim, self.hidden, self.embeddings)(tokens_BxL)
+    )
+    h_BxW = nn.relu(nn.Dense(self.width)(image_BxW * text_BxW))
+    return nn.Dense(self.num_outputs)(h_BxW)
+
+
+# Models that read the privileged text: built with the data's vocabulary and the config's ``text`` group.
+TEXT_MODELS = {'text_mlp': TextImageMLP}
+
 MODELS.update(
   {
+    'text_mlp': TextImageMLP,
     'cifar_student': CifarStudent,
     'densenet': DenseNet,  # DenseNet-BC 40, growth 12: 0.18M, trains on a CPU
     'densenet_paper': functools.partial(DenseNet, depth=250, growth=24),  # 15.3M, the paper's size

@@ -2,7 +2,7 @@
 
 Each example is a 2 x 2 grid (56 x 56 pixels) with 2 to 4 real digits in
 random cells; its tags are the digits present (10 tags, multi-hot). What
-the student sees: the grid averaged down to 28 x 28, flattened (784 image
+the student sees: the grid averaged down to 14 x 14, flattened (196 image
 features). The privileged text, which only the teacher and discriminator
 see: a short caption of token ids that names each digit present with
 probability ``NAME_P``, names one absent digit with probability
@@ -26,7 +26,7 @@ SEED = 1234
 
 def _scenes(rng: np.random.Generator, digits_Nx28x28: np.ndarray, labels_N: np.ndarray, count: int):
   """``count`` scenes from these digits: features ``[count, 784]``, tags ``[count, 10]``, text ``[count, L]``."""
-  features = np.zeros((count, 784), np.float32)
+  features = np.zeros((count, 196), np.float32)
   tags = np.zeros((count, 10), np.int32)
   text = np.zeros((count, TEXT_LENGTH), np.int32)
   for i in range(count):
@@ -36,7 +36,7 @@ def _scenes(rng: np.random.Generator, digits_Nx28x28: np.ndarray, labels_N: np.n
       r, c = divmod(int(cell), 2)
       grid[28 * r : 28 * r + 28, 28 * c : 28 * c + 28] = digits_Nx28x28[d]
       tags[i, labels_N[d]] = 1
-    features[i] = grid.reshape(28, 2, 28, 2).mean(axis=(1, 3)).reshape(-1)
+    features[i] = grid.reshape(14, 4, 14, 4).mean(axis=(1, 3)).reshape(-1)
     present = np.flatnonzero(tags[i])
     words = [d + 1 for d in present if rng.random() < NAME_P]
     absent = np.flatnonzero(tags[i] == 0)

@@ -34,7 +34,7 @@ RESUMABLE_CHANGES = ('rounds',)
 # rounding), and checkpoints hold only real members, so a run may resume on another number of devices.
 PLACE_FIELDS = ('teacher_cache', 'mesh.devices')
 # Config groups newer than some workdirs: their defaults compute what the runs before them computed.
-ADDED_GROUPS = ('mesh',)
+ADDED_GROUPS = ('mesh', 'text')
 
 
 # What identifies a run beyond its config: its data and any network or optimizer given from Python.
@@ -115,7 +115,7 @@ def finished(
     c = config_lib.validate(config)
     source = data if data is not None else data_lib.read(c)
     splits = _load_members([c], source, tuple(nets or {}))
-    game = game_lib.build(c, splits.num_classes, nets, optimizers)
+    game = game_lib.build(c, splits.num_classes, nets, optimizers, splits.vocab_size)
     same = results['identity'] == _identity(source, game, splits, dict(optimizers or {}))
   return results if same else None
 
@@ -526,7 +526,7 @@ def train_and_evaluate(
   source = data if data is not None else data_lib.read(config)
   splits = _load_members(configs, source, tuple(nets))
   _check_outputs(nets, splits)
-  game = game_lib.build(config, splits.num_classes, nets, optimizers)
+  game = game_lib.build(config, splits.num_classes, nets, optimizers, splits.vocab_size)
   identity = _identity(source, game, splits, optimizers)
   _check_resume(workdir, config, sweep, identity)
   run = _Run(config, workdir, sweep, configs, overrides, len(seeds), source, identity, game)

@@ -104,7 +104,7 @@ class TagDataTest(absltest.TestCase):
 class ScenesTest(absltest.TestCase):
   def test_scenes_of_real_digits_with_helpful_noisy_text(self):
     source = data_lib.read(config_lib.validate(tiny_config('student', dataset='mnist5k_scenes')))
-    self.assertEqual((source.x.shape, source.y.shape, source.xp.shape), ((4000, 784), (4000, 10), (4000, 10)))
+    self.assertEqual((source.x.shape, source.y.shape, source.xp.shape), ((4000, 196), (4000, 10), (4000, 10)))
     self.assertEqual((source.x_test.shape[0], source.xp.dtype), (1000, np.int32))
     self.assertTrue(np.all((source.y.sum(1) >= 1) & (source.y.sum(1) <= 4)))
     named = np.zeros_like(source.y)
