@@ -172,6 +172,7 @@ def surrogate(
   tau: jax.Array | float,
   baseline: str = 'none',
   moving_average: jax.Array | float = 0.0,
+  batch_axis: str | None = None,
 ) -> tuple[jax.Array, jax.Array]:
   """Per-example surrogate of ``E_{p_θ}[R]`` for ``estimator``, and the rewards.
 
@@ -184,6 +185,8 @@ def surrogate(
     baseline: one of ``BASELINES``, subtracted from the reward of the
       score-function estimators (the pathwise ones need none).
     moving_average: scalar running mean of the reward, for ``'moving_average'``.
+    batch_axis: the mesh axis a minibatch is split over (data parallelism),
+      so that ``'batch_mean'`` is the whole minibatch's mean.
 
   Returns:
     ``(surrogate_B [B], reward_B [B])``; ``grad(mean(surrogate_B))`` is the estimate.
@@ -192,7 +195,7 @@ def surrogate(
     SPEC.md §4 (the estimators and baselines).
   """
   log_p_BxK = jax.nn.log_softmax(logits_BxK, axis=-1)
-  baseline_fn = lambda reward_B: baseline_value(baseline, reward_B, moving_average)
+  baseline_fn = lambda reward_B: baseline_value(baseline, reward_B, moving_average, batch_axis)
   return _lookup(estimator).surrogate(key, log_p_BxK, reward_fn, tau, baseline_fn)
 
 
@@ -206,7 +209,9 @@ def generator_sample(estimator: str, key: jax.Array, logits_BxK: jax.Array, tau:
   return _lookup(estimator).sample(key, log_p_BxK, tau)
 
 
-def baseline_value(kind: str, reward_B: jax.Array, moving_average: jax.Array) -> jax.Array:
+def baseline_value(
+  kind: str, reward_B: jax.Array, moving_average: jax.Array, batch_axis: str | None = None
+) -> jax.Array:
   """The baseline ``b`` subtracted from a score-function estimator's reward (SPEC.md §4).
 
   Args:
@@ -214,6 +219,8 @@ def baseline_value(kind: str, reward_B: jax.Array, moving_average: jax.Array) ->
       mean reward), ``'moving_average'`` (``moving_average``).
     reward_B: ``[B]`` rewards.
     moving_average: scalar running mean of the reward.
+    batch_axis: a mesh axis the minibatch is split over: ``'batch_mean'``
+      averages over all of it (``lax.pmean``).
 
   Returns:
     Scalar ``b``, with no gradient.
@@ -221,7 +228,8 @@ def baseline_value(kind: str, reward_B: jax.Array, moving_average: jax.Array) ->
   if kind == 'none':
     return jnp.zeros((), reward_B.dtype)
   if kind == 'batch_mean':
-    return jax.lax.stop_gradient(jnp.mean(reward_B))
+    mean = jnp.mean(reward_B)
+    return jax.lax.stop_gradient(mean if batch_axis is None else jax.lax.pmean(mean, batch_axis))
   if kind == 'moving_average':
     return jax.lax.stop_gradient(jnp.asarray(moving_average, reward_B.dtype))
   raise ValueError(f'unknown baseline {kind!r}; valid: {", ".join(BASELINES)}')

@@ -29,7 +29,8 @@ class Batch(NamedTuple):
 
 class Context(NamedTuple):
   """What an update needs beyond the minibatch: the game, the player's role, a noise key, the concrete temperature
-  ``tau``, the generator's reward moving average (None for the discriminator) and the state's ``hparams``."""
+  ``tau``, the generator's reward moving average (None for the discriminator), the state's ``hparams`` and the
+  mesh axis the minibatch is split over, if any."""
 
   game: Game
   role: str
@@ -37,6 +38,7 @@ class Context(NamedTuple):
   tau: jax.Array
   reward_average: jax.Array | None
   hp: dict[str, Any]
+  batch_axis: str | None = None  # the mesh axis a minibatch is split over (data parallelism), else None
 
 
 def generator_terms(params, batch: Batch, ctx: Context) -> tuple[dict[str, jax.Array], jax.Array]:
@@ -61,7 +63,14 @@ def generator_terms(params, batch: Batch, ctx: Context) -> tuple[dict[str, jax.A
       return values.role_log_probs(game.method.discriminator, h, y_BxK)[:, index]
 
     surrogate_B, reward_B = estimators.surrogate(
-      game.estimator, ctx.key, logits_BxK, reward_fn, ctx.tau, game.config.game.baseline, ctx.reward_average
+      game.estimator,
+      ctx.key,
+      logits_BxK,
+      reward_fn,
+      ctx.tau,
+      game.config.game.baseline,
+      ctx.reward_average,
+      ctx.batch_axis,
     )
     terms['adversarial'] = jnp.mean(surrogate_B)
   other = 'teacher' if role == 'student' else 'student'

@@ -10,6 +10,7 @@ Several hosts form one runtime through ``jax.distributed.initialize``; every
 process computes, process 0 alone writes (``is_writer``).
 """
 
+import errno
 import math
 import socket
 import time
@@ -44,13 +45,19 @@ def check(config) -> None:
     raise ConfigError(f'mesh.batch={m.batch} must divide the {used} devices used (mesh.devices={m.devices})')
 
 
-def make_mesh(config) -> jax.sharding.Mesh:
-  """``members x batch`` over the first ``mesh.devices`` devices (all when 0) of every process, in process order."""
+def make_mesh(config, members: int | None = None) -> jax.sharding.Mesh:
+  """``members x batch`` over the first ``mesh.devices`` devices of every process, in process order. With
+  ``mesh.devices=0``, all of them, but no more members-axis devices than ``members`` needs (a run of one member on
+  8 GPUs takes one GPU, not 8 with 7 padding copies)."""
   check(config)
+  per_process = config.mesh.devices or jax.local_device_count()
+  if not config.mesh.devices and members is not None:
+    needed = math.ceil(members / jax.process_count()) * config.mesh.batch
+    per_process = max(config.mesh.batch, min(per_process, needed) // config.mesh.batch * config.mesh.batch)
   by_process = {}
   for d in jax.devices():
     by_process.setdefault(d.process_index, []).append(d)
-  devices = [d for p in sorted(by_process) for d in by_process[p][: config.mesh.devices or None]]
+  devices = [d for p in sorted(by_process) for d in by_process[p][:per_process]]
   shape = (len(devices) // config.mesh.batch, config.mesh.batch)
   return jax.sharding.Mesh(np.array(devices).reshape(shape), (MEMBERS, BATCH))
 
@@ -93,14 +100,16 @@ def fetch(tree):
 
 
 def is_writer() -> bool:
-  """Only process 0 writes results, tables, plots, TensorBoard and checkpoints."""
+  """Only process 0 writes results, tables, plots, TensorBoard and the teacher cache (checkpoints are saved by all
+  processes together)."""
   return jax.process_index() == 0
 
 
-def sync(name: str) -> None:
-  """Every process waits here until all have arrived (a no-op in one process)."""
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices(name)
+def any_process(flag: bool) -> bool:
+  """Whether ``flag`` holds in any process (every process gets the same answer; no communication in one)."""
+  if jax.process_count() == 1:
+    return flag
+  return bool(np.asarray(multihost_utils.process_allgather(np.array(flag))).any())
 
 
 def initialize(coordinator_address: str, num_processes: int | None, process_id: int | None, timeout_s: int) -> None:
@@ -120,10 +129,31 @@ def initialize(coordinator_address: str, num_processes: int | None, process_id: 
     host, _, port = coordinator_address.rpartition(':')
     if not host or not port.isdigit():
       raise ConfigError(f'coordinator_address={coordinator_address!r} must be HOST:PORT, e.g. 10.0.0.1:1234')
-    if process_id not in (0, None):  # process 0 starts the coordinator; the others must reach it
+    if process_id == 0:  # process 0 runs the coordinator there
+      _check_bindable(host, int(port), coordinator_address)
+    elif process_id is not None:  # the others must reach it
       _wait_for(host, int(port), timeout_s, coordinator_address)
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
-  jax.distributed.initialize(coordinator_address or None, num_processes, process_id, initialization_timeout=timeout_s)
+  try:
+    jax.distributed.initialize(coordinator_address or None, num_processes, process_id, initialization_timeout=timeout_s)
+  except (ValueError, RuntimeError) as e:
+    raise ConfigError(
+      f'jax.distributed.initialize could not start ({str(e).splitlines()[0][:200]}); give --coordinator_address, '
+      '--num_processes and --process_id, or run under a cluster JAX detects (SLURM, a TPU slice)'
+    ) from None
+
+
+def _check_bindable(host: str, port: int, address: str) -> None:
+  """Process 0 serves the coordinator at ``address``: it must be this machine's, and the port free."""
+  with socket.socket() as s:
+    try:
+      s.bind((host, port))
+    except OSError as e:
+      why = 'is in use' if e.errno == errno.EADDRINUSE else 'is not an address of this machine'
+      raise ConfigError(
+        f'coordinator_address={address!r} {why} ({e.strerror}); process 0 serves the coordinator there: give '
+        "process 0's own host and a free port"
+      ) from None
 
 
 def _wait_for(host: str, port: int, timeout_s: int, address: str) -> None:

@@ -122,7 +122,8 @@ def player_updates(
   def step(player_state, inputs):
     i, x, y, others = inputs
     key = jax.random.fold_in(k_noise, i)
-    ctx = objectives.Context(game, player, key, tau, player_state.get('reward_average'), state['hparams'])
+    axis = parallel.BATCH if ways > 1 else None
+    ctx = objectives.Context(game, player, key, tau, player_state.get('reward_average'), state['hparams'], axis)
     (loss, reward_B), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       player_state['params'], objectives.Batch(x, y, others), ctx
     )

@@ -390,18 +390,20 @@ def _frozen_players(configs, game, state, members: _Members, pretrain, accuracy,
   if not game.method.frozen:
     return state
   paths = [teacher_cache_path(c, c.seed, identity) for c in configs] if configs[0].teacher_cache else []
-  if paths and all(os.path.isdir(p) for p in paths):
+  # Every decision is taken by all processes together: one that loads while another trains would hang both.
+  if paths and not parallel.any_process(not all(os.path.isdir(p) for p in paths)):
     like = jax.tree.map(lambda a: a[0], members.get(state['teacher']['params']))
     try:
-      loaded = members.put(_stack([checkpoint.load_tree(p, like) for p in paths]))
-      state['teacher'] = dict(state['teacher'], params=loaded)
+      trees, error = [checkpoint.load_tree(p, like) for p in paths], None
+    except (checkpoint.Damaged, checkpoint.OtherLayout) as e:
+      trees, error = None, e
+    if not parallel.any_process(error is not None):
+      state['teacher'] = dict(state['teacher'], params=members.put(_stack(trees)))
       logging.info('loaded the frozen teacher from %s', configs[0].teacher_cache)
       return state
-    except (checkpoint.Damaged, checkpoint.OtherLayout) as e:
-      logging.warning('cached teacher unusable (%s); training it again', e)
-      parallel.sync('teacher cache checked')  # every process has read it before one moves it
-      for path in paths if parallel.is_writer() else []:
-        checkpoint.move_aside(path, path + '.damaged')
+    logging.warning('cached teacher unusable (%s); training it again', error or 'in another process')
+    for path in paths if parallel.is_writer() else []:
+      checkpoint.move_aside(path, path + '.damaged')
   best, best_val = None, None
   train, val_split = members.data('train'), members.data('val')
   for segment in range(rounds.FROZEN_SEGMENTS):
@@ -541,7 +543,7 @@ def _run(run: _Run, splits: data_lib.Splits, sigterm) -> dict:
   config_path = os.path.join(run.workdir, 'config.json')
   if parallel.is_writer() and not os.path.exists(config_path):
     workdir_lib.write_json(config_path, _run_json(run.config, run.sweep, run.identity))
-  mesh = parallel.make_mesh(run.config)
+  mesh = parallel.make_mesh(run.config, len(run.configs))
   loop = _Loop(run, game, rounds.compile_fns(game, mesh), _Members(mesh, len(run.configs), splits), sigterm)
   try:
     state, best, meta = loop.start()
@@ -581,7 +583,7 @@ class _Loop:
     return ''.join(n + '/' for n in names)
 
   def _stop_if_preempted(self, round_: int) -> None:
-    if self.sigterm.is_set():
+    if parallel.any_process(self.sigterm.is_set()):  # all processes stop after the same round
       raise workdir_lib.Preempted(
         f'SIGTERM: stopped after the checkpoint of round {round_}; run the same command again to resume'
       )

@@ -38,6 +38,25 @@ def _data_bytes(members: int) -> dict:
   return {'held': held, 'pool': pool, 'index': index, 'devices': len(mesh.devices.flat), 'stacked_copies': stacked}
 
 
+def _split_baseline() -> dict:
+  """The batch-mean baseline of a minibatch split over 2 devices of the ``batch`` axis, and the whole one's mean."""
+  import jax.numpy as jnp
+
+  from adjax import estimators
+
+  c = tiny_config('adim', batch_size=10)
+  c.mesh.devices, c.mesh.batch = 2, 2
+  mesh = parallel.make_mesh(c)
+  reward_B = jnp.arange(10.0) ** 2
+  split = jax.shard_map(
+    lambda r: estimators.baseline_value('batch_mean', r, 0.0, parallel.BATCH),
+    mesh=mesh,
+    in_specs=parallel.P(parallel.BATCH),
+    out_specs=parallel.P(),
+  )
+  return {'split': float(split(reward_B)), 'whole': float(jnp.mean(reward_B))}
+
+
 def main(out: str) -> None:
   assert len(jax.devices()) == 4, jax.devices()
   results = {}
@@ -55,6 +74,7 @@ def main(out: str) -> None:
       c.mesh.devices, c.mesh.batch = 4, batch
       results[f'{method}_batch_{batch}'] = _run(c)
   results['bytes_16'] = _data_bytes(16)
+  results['baseline'] = _split_baseline()
   with open(out, 'w') as f:
     json.dump(results, f)
 

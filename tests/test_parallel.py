@@ -76,6 +76,8 @@ class ShardedTest(absltest.TestCase):
   def test_data_parallel_member_equals_whole_batch(self):
     # STUDENT draws no noise: the batch split over 2 devices gives the same updates (to float rounding).
     _assert_runs_equal(self, self.runs['student_batch_2'], self.runs['student_batch_1'])
+    # The batch-mean baseline of a split minibatch is the whole minibatch's mean, not a device's share's.
+    self.assertEqual(self.runs['baseline']['split'], self.runs['baseline']['whole'])
     # The game draws its noise per device, so ADIM differs; it trains (finite, better than chance).
     adim = self.runs['adim_batch_2']
     self.assertNotIn('diverged', adim)
@@ -140,6 +142,8 @@ class MultiProcessTest(absltest.TestCase):
         'coordinator_address=.* could not be reached in 3 s',
       ),
       (['--coordinator_address=nohost', '--num_processes=2', '--process_id=1'], 'coordinator_address=.* HOST:PORT'),
+      (['--coordinator_address=10.255.255.1:1234', '--num_processes=2', '--process_id=0'], 'not an address of this'),
+      (['--distributed'], 'jax.distributed.initialize could not start .* or run under a cluster JAX detects'),
     ]
     for flags, message in cases:
       t0 = time.monotonic()
