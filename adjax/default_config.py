@@ -37,7 +37,11 @@ def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   f = _fields(c, '')
   f('method', 'adim', 'a method of adjax.methods.METHODS: ' + ' | '.join(methods.METHODS))
-  f('dataset', 'mnist5k', 'mnist5k (embedded) | mnist5k_lupi | npz (set data_file) | tfds (set tfds.name)')
+  f(
+    'dataset',
+    'mnist5k',
+    'mnist5k (embedded) | mnist5k_lupi | mnist5k_scenes (tags) | npz (data_file) | tfds (tfds.name)',
+  )
   f('data_file', '', '.npz with x_train, y_train, x_test, y_test [, xp_train, xp_test] (dataset=npz)')
   t = _group(c, 'tfds', 'a prepared TensorFlow Datasets image dataset (dataset=tfds), read without TensorFlow')
   t('name', 'mnist', 'tfds dataset name, e.g. mnist or cifar10')

@@ -40,7 +40,7 @@ BAD = [
   (
     'dataset',
     {'dataset': 'mnist6k'},
-    r"dataset='mnist6k' is not valid; choose one of: mnist5k, mnist5k_lupi, npz, tfds$",
+    r"dataset='mnist6k' is not valid; choose one of: mnist5k, mnist5k_lupi, mnist5k_scenes, npz, tfds$",
   ),
   ('estimator', {'game.estimator': 'gumbel'}, r"game.estimator='gumbel' is not valid; choose one of: reinforce"),
   ('n_train', {'n_train': 5010}, r'n_train=5010 needs 501 examples of class \d, but only \d+ are left'),
@@ -58,7 +58,8 @@ BAD = [
   (
     'model',
     {'teacher.model': 'resnet'},
-    r"teacher.model='resnet' is not valid; choose one of: mlp, lenet, cifar_student, densenet, densenet_paper$",
+    r"teacher.model='resnet' is not valid; choose one of: mlp, lenet, text_mlp, cifar_student, densenet, "
+    r'densenet_paper$',
   ),
   ('npz_without_file', {'dataset': 'npz'}, r'dataset=npz needs data_file'),
   ('no_test_left', {'n_train': 4000, 'n_val': 1000}, r'n_train=4000 \+ n_val=1000 leave no examples for test'),
