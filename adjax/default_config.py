@@ -94,6 +94,8 @@ def get_config() -> ml_collections.ConfigDict:
   tau('decay', 0.88, 'decay factor in (0, 1]')
   tau('every', 1, 'rounds between decays')
   f('eval_chunk', 500, 'examples per evaluation batch')
+  f('select_metric', '', "validation figure that selects each player's parameters ('' = accuracy; p@3 for tags)")
+  f('rank_k', 3, 'k of the ranking metrics of multi-label data (P@k, R@k, F@k, NDCG@k)')
   t = _group(c, 'text', 'the text encoder of the models that read privileged text (text_mlp: the tag task)')
   t('embed_dim', 64, 'word embedding size')
   t('hidden', 64, "the LSTM's hidden size")

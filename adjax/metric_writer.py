@@ -35,9 +35,12 @@ def _clock(seconds: float) -> str:
   return f'{h}:{m:02d}:{s:02d}' if h else f'{m}:{s:02d}'
 
 
-def log_round(round_: int, rounds: int, per_seed: list[dict[str, float]], seconds: list[float]) -> None:
-  """A round's progress: one plain line on stdout for a person (round, time, ETA, mean validation accuracies), and
-  every scalar's mean over seeds in the absl log for machines. ``seconds``: every round's so far (round 0 first)."""
+def log_round(
+  round_: int, rounds: int, per_seed: list[dict[str, float]], seconds: list[float], metric: str = 'accuracy'
+) -> None:
+  """A round's progress: one plain line on stdout for a person (round, time, ETA, the mean validation ``metric``),
+  and every scalar's mean over seeds in the absl log for machines. ``seconds``: every round's so far (round 0
+  first)."""
   last = seconds[-1]
   if not per_seed:
     logging.info('round %d/%d (%.2fs): every member has diverged', round_, rounds, last)
@@ -52,9 +55,12 @@ def log_round(round_: int, rounds: int, per_seed: list[dict[str, float]], second
   logging.log(level, 'round %d/%d (%.2fs%s) %s', round_, rounds, last, seeds, scalars)
   recent = seconds[1:][-5:] or [last]
   eta = (rounds - round_) * sum(recent) / len(recent)
-  accuracies = '  '.join(
-    f'{p} {mean[f"{p}_val_accuracy"]:.4f}' for p in ('student', 'teacher') if f'{p}_val_accuracy' in mean
+  figures = '  '.join(
+    f'{p} {mean[f"{p}_val_{metric}"]:.4f}' for p in ('student', 'teacher') if f'{p}_val_{metric}' in mean
   )
+  shown = '' if metric == 'accuracy' else f' {metric}'
   print(
-    f'round {round_}/{rounds}  {last:.2f} s  ETA {_clock(eta)}  val: {accuracies}{seeds}', file=sys.stdout, flush=True
+    f'round {round_}/{rounds}  {last:.2f} s  ETA {_clock(eta)}  val{shown}: {figures}{seeds}',
+    file=sys.stdout,
+    flush=True,
   )

@@ -22,6 +22,7 @@ from adjax import estimators
 from adjax import methods
 from adjax import objectives
 from adjax import parallel
+from adjax import ranking
 from adjax.game import DATA_AXES
 from adjax.game import Data
 from adjax.game import Game
@@ -224,11 +225,14 @@ def pretrain(game: Game, state: State, data: Data, frozen: bool = False, segment
   return state, metrics
 
 
-def accuracy(game: Game, player: str, params, data: Data) -> jax.Array:
-  """Top-1 accuracy of a generator on a split (``data``'s examples, as the player sees them)."""
+def accuracy(game: Game, player: str, params, data: Data) -> dict[str, jax.Array]:
+  """A generator's figures on a split (``data``'s examples, as the player sees them): ``{'accuracy'}`` (top-1) of
+  integer labels; of multi-hot tags, the ranking metrics of ``adjax.ranking`` at ``rank_k`` (``p@3``, …, ``mrr``)."""
   split = examples(data)
   logits = apply_chunked(game.nets[player], params, view(player, split), game.config.eval_chunk)
-  return jnp.mean(jnp.argmax(logits, -1) == split['y'])
+  if split['y'].ndim == 2:
+    return ranking.metrics(logits, split['y'], game.config.rank_k)
+  return {'accuracy': jnp.mean(jnp.argmax(logits, -1) == split['y'])}
 
 
 class Programs(NamedTuple):

@@ -21,6 +21,7 @@ from adjax import game as game_lib
 from adjax import methods
 from adjax import metric_writer
 from adjax import parallel
+from adjax import ranking
 from adjax import rounds
 from adjax import sweeps
 from adjax import workdir as workdir_lib
@@ -33,8 +34,8 @@ RESUMABLE_CHANGES = ('rounds',)
 # ``mesh.devices`` says where members run: the same members on other devices compute the same numbers (to float
 # rounding), and checkpoints hold only real members, so a run may resume on another number of devices.
 PLACE_FIELDS = ('teacher_cache', 'mesh.devices')
-# Config groups newer than some workdirs: their defaults compute what the runs before them computed.
-ADDED_GROUPS = ('mesh', 'text')
+# Config fields and groups newer than some workdirs: their defaults compute what the runs before them computed.
+ADDED_FIELDS = ('mesh', 'text', 'select_metric', 'rank_k')
 
 
 # What identifies a run beyond its config: its data and any network or optimizer given from Python.
@@ -48,10 +49,11 @@ def _run_json(config: ml_collections.ConfigDict, sweep: list[dict] | None, ident
 
 def _what_is_computed(config_json: dict) -> dict:
   """``config_json`` without ``PLACE_FIELDS`` (dotted names reach into groups); a group that adjax added after the
-  config was written (``mesh``) counts as its default, which is what that run computed."""
+  config was written (``ADDED_FIELDS``) counts as its default, which is what that run computed."""
   out = json.loads(json.dumps(config_json))
-  for group in ADDED_GROUPS:
-    out.setdefault(group, default_config.get_config()[group].to_dict())
+  defaults = json.loads(default_config.get_config().to_json())
+  for field in ADDED_FIELDS:
+    out.setdefault(field, defaults[field])
   for field in PLACE_FIELDS:
     *groups, name = field.split('.')
     node = out
@@ -244,9 +246,22 @@ class _Members:
     return {'pool': self._pool, **self.put({'index': self.splits.index[split], 'mean': self.splits.mean})}
 
 
-def _evaluate(accuracy, params: dict, data: game_lib.Data, members: _Members) -> dict[str, np.ndarray | None]:
-  """Per-member accuracies ``[S]`` of each generator in ``params`` on a split (each sees its own view)."""
+def _evaluate(accuracy, params: dict, data: game_lib.Data, members: _Members) -> dict[str, dict | None]:
+  """Per-member figures ``{metric: [S]}`` of each generator in ``params`` on a split (each sees its own view)."""
   return {p: members.get(accuracy(p, params[p], data)) if p in params else None for p in GENERATORS}
+
+
+def select_metric(config: ml_collections.ConfigDict, splits: data_lib.Splits) -> str:
+  """The validation figure that selects parameters: ``select_metric``, checked against what the data gives."""
+  multi_label = splits.pool['y'].ndim == 2
+  valid = ranking.names(config.rank_k) if multi_label else ('accuracy',)
+  chosen = config.select_metric or valid[0]
+  if chosen not in valid:
+    kind = 'multi-label tags' if multi_label else 'class labels'
+    raise config_lib.ConfigError(
+      f'select_metric={chosen!r} is not a figure of {kind}; choose one of {", ".join(valid)}'
+    )
+  return chosen
 
 
 def _params(state) -> dict:
@@ -255,7 +270,7 @@ def _params(state) -> dict:
 
 def _round_scalars(metrics: dict, val: dict, seed_index: int) -> dict[str, float]:
   """One seed's scalars of a round: validation accuracies, tau, each player's mean loss/reward/grad norm."""
-  scalars = {f'{p}_val_accuracy': float(v[seed_index]) for p, v in val.items() if v is not None}
+  scalars = {f'{p}_val_{m}': float(a[seed_index]) for p, v in val.items() if v is not None for m, a in v.items()}
   if 'tau' in metrics:
     scalars['tau'] = float(metrics['tau'][seed_index])
   for player, m in metrics.items():
@@ -381,7 +396,7 @@ def teacher_cache_path(config: ml_collections.ConfigDict, seed: int, identity: d
   return os.path.join(config.teacher_cache, f'teacher_{digest}')
 
 
-def _frozen_players(configs, game, state, members: _Members, pretrain, accuracy, identity):
+def _frozen_players(configs, game, state, members: _Members, pretrain, accuracy, identity, metric: str):
   """Trains the frozen teacher of a two-phase baseline, or loads it from ``teacher_cache``.
 
   It trains in ``game.FROZEN_SEGMENTS`` segments; each member keeps its
@@ -408,13 +423,13 @@ def _frozen_players(configs, game, state, members: _Members, pretrain, accuracy,
   train, val_split = members.data('train'), members.data('val')
   for segment in range(rounds.FROZEN_SEGMENTS):
     state, _ = pretrain(state, train, True, segment)
-    val = _evaluate(accuracy, {'teacher': state['teacher']['params']}, val_split, members)['teacher']
+    val = _evaluate(accuracy, {'teacher': state['teacher']['params']}, val_split, members)['teacher'][metric]
     if best is None:
       best, best_val = jax.tree.map(jnp.copy, state['teacher']['params']), val
       continue
     best = _select(val > best_val, state['teacher']['params'], best, members)
     best_val = np.maximum(val, best_val)
-  logging.info('frozen teacher: best validation accuracy %s', np.round(best_val, 4))
+  logging.info('frozen teacher: best validation %s %s', metric, np.round(best_val, 4))
   state['teacher'] = dict(state['teacher'], params=best)
   host = members.get(best)
   for i, path in enumerate(paths if parallel.is_writer() else []):
@@ -527,6 +542,7 @@ def train_and_evaluate(
   _check_rounds(workdir, config)
   source = data if data is not None else data_lib.read(config)
   splits = _load_members(configs, source, tuple(nets))
+  select_metric(config, splits)
   _check_outputs(nets, splits)
   game = game_lib.build(config, splits.num_classes, nets, optimizers, splits.vocab_size)
   identity = _identity(source, game, splits, optimizers)
@@ -549,7 +565,7 @@ def _run(run: _Run, splits: data_lib.Splits, sigterm) -> dict:
     state, best, meta = loop.start()
     for r in range(int(loop.members.get(state['round'])[0]), run.config.rounds):
       state, best = loop.play(r + 1, state, best, meta)
-    results = _results(run, splits, loop.programs.accuracy, state, best, meta, loop.members)
+    results = _results(run, splits, loop.programs.accuracy, state, best, meta, loop.members, loop.metric)
     if parallel.is_writer():
       workdir_lib.write_json(os.path.join(run.workdir, 'results.json'), results)
     return results
@@ -568,6 +584,8 @@ class _Loop:
   def __init__(self, run: _Run, game: game_lib.Game, programs: rounds.Programs, members: _Members, sigterm):
     self.run, self.game, self.programs, self.members, self.sigterm = run, game, programs, members, sigterm
     self.train, self.val = members.data('train'), members.data('val')
+    self.metric = select_metric(run.config, members.splits)  # what selects parameters on validation
+    self.key = f'val_{self.metric}'
     self.ckpt = checkpoint.Checkpoints(os.path.join(run.workdir, 'checkpoints'))
     self.writer = metric_writer.MetricWriter(os.path.join(run.workdir, 'tensorboard'), enabled=parallel.is_writer())
 
@@ -605,7 +623,7 @@ class _Loop:
       return arrays['state'], arrays['best'], meta
     t0 = time.perf_counter()
     state = members.put(initial)
-    state = _frozen_players(run.configs, game, state, members, pretrain, accuracy, run.identity)
+    state = _frozen_players(run.configs, game, state, members, pretrain, accuracy, run.identity, self.metric)
     state, metrics = pretrain(state, self.train, False, 0)
     val = _evaluate(accuracy, _params(state), self.val, members)
     best = {p: jax.tree.map(jnp.copy, state[p]['params']) for p in GENERATORS if p in state}
@@ -615,7 +633,7 @@ class _Loop:
     finite = [not _nonfinite(history[i][0]) and bool(params_finite_S[i]) for i in range(members.count)]
     meta = {
       'history': [h if ok else [] for h, ok in zip(history, finite)],
-      'best': [{p: {'round': 0, 'val_accuracy': float(val[p][i])} for p in best} for i in range(members.count)],
+      'best': [{p: {'round': 0, self.key: float(val[p][self.metric][i])} for p in best} for i in range(members.count)],
       'diverged': [None if ok else 0 for ok in finite],
       'seconds': [time.perf_counter() - t0],
     }
@@ -637,7 +655,11 @@ class _Loop:
     metrics = members.get(metrics)
     finite = metrics.pop('finite')
     for p in self.game.method.frozen:
-      val[p] = np.array([h[0][f'{p}_val_accuracy'] if h else np.nan for h in meta['history']], np.float32)
+      first = next((h[0] for h in meta['history'] if h), {})
+      names = [k[len(f'{p}_val_') :] for k in first if k.startswith(f'{p}_val_')]
+      val[p] = {
+        m: np.array([h[0][f'{p}_val_{m}'] if h else np.nan for h in meta['history']], np.float32) for m in names
+      }
     history = [[{'round': round_, **_round_scalars(metrics, val, i)}] for i in range(members.count)]
     for i in np.flatnonzero(active):
       if not finite[i] or _nonfinite(history[i][0]):
@@ -648,15 +670,16 @@ class _Loop:
       meta['history'][i].append(history[i][0])
       self.writer.write_scalars(round_, {self.tag(i) + k: v for k, v in history[i][0].items()})
     for p in best:
-      improved_S = live & np.array([val[p][i] > meta['best'][i][p]['val_accuracy'] for i in range(members.count)])
+      score = val[p][self.metric]
+      improved_S = live & np.array([score[i] > meta['best'][i][p][self.key] for i in range(members.count)])
       for i in np.flatnonzero(improved_S):
-        meta['best'][i][p] = {'round': round_, 'val_accuracy': float(val[p][i])}
+        meta['best'][i][p] = {'round': round_, self.key: float(score[i])}
       if improved_S.any():
         best[p] = _select(improved_S, state[p]['params'], best[p], members)
     meta['seconds'].append(time.perf_counter() - t0)
     live_last = [meta['history'][i][-1] for i in np.flatnonzero(live)]
     if parallel.is_writer():
-      metric_writer.log_round(round_, self.run.config.rounds, live_last, meta['seconds'])
+      metric_writer.log_round(round_, self.run.config.rounds, live_last, meta['seconds'], self.metric)
     self._save(round_, state, best, meta)
     return state, best
 
@@ -686,7 +709,7 @@ def _check_members(meta: dict, history: list[list[dict]], round_: int, tag, stop
     )
 
 
-def _results(run: _Run, splits: data_lib.Splits, accuracy, state, best, meta, members: _Members) -> dict:
+def _results(run: _Run, splits: data_lib.Splits, accuracy, state, best, meta, members: _Members, metric: str) -> dict:
   config, sweep, configs, overrides, num_seeds = run.config, run.sweep, run.configs, run.overrides, run.num_seeds
   test = members.data('test')
   selected, last = _evaluate(accuracy, best, test, members), _evaluate(accuracy, _params(state), test, members)
@@ -700,11 +723,11 @@ def _results(run: _Run, splits: data_lib.Splits, accuracy, state, best, meta, me
     final = {p: None for p in GENERATORS}
     for p in best:
       final[p] = {
-        'test_accuracy': float(test[p][0][i]),
-        'val_accuracy': meta['best'][i][p]['val_accuracy'],
+        **{f'test_{m}': float(a[i]) for m, a in test[p][0].items()},
+        f'val_{metric}': meta['best'][i][p][f'val_{metric}'],
         'selected_round': meta['best'][i][p]['round'],
-        'last_test_accuracy': float(test[p][1][i]),
-        'last_val_accuracy': meta['history'][i][-1][f'{p}_val_accuracy'],
+        **{f'last_test_{m}': float(a[i]) for m, a in test[p][1].items()},
+        f'last_val_{metric}': meta['history'][i][-1][f'{p}_val_{metric}'],
       }
     per_seed.append({**entry, 'final': final, 'history': meta['history'][i]})
   return {

@@ -2,6 +2,7 @@
 
 import json
 import os
+from unittest import mock
 
 from absl.testing import absltest
 import jax
@@ -12,7 +13,9 @@ from adjax import config as config_lib
 from adjax import data as data_lib
 from adjax import game as game_lib
 from adjax import losses
+from adjax import models
 from adjax import train
+from experiments.configs import tags as tags_config
 from tests.test_train import tiny_config
 
 STORED = os.path.join(os.path.dirname(__file__), 'data', 'single_label_results.json')
@@ -115,3 +118,37 @@ class ScenesTest(absltest.TestCase):
     self.assertBetween(precision, 0.75, 0.9)  # and some that are not
     again = data_lib.DATASETS['mnist5k_scenes'](None)
     self.assertEqual(again.fingerprint, source.fingerprint)
+
+
+class TagRunTest(absltest.TestCase):
+  def test_adim_on_scenes_end_to_end(self):
+    c = tags_config.get_config()
+    c.n_train, c.n_val, c.rounds = 200, 100, 2
+    c.k_d = c.k_t = c.k_s = 2
+    c.pretrain.student = c.pretrain.teacher = c.pretrain.discriminator = 5
+    c.text.width = c.text.hidden = c.text.embed_dim = 16
+    seen = []
+    original = models.TextImageMLP.__call__
+
+    def recording(module, inputs):
+      seen.append(inputs[1].dtype)
+      return original(module, inputs)
+
+    with mock.patch.object(models.TextImageMLP, '__call__', recording):
+      results = train.train_and_evaluate(c, self.create_tempdir().full_path)
+    self.assertTrue(seen and all(jnp.issubdtype(d, jnp.integer) for d in seen))  # the text models read token ids
+    names = ('p@3', 'r@3', 'f@3', 'ndcg@3', 'map', 'mrr')
+    for player in ('student', 'teacher'):
+      final = results['final'][player]
+      self.assertEqual(
+        {f'test_{m}' for m in names} | {f'last_test_{m}' for m in names}, {k for k in final if 'test' in k}
+      )
+      self.assertEqual(final['val_p@3'], max(h[f'{player}_val_p@3'] for h in results['history']))
+      self.assertTrue(all(0.0 <= final[f'test_{m}'] <= 1.0 for m in names))
+    self.assertIn('student_val_mrr', results['history'][-1])
+
+  def test_a_metric_the_data_lacks_is_refused(self):
+    c = tags_config.get_config()
+    c.select_metric = 'accuracy'
+    with self.assertRaisesRegex(config_lib.ConfigError, "select_metric='accuracy' is not a figure of multi-label"):
+      train.train_and_evaluate(c, self.create_tempdir().full_path)

@@ -110,7 +110,9 @@ class RoundTest(parameterized.TestCase):
     got, expected = [], []
     for game in games:
       accuracy = rounds.compile_fns(game).accuracy
-      got.append(float(accuracy('student', one_seed(params), game_lib.as_data({'x': x, 'y': y}, members=1))[0]))
+      got.append(
+        float(accuracy('student', one_seed(params), game_lib.as_data({'x': x, 'y': y}, members=1))['accuracy'][0])
+      )
       expected.append(float(jnp.mean(jnp.argmax(game.nets['student'].apply(params, x), -1) == y)))
     self.assertNotEqual(expected[0], expected[1])  # the activation matters for these parameters
     np.testing.assert_allclose(got, expected, atol=1e-6)  # each game evaluates its own network
@@ -246,7 +248,7 @@ class TrainTest(parameterized.TestCase):
     per_segment = []
     for segment in range(rounds.FROZEN_SEGMENTS):
       state, _ = pretrain(state, train_data, True, segment)
-      per_segment.append(float(accuracy('teacher', state['teacher']['params'], val)[0]))
+      per_segment.append(float(accuracy('teacher', state['teacher']['params'], val)['accuracy'][0]))
     self.assertGreater(len(set(per_segment)), 1)  # segments differ, so selection matters
     results = train.train_and_evaluate(c, self.create_tempdir().full_path)
     self.assertEqual(results['history'][0]['teacher_val_accuracy'], max(per_segment))
