@@ -20,8 +20,8 @@ class MetricWriter:
     if self._writer is None:
       return
     for name, value in scalars.items():
-      if value is not None:
-        self._writer.add_scalar(name, value, step)
+      if value is not None:  # TensorBoard's names take no '@' (p@3 is shown as p_at_3)
+        self._writer.add_scalar(name.replace('@', '_at_'), value, step)
     self._writer.flush()
 
   def close(self) -> None:

@@ -25,7 +25,8 @@ def main(argv):
   if not parallel.is_writer():
     return
   student = results['final']['student'] or results['final']['teacher']
-  print(f'{results["method"]}: test accuracy {student["test_accuracy"]:.4f} (selected on validation)')
+  metric = next(k[len('val_') :] for k in student if k.startswith('val_') and not k.endswith('_std'))  # selected on
+  print(f'{results["method"]}: test {metric} {student[f"test_{metric}"]:.4f} (selected on validation {metric})')
 
 
 if __name__ == '__main__':

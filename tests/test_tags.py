@@ -12,6 +12,7 @@ import numpy as np
 from adjax import config as config_lib
 from adjax import data as data_lib
 from adjax import game as game_lib
+from adjax import kvote
 from adjax import losses
 from adjax import models
 from adjax import train
@@ -152,3 +153,22 @@ class TagRunTest(absltest.TestCase):
     c.select_metric = 'accuracy'
     with self.assertRaisesRegex(config_lib.ConfigError, "select_metric='accuracy' is not a figure of multi-label"):
       train.train_and_evaluate(c, self.create_tempdir().full_path)
+
+
+class KvoteTest(absltest.TestCase):
+  def test_votes_of_the_nearest_examples(self):
+    x_train = jnp.array([[0.0, 0.0], [1.0, 0.0], [10.0, 10.0], [11.0, 10.0]])
+    tags = jnp.array([[1, 0, 0], [0, 1, 0], [0, 1, 1], [0, 0, 1]])
+    query = jnp.array([[0.2, 0.0], [10.4, 10.0]])
+    np.testing.assert_allclose(np.round(kvote.scores(x_train, tags, query, 1)), [[1, 0, 0], [0, 1, 1]])
+    np.testing.assert_allclose(np.round(kvote.scores(x_train, tags, query, 2)), [[1, 1, 0], [0, 1, 2]])
+    # One vote each for tags 0 and 1: tag 1, on two training examples, ranks first.
+    tied = kvote.scores(x_train, tags, query, 2)[0]
+    self.assertGreater(float(tied[1]), float(tied[0]))
+
+  def test_k_is_chosen_on_validation(self):
+    c = config_lib.validate(tiny_config('student', dataset='mnist5k_scenes', n_train=500, n_val=200))
+    out = kvote.run(data_lib.load(c), ks=(1, 5, 25))
+    self.assertEqual(out['k'], max((1, 5, 25), key=lambda k: out['validation'][str(k)]['p@3']))
+    self.assertEqual(out['val_p@3'], out['validation'][str(out['k'])]['p@3'])
+    self.assertBetween(out['test']['p@3'], 0.3, 1.0)  # far above chance on the scenes
