@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 from unittest import mock
 
 from absl.testing import absltest
@@ -172,3 +174,24 @@ class KvoteTest(absltest.TestCase):
     self.assertEqual(out['k'], max((1, 5, 25), key=lambda k: out['validation'][str(k)]['p@3']))
     self.assertEqual(out['val_p@3'], out['validation'][str(out['k'])]['p@3'])
     self.assertBetween(out['test']['p@3'], 0.3, 1.0)  # far above chance on the scenes
+
+
+class Table4Test(absltest.TestCase):
+  def test_driver_writes_table_json_and_curves(self):
+    workdir = self.create_tempdir().full_path
+    flags = ['--config.rounds=2', '--config.n_train=200', '--config.n_val=100', '--config.k_d=2', '--config.k_t=2',
+             '--config.k_s=2', '--config.pretrain.student=5', '--config.pretrain.teacher=5',
+             '--config.pretrain.discriminator=5', '--config.text.width=16', '--config.text.hidden=16']  # fmt: skip
+    args = [sys.executable, '-m', 'experiments.table4', f'--workdir={workdir}', '--methods=student,adim', *flags]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run(args, cwd=root, capture_output=True, text=True, timeout=600, check=False)
+    self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+    with open(os.path.join(workdir, 'table4.md')) as f:
+      table = f.read()
+    for row in ('| KVOTE (k = ', '| STUDENT | ', '| ADIM | '):
+      self.assertIn(row, table)
+    with open(os.path.join(workdir, 'table4.json')) as f:
+      summary = json.load(f)
+    self.assertEqual(set(summary), {'student', 'adim', 'kvote'})
+    self.assertIn('test_ndcg@3', summary['adim']['final']['student'])
+    self.assertTrue(os.path.exists(os.path.join(workdir, 'fig9.png')))
