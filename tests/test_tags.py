@@ -18,6 +18,7 @@ from adjax import kvote
 from adjax import losses
 from adjax import models
 from adjax import train
+from experiments import yfcc_prepare
 from experiments.configs import tags as tags_config
 from tests.test_train import tiny_config
 
@@ -195,3 +196,60 @@ class Table4Test(absltest.TestCase):
     self.assertEqual(set(summary), {'student', 'adim', 'kvote'})
     self.assertIn('test_ndcg@3', summary['adim']['final']['student'])
     self.assertTrue(os.path.exists(os.path.join(workdir, 'fig9.png')))
+
+
+def _yfcc_line(row: int, photo: str, title: str, description: str, tags: str, columns: int = 25) -> str:
+  """One line of the public yfcc100m_dataset file (25 columns with a row id; 23 without)."""
+  fields = [''] * columns
+  first = 1 if columns == 25 else 0
+  if columns == 25:
+    fields[0] = str(row)
+  fields[first], fields[first + 7], fields[first + 8], fields[first + 9] = photo, title, description, tags
+  return '\t'.join(fields) + '\n'
+
+
+class YfccPrepareTest(absltest.TestCase):
+  def _files(self, lines: list[str], ids: list[str]):
+    d = self.create_tempdir()
+    metadata = d.create_file('yfcc100m_dataset', content=''.join(lines)).full_path
+    features = os.path.join(d.full_path, 'fc7.npy')
+    np.save(features, np.arange(len(ids) * 4, dtype=np.float32).reshape(len(ids), 4))
+    ids_path = d.create_file('ids.txt', content='\n'.join(ids) + '\n').full_path
+    return metadata, features, ids_path, os.path.join(d.full_path, 'out.npz')
+
+  def test_tiny_file_in_the_public_format(self):
+    lines, ids = [], []
+    for i in range(12):
+      tags = ['sky', 'sea'] if i % 2 else ['sky', 'city']
+      title = 'Sunset+over+the+%3Cb%3Ebay%3C%2Fb%3E' if i % 3 else ''  # URL-encoded, with HTML
+      rare = ['rare%20tag'] if i == 0 else []
+      lines.append(_yfcc_line(i, str(1000 + i), title, f'photo+{i}', ','.join([*tags, *rare])))
+      ids.append(str(1000 + i))
+    lines.append(_yfcc_line(12, '2000', '', '', 'sky'))  # no text, no features: skipped
+    metadata, features, ids_path, out = self._files(lines, ids)
+    counts = yfcc_prepare.prepare(metadata, features, ids_path, out, num_tags=2, n_train=8, n_test=4, max_words=4)
+    self.assertEqual(counts, {'photos_with_text': 12, 'with_a_tag': 12, 'train': 8, 'test': 4})
+    with np.load(out) as f:
+      self.assertEqual(f['tag_names'].tolist(), ['sky', 'city'])  # most frequent first, ties by name
+      self.assertEqual((f['x_train'].shape, f['xp_train'].shape, f['y_train'].shape), ((8, 4), (8, 4), (8, 2)))
+      vocabulary = f['vocabulary'].tolist()
+      self.assertIn('bay', vocabulary)  # HTML stripped, URL decoded
+      self.assertNotIn('b', vocabulary)
+      self.assertTrue(np.all(f['y_train'][:, 0] == 1))  # every photo is tagged sky
+      photo_of_row = {tuple(r): i for i, r in enumerate(np.load(features))}
+      for x, tags in zip(f['x_train'], f['y_train'], strict=True):  # features and tags of the same photo
+        self.assertEqual(tags[1], int(photo_of_row[tuple(x)] % 2 == 0))
+    source = data_lib.load_npz(out)  # what dataset=npz reads
+    self.assertTrue(data_lib.is_text(source.xp))
+    self.assertEqual(source.y.shape, (8, 2))
+
+  def test_bad_input_names_the_line_or_id(self):
+    good = [_yfcc_line(i, str(i), 'a+title', '', 'sky') for i in range(3)]
+    cases = [
+      ([*good[:1], '1\t2\t3\n', *good[2:]], ['0', '2'], r'yfcc100m_dataset, line 2: 3 tab-separated columns'),
+      (good, ['0', '1', '77'], r'1 photo ids of --feature_ids are not in .* \(first: 77\)'),
+      ([_yfcc_line(i, str(i), '', '', 'sky', columns=23) for i in range(3)], ['0', '1'], 'has a title or description'),
+    ]
+    for lines, ids, message in cases:
+      with self.assertRaisesRegex(yfcc_prepare.PrepareError, message):
+        yfcc_prepare.prepare(*self._files(lines, ids), num_tags=1, n_train=1, n_test=1)
