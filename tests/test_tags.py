@@ -253,3 +253,20 @@ class YfccPrepareTest(absltest.TestCase):
     for lines, ids, message in cases:
       with self.assertRaisesRegex(yfcc_prepare.PrepareError, message):
         yfcc_prepare.prepare(*self._files(lines, ids), num_tags=1, n_train=1, n_test=1)
+
+
+class TextModelTest(absltest.TestCase):
+  def test_pretrained_embeddings_padding_and_masking(self):
+    path = os.path.join(self.create_tempdir().full_path, 'words.npy')
+    table = np.random.default_rng(0).normal(size=(12, 4)).astype(np.float32)
+    np.save(path, table)
+    encoder = models.TextEncoder(vocab_size=12, embed_dim=4, hidden=3, embeddings=path)
+    tokens = jnp.array([[5, 7, 0, 0], [5, 7, 9, 0]])
+    params = encoder.init(jax.random.key(0), tokens)
+    np.testing.assert_array_equal(params['params']['Embed_0']['embedding'], table)
+    h = encoder.apply(params, tokens)
+    # The state after each text's last word: padding after it changes nothing, another word does.
+    np.testing.assert_allclose(h[0], encoder.apply(params, jnp.array([[5, 7, 0, 0, 0, 0]]))[0], rtol=1e-6)
+    self.assertGreater(float(jnp.abs(h[0] - h[1]).max()), 1e-4)
+    with self.assertRaisesRegex(ValueError, r'text.embeddings=.* holds \(12, 4\), the model needs .* \(12, 8\)'):
+      models.TextEncoder(vocab_size=12, embed_dim=8, embeddings=path).init(jax.random.key(0), tokens)
