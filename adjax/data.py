@@ -443,12 +443,14 @@ def load(config, source: Source | None = None, own_nets: Collection[str] = ()) -
   x_all, y_all, y_test, xp_all = source.x, source.y, source.y_test, source.xp
   name = source.name  # non-finite inputs were refused when the source was made (Source.__post_init__)
   num_classes = check_classes(name, y_all, y_test, config.n_train + config.n_val)
-  for player in methods.METHODS[config.method].present:
-    if player in own_nets:
-      continue
-    if config[player].model in models.TEXT_MODELS and (player == 'student' or not is_text(xp_all)):
-      why = 'the student never sees text' if player == 'student' else f'{name} has no privileged text'
-      raise ConfigError(f'{player}.model={config[player].model} reads privileged text, but {why}; use mlp')
+  players = [p for p in methods.METHODS[config.method].present if p not in own_nets]
+  reading = [p for p in players if config[p].model in models.TEXT_MODELS]
+  if 'student' in reading:
+    raise ConfigError(f'student.model={config.student.model} reads privileged text, but the student never sees text')
+  if reading and not is_text(xp_all):
+    fields = ', '.join(f'{p}.model={config[p].model}' for p in reading)
+    raise ConfigError(f'{fields} read privileged text, but {name} has none; use mlp or a dataset with text')
+  for player in players:
     seen = xp_all if (xp_all is not None and player != 'student' and not is_text(xp_all)) else x_all
     check_input_shape(seen.shape[1:], config[player].model, f'{player}.model')
   augmented = not augment.is_identity(config.augment)

@@ -30,8 +30,10 @@ def scores(x_train_NxD: jax.Array, tags_NxK: jax.Array, x_query_QxD: jax.Array, 
   return votes_QxK + 1e-3 * jnp.mean(tags, axis=0) / k
 
 
-def run(splits, metric: str = 'p@3', rank_k: int = 3, ks=KS) -> dict:
-  """KVOTE on one member's splits: ``k`` picked on validation ``metric``; the test figures of that ``k``."""
+def run(splits, metric: str | None = None, rank_k: int = 3, ks=KS) -> dict:
+  """KVOTE on one member's splits: ``k`` picked on validation ``metric`` (default P@rank_k); the test figures of that
+  ``k``."""
+  metric = metric or f'p@{rank_k}'
   train, val, test = (splits.split(name) for name in ('train', 'val', 'test'))
   candidates = [k for k in ks if k <= train['y'].shape[0]]
   on_val = {k: ranking.metrics(scores(train['x'], train['y'], val['x'], k), val['y'], rank_k) for k in candidates}

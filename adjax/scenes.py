@@ -29,7 +29,7 @@ SEED = 1234
 
 
 def _scenes(rng: np.random.Generator, digits_Nx28x28: np.ndarray, labels_N: np.ndarray, count: int):
-  """``count`` scenes from these digits: features ``[count, 784]``, tags ``[count, 10]``, text ``[count, L]``."""
+  """``count`` scenes from these digits: features ``[count, 196]``, tags ``[count, 10]``, text ``[count, L]``."""
   features = np.zeros((count, 196), np.float32)
   tags = np.zeros((count, 10), np.int32)
   text = np.zeros((count, TEXT_LENGTH), np.int32)

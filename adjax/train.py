@@ -254,12 +254,16 @@ def _evaluate(accuracy, params: dict, data: game_lib.Data, members: _Members) ->
 def select_metric(config: ml_collections.ConfigDict, splits: data_lib.Splits) -> str:
   """The validation figure that selects parameters: ``select_metric``, checked against what the data gives."""
   multi_label = splits.pool['y'].ndim == 2
+  if multi_label and not 1 <= config.rank_k <= splits.num_classes:
+    raise config_lib.ConfigError(f'rank_k={config.rank_k} must be in 1..{splits.num_classes} (the number of tags)')
   valid = ranking.names(config.rank_k) if multi_label else ('accuracy',)
   chosen = config.select_metric or valid[0]
   if chosen not in valid:
     kind = 'multi-label tags' if multi_label else 'class labels'
+    hint = f' (or set rank_k={chosen.split("@")[1]})' if multi_label and '@' in chosen else ''
     raise config_lib.ConfigError(
-      f'select_metric={chosen!r} is not a figure of {kind}; choose one of {", ".join(valid)}'
+      f'select_metric={chosen!r} is not a figure of {kind} at rank_k={config.rank_k}; choose one of '
+      f'{", ".join(valid)}{hint}'
     )
   return chosen
 

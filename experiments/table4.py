@@ -74,7 +74,8 @@ def run_kvote(base: ml_collections.ConfigDict, num_seeds: int) -> dict:
   runs = []
   for seed in range(base.seed, base.seed + num_seeds):
     c = config_lib.validate(train.with_overrides(base, {'seed': seed, 'method': 'student'}))
-    runs.append(kvote.run(data_lib.load(c), rank_k=c.rank_k))
+    splits = data_lib.load(c)
+    runs.append(kvote.run(splits, train.select_metric(c, splits), c.rank_k))
   final = {}
   for name in runs[0]['test']:
     values = np.array([r['test'][name] for r in runs])

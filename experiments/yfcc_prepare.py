@@ -8,9 +8,16 @@ r"""The paper's tag data from YFCC100M: metadata and your image features to the 
 photo id, …, title in column 8, description 9, user tags 10) or the original
 23 (photo id, …, title 6, description 7, user tags 8); title and
 description are URL-encoded (``+`` for spaces), tags comma-separated.
-``--features``: an ``.npy`` ``[M, D]`` of image features you extracted (the
-paper: VGGNet), row ``i`` for the ``i``-th photo id of ``--feature_ids`` (a
-text file, one id per line).
+The original release comes in parts (``yfcc100m_dataset-0.bz2`` …): join
+them (``cat yfcc100m_dataset-*.bz2 > yfcc100m_dataset.bz2``; bz2 reads the
+concatenated streams). ``--features``: an ``.npy`` ``[M, D]`` of image
+features you extracted (the paper: VGGNet), row ``i`` for the ``i``-th photo
+id of ``--feature_ids`` (a text file, one id per line: the Flickr photo
+ids, not the photo hashes that image mirrors use as file names). A pass over
+the whole file takes hours; a line of another layout stops it, naming the
+line. Words are ASCII letters and digits. Train with
+``--config.dataset=npz --config.data_file=OUT --config.n_train=18000
+--config.n_val=2000`` (``tags.py`` draws 2,000 / 500 for the stand-in).
 
 As the paper: photos with features and a title or description are kept;
 the tag vocabulary is the ``num_tags`` most frequent user tags (``popular``)
@@ -79,9 +86,9 @@ def read_metadata(path: str, wanted: set[str]) -> dict[str, tuple[list[str], lis
         )
       id_col, title_col, description_col, tags_col = LAYOUTS[len(columns)]
       photo = columns[id_col]
-      seen.add(photo)
       if photo not in wanted:
         continue
+      seen.add(photo)
       text = words(_text(columns[title_col]) + ' ' + _text(columns[description_col]))
       tags = [urllib.parse.unquote_plus(t).lower() for t in columns[tags_col].split(',') if t]
       if text:
@@ -139,6 +146,13 @@ def prepare(metadata: str, features_path: str, ids_path: str, out: str, **option
     raise PrepareError(f'{len(kept)} photos have text and one of the tags; n_train + n_test = {needed} are asked')
   drawn = [kept[i] for i in rng.permutation(len(kept))[:needed]]
   train, test = drawn[: o['n_train']], drawn[o['n_train'] :]
+  in_train = {t for p in train for t in photos[p][1]}
+  absent = [t for t in tags if t not in in_train]
+  if absent:  # adjax refuses a tag no training example has: it could not be learned
+    raise PrepareError(
+      f'{len(absent)} of the tags are on none of the {len(train)} training photos drawn (first: {absent[0]!r}); '
+      'raise --min_tag_count (random tags) or --n_train'
+    )
   counts = collections.Counter(w for p in train for w in photos[p][0])
   words_kept = [w for w, _ in sorted(counts.items(), key=lambda wc: (-wc[1], wc[0]))[: o['vocab_size']]]
   vocabulary = {w: i + 2 for i, w in enumerate(words_kept)}

@@ -270,3 +270,24 @@ class TextModelTest(absltest.TestCase):
     self.assertGreater(float(jnp.abs(h[0] - h[1]).max()), 1e-4)
     with self.assertRaisesRegex(ValueError, r'text.embeddings=.* holds \(12, 4\), the model needs .* \(12, 8\)'):
       models.TextEncoder(vocab_size=12, embed_dim=8, embeddings=path).init(jax.random.key(0), tokens)
+
+
+class TagConfigTest(absltest.TestCase):
+  def test_bad_ranking_settings_and_text_models_are_refused(self):
+    cases = [
+      ({'rank_k': 0}, r'rank_k=0 must be in 1..10'),
+      ({'select_metric': 'p@5'}, r"select_metric='p@5' is not a figure .* at rank_k=3; .* \(or set rank_k=5\)"),
+      ({'dataset': 'mnist5k'}, 'discriminator.model=text_mlp, teacher.model=text_mlp read privileged text, but'),
+    ]
+    for overrides, message in cases:
+      c = tags_config.get_config()
+      c.update(overrides)
+      workdir = self.create_tempdir().full_path
+      with self.assertRaisesRegex(config_lib.ConfigError, message):
+        train.train_and_evaluate(c, workdir)
+      self.assertEqual(os.listdir(workdir), [])
+
+  def test_kvote_at_another_k(self):
+    c = config_lib.validate(tiny_config('student', dataset='mnist5k_scenes', n_train=300, n_val=100))
+    out = kvote.run(data_lib.load(c), rank_k=5, ks=(1, 5))
+    self.assertEqual(out['val_p@5'], out['validation'][str(out['k'])]['p@5'])
