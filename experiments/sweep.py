@@ -53,59 +53,71 @@ _CONFIG = cli.define_config(os.path.join(os.path.dirname(__file__), 'configs', '
 GENERATORS = ('student', 'teacher')
 
 
-def _summary(entry: dict) -> dict:
-  """A point's figures; a point with diverged seeds says which round each diverged in."""
+def figure_of(entry: dict) -> str | None:
+  """The figure a run selected on (``accuracy``, or for tags ``p@3`` …), from its results; None if all diverged."""
+  for final in (entry['final'] or {}).values():
+    if final:
+      return next(k[len('val_') :] for k in final if k.startswith('val_') and not k.endswith('_std'))
+  return None
+
+
+def _summary(entry: dict, figure: str) -> dict:
+  """A point's figures (``figure``: what its runs selected on); a point with diverged seeds says which round each
+  diverged in."""
   out = {'diverged': entry['diverged']} if entry.get('diverged') else {}
   for p in GENERATORS:
     final = entry['final'][p] if entry['final'] is not None else None
     if final is not None:
-      for name in ('test_accuracy', 'val_accuracy'):
+      for name in (f'test_{figure}', f'val_{figure}'):
         out[f'{p}_{name}'] = final[name]
         out[f'{p}_{name}_std'] = final.get(f'{name}_std', 0.0)
   return out
 
 
-def plot(rows: list[dict], field: str, path: str) -> None:
+def plot(rows: list[dict], field: str, path: str, figure: str = 'accuracy') -> None:
   import matplotlib
 
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
 
   fig, ax = plt.subplots(figsize=(6, 4))
+  scale = 100 if figure == 'accuracy' else 1
   values = sorted({r['value'] for r in rows if r['value'] is not None})
   log_x = min(values) > 0 and max(values) / min(values) >= 100
   for n in sorted({r['n_train'] for r in rows}):
     for p, style in (('student', '-o'), ('teacher', '--s')):
       for split, alpha in (('test', 1.0), ('val', 0.4)):
-        key = f'{p}_{split}_accuracy'
+        key = f'{p}_{split}_{figure}'
         pts = sorted((r['value'], r[key]) for r in rows if r['n_train'] == n and key in r)
         if not pts:
           continue
         xs = [math.log10(v) if log_x else v for v, _ in pts]
-        ax.plot(xs, [100 * a for _, a in pts], style, alpha=alpha, label=f'n={n} {p} {split}')
-    lost = sorted(r['value'] for r in rows if r['n_train'] == n and 'student_test_accuracy' not in r)
+        ax.plot(xs, [scale * a for _, a in pts], style, alpha=alpha, label=f'n={n} {p} {split}')
+    lost = sorted(r['value'] for r in rows if r['n_train'] == n and f'student_test_{figure}' not in r)
     if lost:  # every seed diverged: marked on the axis, no accuracy to plot
       xs = [math.log10(v) if log_x else v for v in lost]
       ax.plot(xs, [0] * len(xs), 'rx', clip_on=False, label=f'n={n} diverged')
   ax.set_xlabel(f'log10 {field}' if log_x else field)
-  ax.set_ylabel('accuracy (%)')
+  ax.set_ylabel('accuracy (%)' if figure == 'accuracy' else figure)
   ax.legend(fontsize=7)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
 
 
-def markdown(rows: list[dict]) -> str:
+def markdown(rows: list[dict], figure: str = 'accuracy') -> str:
+  percent = figure == 'accuracy'
   lines = [
-    'Accuracy (%) picked on validation, mean ± std over seeds.',
+    ('Accuracy (%)' if percent else figure.upper()) + ' picked on validation, mean ± std over seeds.',
     '',
     '| n_train | swept | student test | student val | teacher test |',
     '|---|---|---|---|---|',
   ]
   for r in rows:
     cells = []
-    for key in ('student_test_accuracy', 'student_val_accuracy', 'teacher_test_accuracy'):
-      cells.append(f'{100 * r[key]:.2f} ± {100 * r[key + "_std"]:.2f}' if key in r else '—')
+    for key in (f'student_test_{figure}', f'student_val_{figure}', f'teacher_test_{figure}'):
+      scale, digits = (100, 2) if percent else (1, 4)
+      cells.append(f'{scale * r[key]:.{digits}f} ± {scale * r[key + "_std"]:.{digits}f}' if key in r else '—')
     swept = ', '.join(f'{k}={v:.4g}' for k, v in r['overrides'].items())
     if r.get('diverged'):  # every seed's figures are left out of the means
       swept += ' (diverged: ' + ', '.join(f'seed {d["seed"]} in round {d["round"]}' for d in r['diverged']) + ')'
@@ -137,11 +149,12 @@ def run(base: ml_collections.ConfigDict, specs: list[str], combine: str, sizes: 
     for n, c, group, real, path in jobs:
       results = train.finished(path, c, group) or train.train_and_evaluate(c, path, group)
       done.setdefault(n, []).extend(results['sweep'][:real])
+  figure = next((f for entries in done.values() for e in entries if (f := figure_of(e))), 'accuracy')
   for n in sizes:
     for (axis, point), entry in zip(axes_points, done[n], strict=True):
       value = point[axis] if axis else None
-      rows.append({'n_train': n, 'axis': axis, 'value': value, 'overrides': point, **_summary(entry)})
-  return rows, fields
+      rows.append({'n_train': n, 'axis': axis, 'value': value, 'overrides': point, **_summary(entry, figure)})
+  return rows, fields, figure
 
 
 def main(argv):
@@ -156,13 +169,13 @@ def main(argv):
   combine = _COMBINE.value or (preset.combine if preset else 'grid')
   sizes = [int(n) for n in (_N_TRAIN.value or (preset.n_train if preset else [base.n_train]))]
   with cli.reported():
-    rows, fields = run(base, specs, combine, sizes, _CHUNK.value, _WORKDIR.value)
+    rows, fields, figure = run(base, specs, combine, sizes, _CHUNK.value, _WORKDIR.value)
   if parallel.is_writer():
-    _write(rows, fields, specs, combine, sizes)
+    _write(rows, fields, specs, combine, sizes, figure)
 
 
-def _write(rows: list[dict], fields: dict, specs: list[str], combine: str, sizes: list[int]) -> None:
-  table = markdown(rows)
+def _write(rows: list[dict], fields: dict, specs: list[str], combine: str, sizes: list[int], figure: str) -> None:
+  table = markdown(rows, figure)
   print('\n' + table)
   with open(os.path.join(_WORKDIR.value, 'sweep.md'), 'w') as f:
     f.write(table + '\n')
@@ -175,10 +188,10 @@ def _write(rows: list[dict], fields: dict, specs: list[str], combine: str, sizes
       for n in sizes:
         for v in values:
           group = [r for r in rows if r['n_train'] == n and r['overrides'][field] == v]
-          keys = {k for r in group for k in r if k.endswith(('accuracy', '_std'))}
+          keys = {k for r in group for k in r if k.endswith((figure, '_std'))}
           mean = {k: float(np.mean([r[k] for r in group if k in r])) for k in keys}  # over points that did not diverge
           field_rows.append({'n_train': n, 'value': v, **mean})
-    plot(field_rows, field, os.path.join(_WORKDIR.value, f'sweep_{field.replace(".", "_")}.png'))
+    plot(field_rows, field, os.path.join(_WORKDIR.value, f'sweep_{field.replace(".", "_")}.png'), figure)
 
 
 if __name__ == '__main__':

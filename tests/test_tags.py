@@ -291,3 +291,21 @@ class TagConfigTest(absltest.TestCase):
     c = config_lib.validate(tiny_config('student', dataset='mnist5k_scenes', n_train=300, n_val=100))
     out = kvote.run(data_lib.load(c), rank_k=5, ks=(1, 5))
     self.assertEqual(out['val_p@5'], out['validation'][str(out['k'])]['p@5'])
+
+
+class TagSweepTest(absltest.TestCase):
+  def test_sweep_of_nu_reports_p_at_3(self):
+    workdir = self.create_tempdir().full_path
+    flags = ['--config.rounds=1', '--config.n_train=200', '--config.n_val=100', '--config.k_d=2', '--config.k_t=2',
+             '--config.k_s=2', '--config.pretrain.student=5', '--config.pretrain.teacher=5',
+             '--config.pretrain.discriminator=5', '--config.text.width=16', '--config.text.hidden=16']  # fmt: skip
+    args = [sys.executable, '-m', 'experiments.sweep', f'--workdir={workdir}', '--config=experiments/configs/tags.py',
+            '--sweep=game.nu=0.1,10', *flags]  # fmt: skip
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run(args, cwd=root, capture_output=True, text=True, timeout=600, check=False)
+    self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+    with open(os.path.join(workdir, 'sweep.md')) as f:
+      table = f.read()
+    self.assertIn('P@3 picked on validation', table)
+    self.assertEqual(table.count('game.nu='), 2)
+    self.assertTrue(os.path.exists(os.path.join(workdir, 'sweep_game_nu.png')))
