@@ -6,7 +6,8 @@
 #
 # Writes OUT_DIR/*.json: the round benchmark with the PyTorch round on the same device in the same run
 # (round_time.json), sweep throughput for K = 1, 4, 16, 64 (sweep_throughput.json), gradient-variance draws per
-# second (grad_variance/), sharding overhead and members per second per device count (scaling.json), and, if time
+# second (grad_variance/), sharding overhead and members per second per device count (scaling.json), the tag task's
+# round and its LSTM share (tag_round.json), and, if time
 # remains, the n = 100 row of Table 1 on the authors' schedule, 10 seeds (table1/).
 #
 # PYTHON (default python3) must have jax with the accelerator's plugin. Packages the machine lacks (the device image
@@ -54,6 +55,9 @@ fi
 "$PY" -m benchmarks.sweep_throughput "${SWEEP[@]}" --out="$OUT/sweep_throughput.json"
 "$PY" -m benchmarks.grad_variance "${GRAD[@]}" --out="$OUT/grad_variance"
 "$PY" -m benchmarks.scaling "${SCALING[@]}" --out="$OUT/scaling.json"
+if [ -z "${TINY:-}" ]; then
+  "$PY" -m benchmarks.tag_round --out="$OUT/tag_round.json"
+fi
 LEFT=$((BUDGET - ($(date +%s) - START)))
 if [ ${#TABLE[@]} -gt 0 ] && [ "$LEFT" -gt 120 ]; then
   timeout "$LEFT" "$PY" -m experiments.table1 "${TABLE[@]}" --workdir="$OUT/table1" || echo "table1: stopped at the budget"
