@@ -18,7 +18,7 @@ from adjax import kvote
 from adjax import losses
 from adjax import models
 from adjax import train
-from experiments import yfcc_prepare
+from adjax import yfcc
 from experiments.configs import tags as tags_config
 from tests.test_train import tiny_config
 
@@ -227,7 +227,7 @@ class YfccPrepareTest(absltest.TestCase):
       ids.append(str(1000 + i))
     lines.append(_yfcc_line(12, '2000', '', '', 'sky'))  # no text, no features: skipped
     metadata, features, ids_path, out = self._files(lines, ids)
-    counts = yfcc_prepare.prepare(metadata, features, ids_path, out, num_tags=2, n_train=8, n_test=4, max_words=4)
+    counts = yfcc.prepare(metadata, features, ids_path, out, num_tags=2, n_train=8, n_test=4, max_words=4)
     self.assertEqual(counts, {'photos_with_text': 12, 'with_a_tag': 12, 'train': 8, 'test': 4})
     with np.load(out) as f:
       self.assertEqual(f['tag_names'].tolist(), ['sky', 'city'])  # most frequent first, ties by name
@@ -251,8 +251,8 @@ class YfccPrepareTest(absltest.TestCase):
       ([_yfcc_line(i, str(i), '', '', 'sky', columns=23) for i in range(3)], ['0', '1'], 'has a title or description'),
     ]
     for lines, ids, message in cases:
-      with self.assertRaisesRegex(yfcc_prepare.PrepareError, message):
-        yfcc_prepare.prepare(*self._files(lines, ids), num_tags=1, n_train=1, n_test=1)
+      with self.assertRaisesRegex(yfcc.PrepareError, message):
+        yfcc.prepare(*self._files(lines, ids), num_tags=1, n_train=1, n_test=1)
 
 
 class TextModelTest(absltest.TestCase):
