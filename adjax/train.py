@@ -251,6 +251,15 @@ def _evaluate(accuracy, params: dict, data: game_lib.Data, members: _Members) ->
   return {p: members.get(accuracy(p, params[p], data)) if p in params else None for p in GENERATORS}
 
 
+def selected_figure(results: dict) -> str | None:
+  """The figure a run's results were selected on (``accuracy``; ``p@3`` … for tags); None if every member
+  diverged."""
+  for final in (results['final'] or {}).values():
+    if final:
+      return next(k[len('val_') :] for k in final if k.startswith('val_') and not k.endswith('_std'))
+  return None
+
+
 def select_metric(config: ml_collections.ConfigDict, splits: data_lib.Splits) -> str:
   """The validation figure that selects parameters: ``select_metric``, checked against what the data gives."""
   multi_label = splits.pool['y'].ndim == 2
@@ -617,7 +626,7 @@ class _Loop:
   def start(self):
     """``(state, best, meta)``: the newest intact checkpoint's, or round 0's (frozen teacher, pretraining)."""
     run, game, members, (pretrain, _, accuracy) = self.run, self.game, self.members, self.programs
-    initial = init_members(game, run.configs, game_lib.examples(game_lib.as_data(members.splits.pool), np.arange(1)))
+    initial = init_members(game, run.configs, {k: a[:1] for k, a in members.splits.pool.items()})
     like = {'state': initial, 'best': _params(initial)}
     restored = _restore_latest(self.ckpt, like, run.workdir)
     if restored is not None:

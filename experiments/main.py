@@ -25,7 +25,7 @@ def main(argv):
   if not parallel.is_writer():
     return
   student = results['final']['student'] or results['final']['teacher']
-  metric = next(k[len('val_') :] for k in student if k.startswith('val_') and not k.endswith('_std'))  # selected on
+  metric = train.selected_figure(results)
   print(f'{results["method"]}: test {metric} {student[f"test_{metric}"]:.4f} (selected on validation {metric})')
 
 

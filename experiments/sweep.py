@@ -53,14 +53,6 @@ _CONFIG = cli.define_config(os.path.join(os.path.dirname(__file__), 'configs', '
 GENERATORS = ('student', 'teacher')
 
 
-def figure_of(entry: dict) -> str | None:
-  """The figure a run selected on (``accuracy``, or for tags ``p@3`` …), from its results; None if all diverged."""
-  for final in (entry['final'] or {}).values():
-    if final:
-      return next(k[len('val_') :] for k in final if k.startswith('val_') and not k.endswith('_std'))
-  return None
-
-
 def _summary(entry: dict, figure: str) -> dict:
   """A point's figures (``figure``: what its runs selected on); a point with diverged seeds says which round each
   diverged in."""
@@ -149,7 +141,7 @@ def run(base: ml_collections.ConfigDict, specs: list[str], combine: str, sizes: 
     for n, c, group, real, path in jobs:
       results = train.finished(path, c, group) or train.train_and_evaluate(c, path, group)
       done.setdefault(n, []).extend(results['sweep'][:real])
-  figure = next((f for entries in done.values() for e in entries if (f := figure_of(e))), 'accuracy')
+  figure = next((f for entries in done.values() for e in entries if (f := train.selected_figure(e))), 'accuracy')
   for n in sizes:
     for (axis, point), entry in zip(axes_points, done[n], strict=True):
       value = point[axis] if axis else None

@@ -177,16 +177,24 @@ class KvoteTest(absltest.TestCase):
     self.assertBetween(out['test']['p@3'], 0.3, 1.0)  # far above chance on the scenes
 
 
+# A tag run small enough for the tests: few examples, updates and pretraining steps, narrow text models.
+TINY_TAG_FLAGS = ['--config.n_train=200', '--config.n_val=100', '--config.k_d=2', '--config.k_t=2', '--config.k_s=2',
+                  '--config.pretrain.student=5', '--config.pretrain.teacher=5', '--config.pretrain.discriminator=5',
+                  '--config.text.width=16', '--config.text.hidden=16']  # fmt: skip
+
+
+def _run_tiny(test, module: str, *args) -> None:
+  """``python -m module *args`` with ``TINY_TAG_FLAGS`` from the repository root; it must exit with status 0."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  command = [sys.executable, '-m', module, *args, *TINY_TAG_FLAGS]
+  proc = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600, check=False)
+  test.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+
+
 class Table4Test(absltest.TestCase):
   def test_driver_writes_table_json_and_curves(self):
     workdir = self.create_tempdir().full_path
-    flags = ['--config.rounds=2', '--config.n_train=200', '--config.n_val=100', '--config.k_d=2', '--config.k_t=2',
-             '--config.k_s=2', '--config.pretrain.student=5', '--config.pretrain.teacher=5',
-             '--config.pretrain.discriminator=5', '--config.text.width=16', '--config.text.hidden=16']  # fmt: skip
-    args = [sys.executable, '-m', 'experiments.table4', f'--workdir={workdir}', '--methods=student,adim', *flags]
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.run(args, cwd=root, capture_output=True, text=True, timeout=600, check=False)
-    self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+    _run_tiny(self, 'experiments.table4', f'--workdir={workdir}', '--methods=student,adim', '--config.rounds=2')
     with open(os.path.join(workdir, 'table4.md')) as f:
       table = f.read()
     for row in ('| KVOTE (k = ', '| STUDENT | ', '| ADIM | '):
@@ -296,14 +304,13 @@ class TagConfigTest(absltest.TestCase):
 class TagSweepTest(absltest.TestCase):
   def test_sweep_of_nu_reports_p_at_3(self):
     workdir = self.create_tempdir().full_path
-    flags = ['--config.rounds=1', '--config.n_train=200', '--config.n_val=100', '--config.k_d=2', '--config.k_t=2',
-             '--config.k_s=2', '--config.pretrain.student=5', '--config.pretrain.teacher=5',
-             '--config.pretrain.discriminator=5', '--config.text.width=16', '--config.text.hidden=16']  # fmt: skip
-    args = [sys.executable, '-m', 'experiments.sweep', f'--workdir={workdir}', '--config=experiments/configs/tags.py',
-            '--sweep=game.nu=0.1,10', *flags]  # fmt: skip
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.run(args, cwd=root, capture_output=True, text=True, timeout=600, check=False)
-    self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+    args = [
+      f'--workdir={workdir}',
+      '--config=experiments/configs/tags.py',
+      '--sweep=game.nu=0.1,10',
+      '--config.rounds=1',
+    ]
+    _run_tiny(self, 'experiments.sweep', *args)
     with open(os.path.join(workdir, 'sweep.md')) as f:
       table = f.read()
     self.assertIn('P@3 picked on validation', table)
