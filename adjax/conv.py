@@ -59,7 +59,8 @@ def _same_padding(w_hxwxIxO: jax.Array) -> tuple[tuple[int, int], tuple[int, int
 @jax.custom_vjp
 def conv_same(x_NxHxWxI: jax.Array, w_hxwxIxO: jax.Array) -> jax.Array:
   """``lax.conv_general_dilated(x, w, (1, 1), 'SAME')`` in NHWC/HWIO, odd kernels."""
-  return _conv(x_NxHxWxI, w_hxwxIxO, _same_padding(w_hxwxIxO))
+  with jax.named_scope('conv_forward'):  # named scopes: benchmarks/round_profile.py's categories
+    return _conv(x_NxHxWxI, w_hxwxIxO, _same_padding(w_hxwxIxO))
 
 
 def _conv_same_fwd(x, w):
@@ -70,14 +71,16 @@ def _conv_same_bwd(residuals, g_NxHxWxO):
   x_NxHxWxI, w_hxwxIxO = residuals
   padding = _same_padding(w_hxwxIxO)
   # d/dx: correlate the cotangent with the spatially flipped, in/out-swapped kernel.
-  w_flipped_hxwxOxI = jnp.flip(w_hxwxIxO, (0, 1)).transpose(0, 1, 3, 2)
-  dx = _conv(g_NxHxWxO, w_flipped_hxwxOxI, padding)
+  with jax.named_scope('conv_backward_input'):
+    w_flipped_hxwxOxI = jnp.flip(w_hxwxIxO, (0, 1)).transpose(0, 1, 3, 2)
+    dx = _conv(g_NxHxWxO, w_flipped_hxwxOxI, padding)
   # d/dw: a convolution with batch and features swapped: the input's channels
   # are the batch, the examples the features, the cotangent the kernel.
-  x_IxHxWxN = x_NxHxWxI.transpose(3, 1, 2, 0)
-  g_HxWxNxO = g_NxHxWxO.transpose(1, 2, 0, 3)
-  dw_Ixhxwx0 = _conv(x_IxHxWxN, g_HxWxNxO, padding)
-  return dx, dw_Ixhxwx0.transpose(1, 2, 0, 3)
+  with jax.named_scope('conv_backward_kernel'):
+    x_IxHxWxN = x_NxHxWxI.transpose(3, 1, 2, 0)
+    g_HxWxNxO = g_NxHxWxO.transpose(1, 2, 0, 3)
+    dw_Ixhxwx0 = _conv(x_IxHxWxN, g_HxWxNxO, padding)
+    return dx, dw_Ixhxwx0.transpose(1, 2, 0, 3)
 
 
 conv_same.defvjp(_conv_same_fwd, _conv_same_bwd)

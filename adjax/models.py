@@ -12,6 +12,37 @@ from adjax import conv
 from adjax import registry
 
 
+@jax.custom_vjp
+def _matmul(x_BxI: jax.Array, w_IxO: jax.Array) -> jax.Array:
+  return x_BxI @ w_IxO
+
+
+def _matmul_fwd(x_BxI, w_IxO):
+  return x_BxI @ w_IxO, (x_BxI, w_IxO)
+
+
+def _matmul_bwd(residuals, g_BxO):
+  x_BxI, w_IxO = residuals
+  # The kernel's gradient contracted over the batch straight into the kernel's [I, O] layout: JAX's own transpose
+  # rule emits it as [O, I] and a transpose, which XLA:CPU then copies on every update (benchmarks/round_profile.py).
+  return jnp.einsum('bo,io->bi', g_BxO, w_IxO), jnp.einsum('bi,bo->io', x_BxI, g_BxO)
+
+
+_matmul.defvjp(_matmul_fwd, _matmul_bwd)
+
+
+class Dense(nn.Module):
+  """``nn.Dense`` (same parameters, names and initialisation) whose kernel gradient comes out in the kernel's
+  layout."""
+
+  features: int
+
+  @nn.compact
+  def __call__(self, x_BxI: jax.Array) -> jax.Array:
+    w = self.param('kernel', nn.initializers.lecun_normal(), (x_BxI.shape[-1], self.features))
+    return _matmul(x_BxI, w) + self.param('bias', nn.initializers.zeros_init(), (self.features,))
+
+
 class MLP(nn.Module):
   """ReLU multilayer perceptron on flattened inputs (MNIST student: 784-800-800-10)."""
 
@@ -22,8 +53,8 @@ class MLP(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     h = x.reshape(x.shape[0], -1)
     for width in self.hidden:
-      h = nn.relu(nn.Dense(width)(h))
-    return nn.Dense(self.num_outputs)(h)
+      h = nn.relu(Dense(width)(h))
+    return Dense(self.num_outputs)(h)
 
 
 class ConvSame(nn.Module):
@@ -55,8 +86,8 @@ class LeNet(nn.Module):
     h = x if x.ndim == 4 else x[..., None]
     for c in self.channels:
       h = conv.max_pool_2x2(nn.relu(ConvSame(c)(h)))
-    h = nn.relu(nn.Dense(self.hidden)(h.reshape(h.shape[0], -1)))
-    return nn.Dense(self.num_outputs)(h)
+    h = nn.relu(Dense(self.hidden)(h.reshape(h.shape[0], -1)))
+    return Dense(self.num_outputs)(h)
 
 
 class Heads(nn.Module):

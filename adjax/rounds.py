@@ -73,32 +73,35 @@ def fixed_outputs(game: Game, state: State, players, data: Data, batches: dict) 
   set is smaller than the phase's ``U·B`` draws, each example is evaluated
   once and gathered.
   """
-  chunk = game.config.eval_chunk
-  idx_UxB = batches['idx']
-  every_example = not batches['augmented'] and data['index'].shape[0] <= idx_UxB.size
-  train = examples(data) if every_example and players else None
-  out = {}
-  for p in players:
-    net, params = game.nets[p], state[p]['params']
-    x_UxB = view(p, batches)
-    if every_example:
-      out[p] = apply_chunked(net, params, view(p, train), chunk)[idx_UxB]
-    else:
-      flat = apply_chunked(net, params, jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), x_UxB), chunk)
-      out[p] = flat.reshape(*idx_UxB.shape, *flat.shape[1:])
-  return jax.lax.stop_gradient(out)
+  with jax.named_scope('fixed_players'):
+    chunk = game.config.eval_chunk
+    idx_UxB = batches['idx']
+    every_example = not batches['augmented'] and data['index'].shape[0] <= idx_UxB.size
+    train = examples(data) if every_example and players else None
+    out = {}
+    for p in players:
+      net, params = game.nets[p], state[p]['params']
+      x_UxB = view(p, batches)
+      if every_example:
+        out[p] = apply_chunked(net, params, view(p, train), chunk)[idx_UxB]
+      else:
+        flat = apply_chunked(net, params, jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), x_UxB), chunk)
+        out[p] = flat.reshape(*idx_UxB.shape, *flat.shape[1:])
+    return jax.lax.stop_gradient(out)
 
 
 def draw_batches(game: Game, data: Data, key: jax.Array, num_updates: int) -> dict:
   """A phase's minibatches, drawn up front: indices ``[U, B]``, inputs (augmented if configured), labels."""
-  k_idx, k_aug = jax.random.split(key)
-  idx_UxB = jax.random.randint(k_idx, (num_updates, game.config.batch_size), 0, data['index'].shape[0])
-  batches, aug = examples(data, idx_UxB), game.config.augment
-  augmented = not augment.is_identity(aug)  # refused with privileged inputs (adjax.data): x alone is augmented
-  if augmented:
-    x_UxB = batches['x']
-    batches['x'] = augment.apply(k_aug, x_UxB.reshape(-1, *x_UxB.shape[2:]), aug).reshape(x_UxB.shape)
-  return {**batches, 'idx': idx_UxB, 'augmented': augmented}
+  with jax.named_scope('draw_batches'):
+    k_idx, k_aug = jax.random.split(key)
+    idx_UxB = jax.random.randint(k_idx, (num_updates, game.config.batch_size), 0, data['index'].shape[0])
+    batches, aug = examples(data, idx_UxB), game.config.augment
+    augmented = not augment.is_identity(aug)  # refused with privileged inputs (adjax.data): x alone is augmented
+    if augmented:
+      x_UxB = batches['x']
+      with jax.named_scope('augment'):
+        batches['x'] = augment.apply(k_aug, x_UxB.reshape(-1, *x_UxB.shape[2:]), aug).reshape(x_UxB.shape)
+    return {**batches, 'idx': idx_UxB, 'augmented': augmented}
 
 
 def player_updates(
@@ -125,17 +128,19 @@ def player_updates(
     key = jax.random.fold_in(k_noise, i)
     axis = parallel.BATCH if ways > 1 else None
     ctx = objectives.Context(game, player, key, tau, player_state.get('reward_average'), state['hparams'], axis)
-    (loss, reward_B), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      player_state['params'], objectives.Batch(x, y, others), ctx
-    )
+    with jax.named_scope('loss_and_gradient'):
+      (loss, reward_B), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        player_state['params'], objectives.Batch(x, y, others), ctx
+      )
     if ways > 1:  # the whole minibatch's mean loss, gradient and reward (equal shares: the mean of the means)
       # The parameters are the same on every device of the batch axis, so shard_map's autodiff already summed
       # their gradients over it: the mean is that sum over the number of shares.
       grads = jax.tree.map(lambda g: g / ways, grads)
       loss, reward = jax.lax.pmean((loss, jnp.mean(reward_B)), parallel.BATCH)
       reward_B = reward[None]
-    updates, opt_state = optimizer.update(grads, player_state['opt_state'], player_state['params'])
-    new = dict(player_state, params=optax.apply_updates(player_state['params'], updates), opt_state=opt_state)
+    with jax.named_scope('optimizer'):
+      updates, opt_state = optimizer.update(grads, player_state['opt_state'], player_state['params'])
+      new = dict(player_state, params=optax.apply_updates(player_state['params'], updates), opt_state=opt_state)
     if 'reward_average' in new:
       new['reward_average'] = estimators.update_moving_average(
         player_state['reward_average'], reward_B, game.config.game.baseline_decay

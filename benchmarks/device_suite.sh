@@ -33,7 +33,7 @@ if "$PY" -c 'import torch' 2>/dev/null; then
 fi
 
 if [ -n "${TINY:-}" ]; then
-  ROUND=(--tiny --batch_sizes=4 --repeats=1)
+  ROUND=(--tiny --batch_sizes=4 --repeats=1 --cycles=1)
   SWEEP=(--ks=1,2 --rounds=1 --config.n_train=20 --config.n_val=20 --config.k_d=1 --config.k_t=1 --config.k_s=1
          --config.student.model=mlp --config.teacher.model=mlp --config.discriminator.model=mlp)
   GRAD=(--rounds=1 --every=1 --draws=4 --draws_per_chunk=2 --omegas=0.5 --estimators=reinforce
@@ -44,7 +44,7 @@ if [ -n "${TINY:-}" ]; then
   TABLE=()
   TORCH=()
 else
-  ROUND=(--batch_sizes=10,64 --repeats=5)
+  ROUND=(--batch_sizes=10,64 --repeats=5 --cycles=2)
   SWEEP=(--ks=1,4,16,64 --rounds=2)
   GRAD=(--rounds=10 --every=5)
   SCALING=(--members=16 --rounds=2 --repeats=3)

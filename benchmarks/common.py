@@ -1,0 +1,76 @@
+"""What the round benchmarks share: the benchmark round's game and data, timing, and the matmul peak.
+
+The benchmark round is ADIB or ADIM on the MNIST models (MLP student, LeNet
+teacher and discriminator), ``n_train = 1000``, no augmentation (as the
+PyTorch rounds in ``benchmarks/torch_round.py``), k_d = 20, k_t = 10,
+k_s = 10 updates.
+"""
+
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+
+from adjax import config as config_lib
+from adjax import data
+from adjax import game as game_lib
+from experiments.configs import mnist
+
+UPDATES = {'k_d': 20, 'k_t': 10, 'k_s': 10}
+
+
+def round_config(method: str, batch_size: int, counts: dict = UPDATES, tiny: bool = False):
+  """The benchmark round's config; ``tiny``: one update per player on 100 examples (the tests run it so it cannot
+  rot)."""
+  c = mnist.get_config()
+  c.method, c.batch_size, c.n_train, c.n_val = method, batch_size, 1000, 100
+  c.k_d, c.k_t, c.k_s = counts['k_d'], counts['k_t'], counts['k_s']
+  if tiny:
+    c.n_train, c.k_d, c.k_t, c.k_s = 100, min(1, c.k_d), min(1, c.k_t), min(1, c.k_s)
+  c.augment.rotation = c.augment.shift = c.augment.zoom = 0.0  # as the PyTorch round
+  return config_lib.validate(c)
+
+
+def setup(method: str, batch_size: int, counts: dict = UPDATES, tiny: bool = False, members: int = 1):
+  """``(game, state, data)`` of the benchmark round, state and data with a leading axis of ``members`` seeds."""
+  c = round_config(method, batch_size, counts, tiny)
+  splits = data.load(c)
+  game = game_lib.build(c, splits.num_classes)
+  train = {'x': jnp.asarray(splits.x_train), 'y': jnp.asarray(splits.y_train)}
+  states = [game_lib.init_state(game, jax.random.key(i), train) for i in range(members)]
+  state = jax.tree.map(lambda *a: jnp.stack(a), *states)
+  one = game_lib.as_data(train)
+  return game, state, {**one, 'index': jnp.broadcast_to(one['index'], (members, *one['index'].shape))}
+
+
+def timed(fn) -> float:
+  """Seconds of one call of ``fn``, its result ready."""
+  t0 = time.perf_counter()
+  jax.block_until_ready(fn())
+  return time.perf_counter() - t0
+
+
+def median_seconds(fn, repeats: int) -> float:
+  return statistics.median(timed(fn) for _ in range(repeats))
+
+
+class MatmulPeak:
+  """The f32 matmul peak, sampled between the timed rounds (``sample()``) so that it sees the same machine load:
+  ``flops()`` is the median of the samples' FLOP/s of an ``n x n`` matmul (each the best of ``inner`` calls)."""
+
+  def __init__(self, n: int = 2048, inner: int = 3):
+    self.n, self.inner, self.samples = n, inner, []
+    self.a = jax.random.normal(jax.random.key(0), (n, n))
+    self.f = jax.jit(lambda a: a @ a)
+    jax.block_until_ready(self.f(self.a))
+
+  def sample(self) -> float:
+    best = min(timed(lambda: self.f(self.a)) for _ in range(self.inner))
+    self.samples.append(2 * self.n**3 / best)
+    return self.samples[-1]
+
+  def flops(self) -> float:
+    if not self.samples:
+      self.sample()
+    return statistics.median(self.samples)

@@ -1,0 +1,223 @@
+r"""Where a round's time goes: one ADIM (or ADIB) round under ``jax.profiler``, by category.
+
+  python -m benchmarks.round_profile [--batch_sizes=10,64] [--method=adim] [--rounds=3] [--host_rounds=2] \
+      [--out=FILE]
+
+XLA:CPU records every thunk it runs (a fusion, a convolution, a dot, a copy,
+a loop) in the profiler's trace, named by its HLO instruction. Each
+instruction of the compiled round is put in one category by the HLO it
+computes and the JAX name stack in its metadata (``adjax/rounds.py`` and
+``adjax/conv.py`` open named scopes for this): convolutions forward /
+backward-input / backward-kernel, dense layers forward / backward, the
+held-fixed players' batched forward passes, optimizer updates, sampling and
+RNG, augmentation, minibatch gathers, copies and transposes, and the rest
+(losses, activations, pooling). Self time (a loop's time without its body's
+thunks) is summed over the XLA threads, and reported per round as seconds of
+thread time and as its share of all thunk time.
+
+Host overhead between rounds: the training loop's seconds per round (the
+difference of two in-process ``train_and_evaluate`` runs, ``1`` and
+``1 + host_rounds`` rounds: same compiled programs) against the bare round;
+split into evaluation and selection (``meta['seconds']`` covers the round,
+the evaluation and selection) and the rest (checkpoint, logging).
+"""
+
+import collections
+import glob
+import json
+import os
+import re
+import tempfile
+
+from absl import app
+from absl import flags
+import jax
+
+from adjax import rounds
+from adjax import train as train_lib
+from benchmarks import common
+
+_BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['10', '64'], 'Minibatch sizes to profile.')
+_METHOD = flags.DEFINE_enum('method', 'adim', ['adib', 'adim'], 'The method whose round is profiled.')
+_ROUNDS = flags.DEFINE_integer('rounds', 3, 'Profiled rounds per batch size (the figures are per round).')
+_HOST_ROUNDS = flags.DEFINE_integer('host_rounds', 2, 'Rounds of the training loop timed for host overhead (0: skip).')
+_TINY = flags.DEFINE_bool('tiny', False, 'One update per player on 100 examples (the tests run it so it cannot rot).')
+_OUT = flags.DEFINE_string('out', None, 'Also write the JSON here.')
+
+CATEGORIES = (
+  'conv forward',
+  'conv backward-input',
+  'conv backward-kernel',
+  'dense forward',
+  'dense backward',
+  'fixed players forward',
+  'optimizer',
+  'sampling and RNG',
+  'augmentation',
+  'minibatch gathers',
+  'copies and transposes',
+  'other (losses, activations, pooling)',
+)
+
+_INSTRUCTION = re.compile(r'^\s*(?:ROOT )?%?([\w.\-]+) = (?:\([^=]*?\)|\S+) ([\w\-]+)\((.*)$')
+_COMPUTATION = re.compile(r'^(?:ENTRY )?%?([\w.\-]+) .*\{\s*$')
+_OP_NAME = re.compile(r'op_name="([^"]*)"')
+_CALLS = re.compile(r'calls=%?([\w.\-]+)')
+
+
+def parse_hlo(text: str) -> tuple[dict, dict]:
+  """``(instructions, computations)`` of an HLO module's text: name → ``(opcode, op_name, called computation)``,
+  and computation name → its instructions' ``[(opcode, op_name)]``."""
+  instructions, computations, current = {}, collections.defaultdict(list), None
+  for line in text.splitlines():
+    if (m := _COMPUTATION.match(line)) and ' = ' not in line:
+      current = m.group(1)
+      continue
+    if (m := _INSTRUCTION.match(line)) is None:
+      continue
+    name, opcode, rest = m.groups()
+    op_name = (_OP_NAME.search(rest) or [None, ''])[1]
+    calls = (_CALLS.search(rest) or [None, None])[1]
+    instructions[name] = (opcode, op_name, calls)
+    computations[current].append((opcode, op_name))
+  return instructions, computations
+
+
+def categorize(name: str, instructions: dict, computations: dict) -> str:
+  """The category of the thunk that runs HLO instruction ``name``."""
+  opcode, op_name, calls = instructions.get(name, ('', '', None))
+  inner = computations.get(calls, []) if opcode in ('fusion', 'custom-call') else []
+  opcodes = {opcode} | {o for o, _ in inner}
+  names = ' '.join([op_name] + [n for _, n in inner])
+  if 'optimizer' in names:
+    return 'optimizer'
+  if 'augment' in names:
+    return 'augmentation'
+  if 'fixed_players' in names:
+    return 'fixed players forward'
+  if 'convolution' in opcodes:
+    for scope, category in (
+      ('conv_backward_input', 'conv backward-input'),
+      ('conv_backward_kernel', 'conv backward-kernel'),
+    ):
+      if scope in names:
+        return category
+    return 'conv forward'
+  if 'dot' in opcodes:
+    return 'dense backward' if 'transpose(' in names else 'dense forward'
+  if 'threefry' in names or 'random_bits' in names or 'rng' in opcodes:
+    return 'sampling and RNG'
+  if 'draw_batches' in names or opcodes & {'gather', 'dynamic-slice'}:
+    return 'minibatch gathers'
+  if opcodes <= {'copy', 'transpose', 'bitcast', 'parameter', 'tuple', 'get-tuple-element'} or 'copy' in name:
+    return 'copies and transposes'
+  if 'concrete' in names or 'gumbel' in names or 'estimators' in names:
+    return 'sampling and RNG'
+  return 'other (losses, activations, pooling)'
+
+
+def thunk_self_times(xplane_path: str) -> dict[str, float]:
+  """Seconds of self time per HLO instruction over the XLA threads of a trace (nested thunks subtracted)."""
+  totals = collections.Counter()
+  for plane in jax.profiler.ProfileData.from_file(xplane_path).planes:
+    for line in plane.lines:
+      if not line.name.startswith('tf_XLA'):
+        continue
+      events = sorted(
+        ((e.start_ns, e.duration_ns, e.name) for e in line.events if not e.name.startswith('ThunkExecutor')),
+        key=lambda e: (e[0], -e[1]),
+      )
+      stack = []  # (end, name) of the enclosing thunks
+      for start, duration, name in events:
+        while stack and stack[-1][0] <= start:
+          stack.pop()
+        if stack:
+          totals[stack[-1][1]] -= duration
+        totals[name] += duration
+        stack.append((start + duration, name))
+  return {k: v / 1e9 for k, v in totals.items()}
+
+
+def profile_round(method: str, batch_size: int, num_rounds: int, tiny: bool) -> dict:
+  """Seconds per round (median, untraced) and thread seconds per category of one traced round."""
+  game, state, data = common.setup(method, batch_size, tiny=tiny)
+  play_round = rounds.compile_fns(game).play_round
+  hlo = play_round.jitted.lower(state, data, None).compile().as_text()
+  instructions, computations = parse_hlo(hlo)
+  holder = {'state': play_round(state, data)[0]}
+
+  def one_round():
+    holder['state'], metrics = play_round(holder['state'], data)
+    return metrics
+
+  seconds = common.median_seconds(one_round, max(3, num_rounds))
+  with tempfile.TemporaryDirectory() as trace_dir:
+    with jax.profiler.trace(trace_dir):
+      for _ in range(num_rounds):
+        common.timed(one_round)
+    (path,) = glob.glob(os.path.join(trace_dir, '**', '*.xplane.pb'), recursive=True)
+    times = thunk_self_times(path)
+  by_category, top = collections.Counter(), collections.defaultdict(list)
+  for name, t in sorted(times.items(), key=lambda item: -item[1]):
+    category = categorize(name, instructions, computations)
+    by_category[category] += t / num_rounds
+    if len(top[category]) < 3:  # the category's largest thunks, to see what it is made of
+      top[category].append(
+        {'instruction': name, 'op_name': instructions.get(name, ('', ''))[1], 'thread_seconds': t / num_rounds}
+      )
+  total = sum(by_category.values())
+  return {
+    'seconds_per_round': seconds,
+    'thunk_thread_seconds_per_round': total,
+    'categories': {
+      c: {'thread_seconds': by_category[c], 'share': by_category[c] / total if total else 0.0, 'top': top[c]}
+      for c in CATEGORIES
+    },
+  }
+
+
+def host_overhead(method: str, batch_size: int, host_rounds: int, tiny: bool, round_seconds: float) -> dict:
+  """The training loop's seconds per round against the bare round's (see the module docstring)."""
+  config = common.round_config(method, batch_size, tiny=tiny)
+  config.n_val = 1000 if not tiny else 100
+
+  def run(num_rounds: int, workdir: str):
+    config.rounds = num_rounds
+    t = common.timed(lambda: train_lib.train_and_evaluate(config, workdir))
+    with open(os.path.join(workdir, 'results.json')) as f:
+      return t, json.load(f)
+
+  with tempfile.TemporaryDirectory() as tmp:
+    run(1, os.path.join(tmp, 'warm'))  # compiles every program
+    t1, _ = run(1, os.path.join(tmp, 'one'))
+    tn, results = run(1 + host_rounds, os.path.join(tmp, 'more'))
+  loop = (tn - t1) / host_rounds
+  seconds = results['seconds_per_round']
+  played = sum(seconds[-host_rounds:]) / host_rounds if seconds else None
+  return {
+    'loop_seconds_per_round': loop,
+    'bare_round_seconds': round_seconds,
+    'host_overhead_seconds': loop - round_seconds,
+    'evaluation_and_selection_seconds': None if played is None else played - round_seconds,
+    'checkpoint_and_logging_seconds': None if played is None else loop - played,
+    'n_val': config.n_val,
+  }
+
+
+def main(argv):
+  del argv
+  report = {'device': jax.devices()[0].device_kind, 'method': _METHOD.value, 'updates_per_round': common.UPDATES}
+  for b in map(int, _BATCH_SIZES.value):
+    case = profile_round(_METHOD.value, b, _ROUNDS.value, _TINY.value)
+    if _HOST_ROUNDS.value:
+      case['host'] = host_overhead(_METHOD.value, b, _HOST_ROUNDS.value, _TINY.value, case['seconds_per_round'])
+    report[f'batch_{b}'] = case
+  text = json.dumps(report, indent=1)
+  print(text)
+  if _OUT.value:
+    with open(_OUT.value, 'w') as f:
+      f.write(text)
+
+
+if __name__ == '__main__':
+  app.run(main)
