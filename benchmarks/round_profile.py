@@ -89,31 +89,23 @@ def categorize(name: str, instructions: dict, computations: dict) -> str:
   inner = computations.get(calls, []) if opcode in ('fusion', 'custom-call') else []
   opcodes = {opcode} | {o for o, _ in inner}
   names = ' '.join([op_name] + [n for _, n in inner])
-  if 'optimizer' in names:
-    return 'optimizer'
-  if 'augment' in names:
-    return 'augmentation'
-  if 'fixed_players' in names:
-    return 'fixed players forward'
-  if 'convolution' in opcodes:
-    for scope, category in (
-      ('conv_backward_input', 'conv backward-input'),
-      ('conv_backward_kernel', 'conv backward-kernel'),
-    ):
-      if scope in names:
-        return category
-    return 'conv forward'
-  if 'dot' in opcodes:
-    return 'dense backward' if 'transpose(' in names else 'dense forward'
-  if 'threefry' in names or 'random_bits' in names or 'rng' in opcodes:
-    return 'sampling and RNG'
-  if 'draw_batches' in names or opcodes & {'gather', 'dynamic-slice'}:
-    return 'minibatch gathers'
-  if opcodes <= {'copy', 'transpose', 'bitcast', 'parameter', 'tuple', 'get-tuple-element'} or 'copy' in name:
-    return 'copies and transposes'
-  if 'concrete' in names or 'gumbel' in names or 'estimators' in names:
-    return 'sampling and RNG'
-  return 'other (losses, activations, pooling)'
+  conv, dot = 'convolution' in opcodes, 'dot' in opcodes
+  copies = {'copy', 'transpose', 'bitcast', 'parameter', 'tuple', 'get-tuple-element'}
+  rules = (  # the first that holds
+    ('optimizer' in names, 'optimizer'),
+    ('augment' in names, 'augmentation'),
+    ('fixed_players' in names, 'fixed players forward'),
+    (conv and 'conv_backward_input' in names, 'conv backward-input'),
+    (conv and 'conv_backward_kernel' in names, 'conv backward-kernel'),
+    (conv, 'conv forward'),
+    (dot and 'transpose(' in names, 'dense backward'),
+    (dot, 'dense forward'),
+    ('threefry' in names or 'random_bits' in names or 'rng' in opcodes, 'sampling and RNG'),
+    ('draw_batches' in names or bool(opcodes & {'gather', 'dynamic-slice'}), 'minibatch gathers'),
+    (opcodes <= copies or 'copy' in name, 'copies and transposes'),
+    ('gumbel' in names, 'sampling and RNG'),
+  )
+  return next((category for hit, category in rules if hit), 'other (losses, activations, pooling)')
 
 
 def thunk_self_times(xplane_path: str) -> dict[str, float]:

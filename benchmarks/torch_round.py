@@ -18,11 +18,10 @@ Needs only torch:
 Prints JSON with the median seconds per round of each case.
 """
 
-import os
-
 import argparse
 import json
 import math
+import os
 import statistics
 import time
 
