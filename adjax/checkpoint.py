@@ -6,8 +6,18 @@ itself. ``restore`` checks all three, so a checkpoint whose bytes changed on
 disk is reported as ``Damaged`` (the run falls back to the one before), and
 one written for another state as ``OtherLayout`` (a refusal), never restored
 silently.
+
+In a run of one process, a save hashes and writes in a background thread
+while the next round computes (``Checkpoints.save`` copies the arrays to the
+host first; the next ``save``, ``wait`` or ``close`` waits for it and raises
+its error, so a failed write still stops the run). That copy costs memory
+as large as the state: a state larger than ``BACKGROUND_FRACTION`` of the
+machine's memory (a big sweep) is written in the foreground, from the arrays
+themselves.
 """
 
+from concurrent import futures
+import ctypes
 import hashlib
 import json
 import logging as py_logging  # a record's level is Python's, not absl's
@@ -18,10 +28,12 @@ import sys
 from absl import logging
 import jax
 from jax.experimental import multihost_utils
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
 INTEGRITY = '_integrity'
+BACKGROUND_FRACTION = 0.1  # of physical memory: the largest host copy a background save may hold
 
 
 class Damaged(Exception):
@@ -65,6 +77,19 @@ def _install_unraisable_filter() -> None:
   sys.unraisablehook = hook
 
 
+def _release_freed_memory() -> None:
+  """Hands memory that tensorstore's writer threads freed back to the system (glibc keeps it in per-thread arenas:
+  measured, 1.5 GB after each save of an 8-member ADIM sweep); a no-op elsewhere."""
+  try:
+    ctypes.CDLL('libc.so.6').malloc_trim(0)
+  except (OSError, AttributeError):
+    pass
+
+
+def _physical_memory() -> int:
+  return os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+
+
 def _host(tree):
   return jax.tree.map(np.asarray, jax.device_get(tree))
 
@@ -93,27 +118,56 @@ class Checkpoints:
   the one before it (one round recomputed).
   """
 
-  def __init__(self, directory: str):
+  def __init__(self, directory: str, background: bool | None = None):
+    """``background``: write in a background thread (default: when this is the only process, orbax's collective
+    saves of a multi-process run staying in the main thread, and the arrays' copy is at most
+    ``BACKGROUND_FRACTION`` of the machine's memory)."""
     handler = logging.get_absl_handler()
     if _not_orbax not in handler.filters:
       handler.addFilter(_not_orbax)
     _install_unraisable_filter()
     self.directory = os.path.abspath(directory)
     options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True, enable_async_checkpointing=False)
-    self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=('arrays', 'meta'))
+    # At most 1 GB of arrays in flight at once: a big sweep's state is written in parts, not copied whole.
+    handlers = {'arrays': ocp.StandardCheckpointHandler(save_concurrent_gb=1), 'meta': ocp.JsonCheckpointHandler()}
+    self._manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
+    self.background = jax.process_count() == 1 if background is None else background
+    self._limit = None if background else _physical_memory() * BACKGROUND_FRACTION  # None: no limit
+    self._executor = futures.ThreadPoolExecutor(1, thread_name_prefix='adjax-checkpoint') if self.background else None
+    self._pending: futures.Future | None = None
 
   def all_steps(self) -> list[int]:
     """Saved steps, newest first."""
     return sorted(self._manager.all_steps(), reverse=True)
 
   def save(self, step: int, arrays, meta: dict) -> None:
-    # A host copy: the device buffers are donated to the next round.
-    host = _host(arrays)
+    """Saves ``arrays`` (jax arrays of one device, or host arrays) and ``meta`` as ``step``; in the background, it
+    returns once they are copied (the device buffers are donated to the next round, and the caller goes on
+    changing ``meta``)."""
+    self.wait()
+    size = sum(a.nbytes for a in jax.tree.leaves(arrays))
+    if self._executor is None or (self._limit is not None and size > self._limit):
+      self._write(step, arrays, meta)
+    else:
+      snapshot = jax.tree.map(lambda a: jnp.copy(a) if isinstance(a, jax.Array) else np.array(a), arrays)
+      self._pending = self._executor.submit(self._write, step, snapshot, json.loads(json.dumps(meta)))
+
+  def _write(self, step: int, arrays, meta: dict) -> None:
+    host = _host(arrays)  # on a CPU, views of the arrays' own memory
     meta = {**meta, INTEGRITY: {'layout': layout(host), 'arrays': digests(host), 'meta': _meta_digest(meta)}}
+    # orbax writes jax arrays with less memory and time than host arrays (measured, 1 GB on a CPU: 1.1x vs 1.9x the
+    # arrays' size in flight, 2.2 s vs 5.9 s).
     self._manager.save(
-      step, args=ocp.args.Composite(arrays=ocp.args.StandardSave(host), meta=ocp.args.JsonSave(meta)), force=True
+      step, args=ocp.args.Composite(arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)), force=True
     )
     self._manager.wait_until_finished()
+    _release_freed_memory()
+
+  def wait(self) -> None:
+    """Waits for the save in progress, if any; raises its error."""
+    pending, self._pending = self._pending, None
+    if pending is not None:
+      pending.result()
 
   def restore(self, step: int, like):
     """Arrays shaped like ``like`` (a pytree of arrays or ShapeDtypeStructs), and the metadata.
@@ -167,7 +221,12 @@ class Checkpoints:
     return target
 
   def close(self) -> None:
-    self._manager.close()
+    try:
+      self.wait()
+    finally:
+      if self._executor is not None:
+        self._executor.shutdown()
+      self._manager.close()
 
 
 def saved_steps(directory: str) -> list[int]:

@@ -101,9 +101,17 @@ def get_config() -> ml_collections.ConfigDict:
   t('hidden', 64, "the LSTM's hidden size")
   t('width', 256, 'the image and text projections and the hidden layer of the MLP on their product')
   t('embeddings', '', "a .npy [vocab_size, embed_dim] of pretrained word vectors ('' = learned)")
-  m = _group(c, 'mesh', "devices: members split over them (each device runs its share vmapped), JAX's sharding")
+  m = _group(c, 'mesh', "devices: members split over them (each device runs its share, mesh.members), JAX's sharding")
   m('devices', 0, "devices used of each process's (0 = all); members are padded to a multiple of the total")
   m('batch', 1, 'data-parallel ways inside a member: each minibatch split over this many devices (divides batch_size)')
+  m(
+    'members',
+    'auto',
+    "how a device runs its members: 'vmap' (together: fast on accelerators; a vmapped dense layer is a batched "
+    "matmul, so a member differs from its run alone in float rounding), 'loop' (one after another: one member's "
+    "temporaries in memory, each member exactly its run alone; as fast on a CPU), 'auto' ('loop' on a CPU, else "
+    "'vmap')",
+  )
   return c
 
 

@@ -28,6 +28,9 @@ P = jax.sharding.PartitionSpec
 DATA_SPECS = {'pool': P(), 'index': P(MEMBERS), 'mean': P(MEMBERS)}
 
 
+MEMBER_LOOPS = ('auto', 'vmap', 'loop')  # mesh.members: how a device runs its members (adjax.rounds.member_loop)
+
+
 def check(config) -> None:
   """Refuses a mesh the devices or the batch cannot take, naming the field (before any work)."""
   available, m = jax.local_device_count(), config.mesh
@@ -40,6 +43,8 @@ def check(config) -> None:
       f'mesh.batch={m.batch} data-parallel ways cannot split batch_size={config.batch_size}; '
       f'use a divisor of {config.batch_size}'
     )
+  if m.members not in MEMBER_LOOPS:
+    raise ConfigError(f'mesh.members={m.members!r}: use one of {", ".join(map(repr, MEMBER_LOOPS))}')
   used = (m.devices or available) * jax.process_count()
   if used % m.batch:
     raise ConfigError(f'mesh.batch={m.batch} must divide the {used} devices used (mesh.devices={m.devices})')

@@ -190,19 +190,22 @@ def all_finite(tree) -> jax.Array:
 
 
 def guarded_round(game: Game, state: State, data: Data, active: jax.Array | None = None) -> tuple[State, dict]:
-  """``play_round``, but a member that is not ``active`` or whose round went non-finite keeps its state.
+  """``play_round``, but a member that is not ``active`` or whose round went non-finite keeps its parameters.
 
   ``metrics['finite']`` says whether this round's metrics and trained
-  parameters were finite. Only ``round`` advances for a kept member, so a
-  diverged sweep member stops changing while the others go on (the host marks
-  it and stops passing it as active).
+  parameters were finite. A diverged sweep member's parameters stop changing
+  while the others go on (the host marks it and stops passing it as active);
+  its optimizer state is not kept (it never trains again), so the program
+  holds a second copy of the parameters only, not of the whole state
+  (``benchmarks/memory.py``).
   """
   new, metrics = play_round(game, state, data)
   finite = all_finite(metrics) & all_finite({p: new[p]['params'] for p in game.method.players})
   keep_new = finite if active is None else finite & active
-  out = jax.tree.map(lambda n, o: jnp.where(keep_new, n, o), new, state)
-  out['round'] = new['round']
-  return out, {**metrics, 'finite': finite}
+  for p in game.method.players:
+    params = jax.tree.map(lambda n, o: jnp.where(keep_new, n, o), new[p]['params'], state[p]['params'])
+    new[p] = dict(new[p], params=params)
+  return new, {**metrics, 'finite': finite}
 
 
 def pretrain(game: Game, state: State, data: Data, frozen: bool = False, segment=0) -> tuple[State, dict]:
@@ -240,6 +243,49 @@ def accuracy(game: Game, player: str, params, data: Data) -> dict[str, jax.Array
   return {'accuracy': jnp.mean(jnp.argmax(logits, -1) == split['y'])}
 
 
+def member_loop(config) -> bool:
+  """Whether a device runs its members one after another (``mesh.members``: 'loop'; 'auto' on a CPU) rather than
+  vmapped ('vmap'; 'auto' elsewhere)."""
+  choice = config.mesh.members
+  return choice == 'loop' or (choice == 'auto' and jax.default_backend() == 'cpu')
+
+
+def each_member(fn: Callable, loop: bool) -> Callable:
+  """``fn(state, data, *xs) -> (new state or None, out)`` of one member, over the members of a device: ``state``,
+  ``xs`` and ``data``'s per-member parts (``DATA_AXES``) carry a leading member axis; returns ``(state, outs)``.
+
+  Vmapped, or (``loop``) one member after another in a ``lax.scan`` whose
+  carry is the stacked state, each member's new state written over its old
+  one in place (``fn`` returning None leaves the state as it was): a member's
+  temporaries, not every member's, are in memory at once, and each member
+  computes exactly what a run of it alone computes (vmapped, a dense layer
+  is a batched matmul: the same up to float rounding).
+  """
+
+  def vmapped(state, data, *xs):
+    return jax.vmap(fn, in_axes=(0, DATA_AXES) + (0,) * len(xs))(state, data, *xs)
+
+  def run(state, data, *xs):
+    if not loop:
+      return vmapped(state, data, *xs)
+    shared = {k: v for k, v in data.items() if DATA_AXES[k] is None}
+    per_member = {k: v for k, v in data.items() if DATA_AXES[k] == 0}
+
+    def body(state, i):
+      # Member i as a member axis of one: the very program a run of one member runs, so the same numbers.
+      take = lambda a: jax.lax.dynamic_slice_in_dim(a, i, 1)
+      new, out = vmapped(
+        jax.tree.map(take, state), {**shared, **jax.tree.map(take, per_member)}, *jax.tree.map(take, xs)
+      )
+      if new is not None:
+        state = jax.tree.map(lambda a, n: jax.lax.dynamic_update_slice_in_dim(a, n, i, 0), state, new)
+      return state, jax.tree.map(lambda a: a[0], out)
+
+    return jax.lax.scan(body, state, jnp.arange(jax.tree.leaves(state)[0].shape[0]))
+
+  return run
+
+
 class Programs(NamedTuple):
   """A game's jitted programs (see ``compile_fns``)."""
 
@@ -258,7 +304,8 @@ def compile_fns(game: Game, mesh: jax.sharding.Mesh | None = None) -> Programs:
   ``accuracy(player, params, data)``. ``data`` is ``game.Data`` with a
   leading member axis on ``index`` and ``mean`` (``game.DATA_AXES``). Members
   are split over ``mesh``'s ``members`` axis (default: one device), each
-  device running its share vmapped; ``S`` must be a multiple of that axis
+  device running its share vmapped or one after another
+  (``member_loop``); ``S`` must be a multiple of that axis
   (``parallel.padded``). Cached per game (``Game._key``: the networks,
   optimizers and compiled config) and mesh, so runs that differ only in
   ``NOT_COMPILED`` or ``sweepable_fields()`` share compiled code.
@@ -269,21 +316,25 @@ def compile_fns(game: Game, mesh: jax.sharding.Mesh | None = None) -> Programs:
   def sharded(body, in_specs):
     return jax.shard_map(body, mesh=mesh, in_specs=in_specs, out_specs=members)
 
+  loop = member_loop(game.config)
+
   def pretrain_program(state, data, frozen, segment=0):
     def body(state, data, segment):
-      fn = functools.partial(pretrain, game, frozen=frozen, segment=segment)
-      return jax.vmap(fn, in_axes=(0, DATA_AXES))(state, data)
+      fn = lambda s, d: pretrain(game, s, d, frozen=frozen, segment=segment)
+      return each_member(fn, loop)(state, data)
 
     return sharded(body, (members, parallel.DATA_SPECS, parallel.P()))(state, data, segment)
 
   def round_program(state, data, active):
     if active is None:
       active = jnp.ones(jax.tree.leaves(state)[0].shape[0], bool)
-    body = jax.vmap(functools.partial(guarded_round, game), in_axes=(0, DATA_AXES, 0))
+    body = each_member(functools.partial(guarded_round, game), loop)
     return sharded(body, (members, parallel.DATA_SPECS, members))(state, data, active)
 
   def accuracy_program(player, params, data):
-    body = jax.vmap(functools.partial(accuracy, game, player), in_axes=(0, DATA_AXES))
+    def body(params, data):
+      return each_member(lambda p, d: (None, accuracy(game, player, p, d)), loop)(params, data)[1]
+
     return sharded(body, (members, parallel.DATA_SPECS))(params, data)
 
   # Inputs are placed as the programs split them (a no-op for arrays already there), so that a caller's first call,

@@ -33,7 +33,7 @@ RESUMABLE_CHANGES = ('rounds',)
 # trains it, so a workdir moved with its teacher cache (or pointed at a copy) is still the same run.
 # ``mesh.devices`` says where members run: the same members on other devices compute the same numbers (to float
 # rounding), and checkpoints hold only real members, so a run may resume on another number of devices.
-PLACE_FIELDS = ('teacher_cache', 'mesh.devices')
+PLACE_FIELDS = ('teacher_cache', 'mesh.devices', 'mesh.members')
 # Config fields and groups newer than some workdirs: their defaults compute what the runs before them computed.
 ADDED_FIELDS = ('mesh', 'text', 'select_metric', 'rank_k')
 
@@ -235,6 +235,13 @@ class _Members:
     host = jax.tree.map(np.asarray, tree)
     return parallel.place(parallel.pad(host, self.size), self.mesh, parallel.P(parallel.MEMBERS))
 
+  def checkpointable(self, tree):
+    """``tree`` as the checkpoint takes it: the arrays themselves on one device of one process (orbax writes them
+    with the least memory), else the real members on the host."""
+    if jax.process_count() == 1 and self.mesh.devices.size == 1:
+      return tree
+    return self.get(tree)
+
   def get(self, tree):
     """The real members' arrays ``[count, ...]`` on the host (every process)."""
     return jax.tree.map(lambda a: a[: self.count], parallel.fetch(tree))
@@ -308,9 +315,16 @@ def _stack(trees):
 
 
 def init_members(game: game_lib.Game, configs: list[ml_collections.ConfigDict], data: game_lib.Split):
-  """Each config's initial state (its seed's key, its swept values), stacked on a leading member axis
-  (``data``: examples shaped as the players see them)."""
-  return _stack([game_lib.init_state(game, jax.random.key(c.seed), data, c) for c in configs])
+  """Each config's initial state (its seed's key, its swept values), stacked on a leading member axis as host
+  arrays (``data``: examples shaped as the players see them). Filled one member at a time: the stack and one
+  member's state are in memory, not every member's state twice."""
+  stacked = None
+  for i, c in enumerate(configs):
+    one = jax.device_get(game_lib.init_state(game, jax.random.key(c.seed), data, c))
+    if stacked is None:
+      stacked = jax.tree.map(lambda a: np.empty((len(configs), *np.shape(a)), np.asarray(a).dtype), one)
+    jax.tree.map(lambda out, a: out.__setitem__(i, a), stacked, one)
+  return stacked
 
 
 def with_overrides(config: ml_collections.ConfigDict, overrides: dict) -> ml_collections.ConfigDict:
@@ -579,6 +593,7 @@ def _run(run: _Run, splits: data_lib.Splits, sigterm) -> dict:
     for r in range(int(loop.members.get(state['round'])[0]), run.config.rounds):
       state, best = loop.play(r + 1, state, best, meta)
     results = _results(run, splits, loop.programs.accuracy, state, best, meta, loop.members, loop.metric)
+    loop.ckpt.wait()  # the last round's checkpoint is on disk before the results are
     if parallel.is_writer():
       workdir_lib.write_json(os.path.join(run.workdir, 'results.json'), results)
     return results
@@ -615,12 +630,15 @@ class _Loop:
 
   def _stop_if_preempted(self, round_: int) -> None:
     if parallel.any_process(self.sigterm.is_set()):  # all processes stop after the same round
+      self.ckpt.wait()  # with the round's checkpoint on disk
       raise workdir_lib.Preempted(
         f'SIGTERM: stopped after the checkpoint of round {round_}; run the same command again to resume'
       )
 
   def _save(self, round_: int, state, best, meta) -> None:
-    self.ckpt.save(round_, self.members.get({'state': state, 'best': best}), meta)
+    self.ckpt.save(
+      round_, self.members.checkpointable({'state': state, 'best': best}), meta
+    )  # written while the next round runs
     self._stop_if_preempted(round_)
 
   def start(self):
@@ -636,6 +654,7 @@ class _Loop:
       return arrays['state'], arrays['best'], meta
     t0 = time.perf_counter()
     state = members.put(initial)
+    del initial, like  # the host copy: one state in memory, not two
     state = _frozen_players(run.configs, game, state, members, pretrain, accuracy, run.identity, self.metric)
     state, metrics = pretrain(state, self.train, False, 0)
     val = _evaluate(accuracy, _params(state), self.val, members)

@@ -39,6 +39,7 @@ from benchmarks import common
 
 _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['10', '64'], 'Minibatch sizes to profile.')
 _METHOD = flags.DEFINE_enum('method', 'adim', ['adib', 'adim'], 'The method whose round is profiled.')
+_MEMBERS = flags.DEFINE_integer('members', 1, 'Members (seeds) in the profiled program.')
 _ROUNDS = flags.DEFINE_integer('rounds', 3, 'Profiled rounds per batch size (the figures are per round).')
 _HOST_ROUNDS = flags.DEFINE_integer('host_rounds', 2, 'Rounds of the training loop timed for host overhead (0: skip).')
 _TINY = flags.DEFINE_bool('tiny', False, 'One update per player on 100 examples (the tests run it so it cannot rot).')
@@ -130,9 +131,9 @@ def thunk_self_times(xplane_path: str) -> dict[str, float]:
   return {k: v / 1e9 for k, v in totals.items()}
 
 
-def profile_round(method: str, batch_size: int, num_rounds: int, tiny: bool) -> dict:
+def profile_round(method: str, batch_size: int, num_rounds: int, tiny: bool, members: int = 1) -> dict:
   """Seconds per round (median, untraced) and thread seconds per category of one traced round."""
-  game, state, data = common.setup(method, batch_size, tiny=tiny)
+  game, state, data = common.setup(method, batch_size, tiny=tiny, members=members)
   play_round = rounds.compile_fns(game).play_round
   hlo = play_round.jitted.lower(state, data, None).compile().as_text()
   instructions, computations = parse_hlo(hlo)
@@ -198,9 +199,10 @@ def host_overhead(method: str, batch_size: int, host_rounds: int, tiny: bool, ro
 
 def main(argv):
   del argv
-  report = {'device': jax.devices()[0].device_kind, 'method': _METHOD.value, 'updates_per_round': common.UPDATES}
+  report = {'device': jax.devices()[0].device_kind, 'method': _METHOD.value, 'members': _MEMBERS.value}
+  report['updates_per_round'] = common.UPDATES
   for b in map(int, _BATCH_SIZES.value):
-    case = profile_round(_METHOD.value, b, _ROUNDS.value, _TINY.value)
+    case = profile_round(_METHOD.value, b, _ROUNDS.value, _TINY.value, _MEMBERS.value)
     if _HOST_ROUNDS.value:
       case['host'] = host_overhead(_METHOD.value, b, _HOST_ROUNDS.value, _TINY.value, case['seconds_per_round'])
     report[f'batch_{b}'] = case

@@ -41,6 +41,24 @@ class ParameterCountTest(parameterized.TestCase):
     self.assertTrue(all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads)))
 
 
+class DenseTest(absltest.TestCase):
+  def test_same_parameters_values_and_gradients_as_flax_dense(self):
+    x = jax.random.normal(jax.random.key(0), (6, 13))
+    ours, theirs = models.Dense(7), nn.Dense(7)
+    params = ours.init(jax.random.key(1), x)
+    flax_params = theirs.init(jax.random.key(1), x)
+    jax.tree.map(np.testing.assert_array_equal, params, flax_params)  # names, shapes and initial values
+    params = jax.tree.map(lambda a: a + jax.random.normal(jax.random.key(2), a.shape), params)  # a nonzero bias
+    loss = lambda net, p, x: jnp.sum(jnp.sin(net.apply(p, x)))
+    np.testing.assert_allclose(ours.apply(params, x), theirs.apply(params, x), rtol=1e-6)
+    for a, b in zip(jax.grad(loss, (1, 2))(ours, params, x), jax.grad(loss, (1, 2))(theirs, params, x)):
+      jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), a, b)
+    # The kernel's gradient by hand: x^T g with g = cos(x W + b).
+    g = jnp.cos(x @ params['params']['kernel'] + params['params']['bias'])
+    dw = jax.grad(loss, 1)(ours, params, x)['params']['kernel']
+    np.testing.assert_allclose(dw, np.asarray(x).T @ np.asarray(g), rtol=1e-5, atol=1e-5)
+
+
 class ConvTest(parameterized.TestCase):
   @parameterized.parameters(((4, 28, 28, 1), 5, 32), ((3, 14, 14, 32), 5, 64), ((2, 9, 7, 3), 3, 4))
   def test_value_and_gradients_equal_jax(self, x_shape, k, out):

@@ -183,6 +183,26 @@ class MeshConfigTest(absltest.TestCase):
     # Data parallelism is part of what a run computes (another noise draw per device).
     self.assertEqual(train._what_is_computed({'mesh': {'devices': 4, 'batch': 2}})['mesh'], {'batch': 2})
 
+  def test_members_loop_is_checked_and_not_part_of_what_is_computed(self):
+    c = tiny_config('adim')
+    c.mesh.members = 'sequential'
+    with self.assertRaisesRegex(config_lib.ConfigError, r"mesh.members='sequential': use one of 'auto', 'vmap', 'loop'"):
+      parallel.check(c)
+    computed = train._what_is_computed({'mesh': {'devices': 0, 'batch': 1, 'members': 'vmap'}})
+    self.assertEqual(computed['mesh'], {'batch': 1})
+
+  def test_looped_members_are_their_runs_alone_exactly_and_vmapped_ones_close(self):
+    runs = {}
+    for loop in ('loop', 'vmap'):
+      c = tiny_config('adim', num_seeds=2, rounds=1)
+      c.mesh.members = loop
+      runs[loop] = train.train_and_evaluate(c, self.create_tempdir().full_path)
+    alone = train.train_and_evaluate(tiny_config('adim', seed=1, rounds=1), self.create_tempdir().full_path)
+    looped = runs['loop']['per_seed'][1]
+    self.assertEqual((looped['history'], looped['final']), (alone['history'], alone['final']))  # bit for bit
+    for member_loop, member_vmap in zip(runs['loop']['per_seed'], runs['vmap']['per_seed'], strict=True):
+      assert_member_equals_alone(self, member_vmap, member_loop)  # a batched matmul: float rounding apart
+
   def test_padding(self):
     mesh = parallel.single_device()
     self.assertEqual(parallel.padded(5, mesh), 5)

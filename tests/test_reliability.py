@@ -103,6 +103,33 @@ class CheckpointIntegrityTest(parameterized.TestCase):
     self.assertTrue(os.path.isdir(path + '.damaged'))
 
 
+class BackgroundCheckpointTest(absltest.TestCase):
+  def test_a_background_save_writes_what_was_passed_though_the_caller_changes_it(self):
+    directory = self.create_tempdir().full_path
+    arrays = {'host': np.arange(6.0), 'device': jax.numpy.arange(4)}
+    meta = {'history': [1]}
+    ckpts = checkpoint.Checkpoints(directory, background=True)
+    ckpts.save(0, arrays, meta)
+    arrays['host'][:] = -1  # as a donated buffer or the next round's meta would be
+    meta['history'].append(2)
+    ckpts.wait()
+    restored, restored_meta = ckpts.restore(0, {'host': np.zeros(6), 'device': np.zeros(4, np.int32)})
+    ckpts.close()
+    np.testing.assert_array_equal(restored['host'], np.arange(6.0))
+    np.testing.assert_array_equal(restored['device'], np.arange(4))
+    self.assertEqual(restored_meta, {'history': [1]})
+
+  def test_a_failed_background_save_is_raised_at_the_next_save_and_at_close(self):
+    directory = self.create_tempdir().full_path
+    ckpts = checkpoint.Checkpoints(directory, background=True)
+    ckpts.save(0, {'a': np.zeros(3)}, {'ok': float('nan')})  # not JSON: fails in the writer thread
+    with self.assertRaises(ValueError):
+      ckpts.save(1, {'a': np.zeros(3)}, {})
+    ckpts.save(2, {'a': np.zeros(3)}, {'ok': float('inf')})
+    with self.assertRaises(ValueError):
+      ckpts.close()
+
+
 class RunLengthTest(absltest.TestCase):
   def test_fewer_rounds_than_the_workdir_holds_is_refused_and_nothing_changes(self):
     workdir = self.create_tempdir().full_path
