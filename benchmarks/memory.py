@@ -14,6 +14,7 @@ parameters of every player, and its share of the data (its indices; the
 examples are held once).
 """
 
+import itertools
 import json
 import os
 import subprocess
@@ -90,7 +91,7 @@ def main(argv):
     args += [f'--rounds={_ROUNDS.value}'] + (['--tiny'] if _TINY.value else [])
     proc = subprocess.run(args, capture_output=True, text=True, check=True, env=os.environ)
     cases.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-  for before, after in zip(cases, cases[1:]):
+  for before, after in itertools.pairwise(cases):
     slope = (after['peak_resident_bytes'] - before['peak_resident_bytes']) / (after['members'] - before['members'])
     after['bytes_per_added_member'] = slope
     per_member_state = after['state_bytes_per_member']['total'] + after['data_index_bytes_per_member']

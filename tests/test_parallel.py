@@ -186,7 +186,9 @@ class MeshConfigTest(absltest.TestCase):
   def test_members_loop_is_checked_and_not_part_of_what_is_computed(self):
     c = tiny_config('adim')
     c.mesh.members = 'sequential'
-    with self.assertRaisesRegex(config_lib.ConfigError, r"mesh.members='sequential': use one of 'auto', 'vmap', 'loop'"):
+    with self.assertRaisesRegex(
+      config_lib.ConfigError, r"mesh.members='sequential': use one of 'auto', 'vmap', 'loop'"
+    ):
       parallel.check(c)
     computed = train._what_is_computed({'mesh': {'devices': 0, 'batch': 1, 'members': 'vmap'}})
     self.assertEqual(computed['mesh'], {'batch': 1})
