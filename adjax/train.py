@@ -1,6 +1,7 @@
 """From a config to ``results.json``: data, game, pretraining, rounds, selection on validation."""
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -235,6 +236,19 @@ class _Members:
     host = jax.tree.map(np.asarray, tree)
     return parallel.place(parallel.pad(host, self.size), self.mesh, parallel.P(parallel.MEMBERS))
 
+  def put_each(self, member):
+    """``put`` of the members' trees ``member(i)``, made one at a time: on one device of one process each is
+    written in place into the stacked arrays, so the members' stack never exists on the host as well."""
+    if jax.process_count() > 1 or self.mesh.devices.size > 1:
+      return self.put(jax.tree.map(lambda *a: np.stack(a), *(member(i) for i in range(self.count))))
+    first = member(0)
+    sharding = jax.sharding.NamedSharding(self.mesh, parallel.P(parallel.MEMBERS))
+    zeros = lambda: jax.tree.map(lambda a: jnp.zeros((self.size, *np.shape(a)), np.asarray(a).dtype), first)
+    stacked = jax.jit(zeros, out_shardings=sharding)()
+    for i in range(self.count):
+      stacked = _set_member(stacked, first if i == 0 else member(i), i)
+    return stacked
+
   def checkpointable(self, tree):
     """``tree`` as the checkpoint takes it: the arrays themselves on one device of one process (orbax writes them
     with the least memory), else the real members on the host."""
@@ -314,13 +328,17 @@ def _stack(trees):
   return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
 
 
+def _init_member(game: game_lib.Game, config: ml_collections.ConfigDict, data: game_lib.Split):
+  return jax.device_get(game_lib.init_state(game, jax.random.key(config.seed), data, config))
+
+
 def init_members(game: game_lib.Game, configs: list[ml_collections.ConfigDict], data: game_lib.Split):
   """Each config's initial state (its seed's key, its swept values), stacked on a leading member axis as host
   arrays (``data``: examples shaped as the players see them). Filled one member at a time: the stack and one
   member's state are in memory, not every member's state twice."""
   stacked = None
   for i, c in enumerate(configs):
-    one = jax.device_get(game_lib.init_state(game, jax.random.key(c.seed), data, c))
+    one = _init_member(game, c, data)
     if stacked is None:
       stacked = jax.tree.map(lambda a: np.empty((len(configs), *np.shape(a)), np.asarray(a).dtype), one)
     jax.tree.map(lambda out, a: out.__setitem__(i, a), stacked, one)
@@ -644,8 +662,10 @@ class _Loop:
   def start(self):
     """``(state, best, meta)``: the newest intact checkpoint's, or round 0's (frozen teacher, pretraining)."""
     run, game, members, (pretrain, _, accuracy) = self.run, self.game, self.members, self.programs
-    initial = init_members(game, run.configs, {k: a[:1] for k, a in members.splits.pool.items()})
-    like = {'state': initial, 'best': _params(initial)}
+    example = {k: a[:1] for k, a in members.splits.pool.items()}
+    one = _init_member(game, run.configs[0], example)
+    stacked = lambda a: jax.ShapeDtypeStruct((members.count, *np.shape(a)), np.asarray(a).dtype)
+    like = jax.tree.map(stacked, {'state': one, 'best': _params(one)})
     restored = _restore_latest(self.ckpt, like, run.workdir)
     if restored is not None:
       arrays, meta = restored
@@ -653,8 +673,7 @@ class _Loop:
       arrays = members.put(arrays)
       return arrays['state'], arrays['best'], meta
     t0 = time.perf_counter()
-    state = members.put(initial)
-    del initial, like  # the host copy: one state in memory, not two
+    state = members.put_each(lambda i: _init_member(game, run.configs[i], example))
     state = _frozen_players(run.configs, game, state, members, pretrain, accuracy, run.identity, self.metric)
     state, metrics = pretrain(state, self.train, False, 0)
     val = _evaluate(accuracy, _params(state), self.val, members)
@@ -714,6 +733,11 @@ class _Loop:
       metric_writer.log_round(round_, self.run.config.rounds, live_last, meta['seconds'], self.metric)
     self._save(round_, state, best, meta)
     return state, best
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def _set_member(stacked, one, i):
+  return jax.tree.map(lambda s, o: jax.lax.dynamic_update_index_in_dim(s, o, i, 0), stacked, one)
 
 
 @jax.jit

@@ -60,10 +60,13 @@ def child(members: int) -> dict:
   """One run of ``members`` seeds in this process: its peak memory and XLA's view of the round program."""
   config = common.round_config(_METHOD.value, 10, tiny=_TINY.value)
   config.n_val, config.rounds, config.num_seeds = 100 if _TINY.value else 1000, _ROUNDS.value, members
-  game, state, data = common.setup(_METHOD.value, 10, tiny=_TINY.value, members=members)
+  game, one, data = common.setup(_METHOD.value, 10, tiny=_TINY.value)
+  # The program's memory for ``members`` members, from shapes alone (their arrays would take the memory measured).
+  state = jax.tree.map(lambda a: jax.ShapeDtypeStruct((members, *a.shape[1:]), a.dtype), one)
+  data = {**data, 'index': jax.ShapeDtypeStruct((members, *data['index'].shape[1:]), data['index'].dtype)}
   analysis = rounds.compile_fns(game).play_round.jitted.lower(state, data, None).compile().memory_analysis()
-  sizes = state_bytes(game, state)
-  del state, data
+  sizes = state_bytes(game, one)
+  del one, data
   with tempfile.TemporaryDirectory() as workdir:
     train_lib.train_and_evaluate(config, workdir)
   return {
