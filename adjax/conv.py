@@ -45,6 +45,15 @@ def _batchable_conv(padding: tuple[tuple[int, int], tuple[int, int]]):
   return conv
 
 
+def summed_like(cotangent: jax.Array, primal: jax.Array) -> jax.Array:
+  """A hand-written backward pass's ``cotangent``, summed over the manual mesh axes it varies over and ``primal``
+  does not: what JAX's own autodiff does for an input replicated over them (inside ``shard_map``, e.g. a kernel
+  shared by the devices of a data-parallel minibatch)."""
+  varying = lambda a: jax.typeof(a).manual_axis_type.varying
+  extra = varying(cotangent) - varying(primal)
+  return jax.lax.psum(cotangent, tuple(sorted(extra))) if extra else cotangent
+
+
 def _conv(x_NxHxWxI: jax.Array, w_hxwxIxO: jax.Array, padding) -> jax.Array:
   return _batchable_conv(padding)(x_NxHxWxI, w_hxwxIxO)
 
@@ -80,7 +89,7 @@ def _conv_same_bwd(residuals, g_NxHxWxO):
     x_IxHxWxN = x_NxHxWxI.transpose(3, 1, 2, 0)
     g_HxWxNxO = g_NxHxWxO.transpose(1, 2, 0, 3)
     dw_Ixhxwx0 = _conv(x_IxHxWxN, g_HxWxNxO, padding)
-    return dx, dw_Ixhxwx0.transpose(1, 2, 0, 3)
+    return summed_like(dx, x_NxHxWxI), summed_like(dw_Ixhxwx0.transpose(1, 2, 0, 3), w_hxwxIxO)
 
 
 conv_same.defvjp(_conv_same_fwd, _conv_same_bwd)

@@ -25,7 +25,8 @@ def _matmul_bwd(residuals, g_BxO):
   x_BxI, w_IxO = residuals
   # The kernel's gradient contracted over the batch straight into the kernel's [I, O] layout: JAX's own transpose
   # rule emits it as [O, I] and a transpose, which XLA:CPU then copies on every update (benchmarks/round_profile.py).
-  return jnp.einsum('bo,io->bi', g_BxO, w_IxO), jnp.einsum('bi,bo->io', x_BxI, g_BxO)
+  dx = conv.summed_like(jnp.einsum('bo,io->bi', g_BxO, w_IxO), x_BxI)
+  return dx, conv.summed_like(jnp.einsum('bi,bo->io', x_BxI, g_BxO), w_IxO)
 
 
 _matmul.defvjp(_matmul_fwd, _matmul_bwd)
