@@ -74,3 +74,22 @@ class MatmulPeak:
     if not self.samples:
       self.sample()
     return statistics.median(self.samples)
+
+
+def peak_resident_bytes() -> int:
+  """This process's peak resident set size (``VmHWM``)."""
+  with open('/proc/self/status') as f:
+    line = next(line for line in f if line.startswith('VmHWM:'))
+  return int(line.split()[1]) * 1024
+
+
+def state_bytes(game, state) -> dict[str, int]:
+  """Bytes per member of the state's parts: parameters, optimizer states, best-so-far parameters (the
+  generators'), the rest."""
+  one = jax.tree.map(lambda a: a[0], state)
+  size = lambda tree: sum(a.nbytes for a in jax.tree.leaves(tree))
+  players = [p for p in ('student', 'teacher', 'discriminator') if p in one]
+  params = sum(size(one[p]['params']) for p in players)
+  opt = sum(size(one[p]['opt_state']) for p in players)
+  best = sum(size(one[p]['params']) for p in ('student', 'teacher') if p in one)
+  return {'params': params, 'optimizer': opt, 'best_params': best, 'total': params + opt + best}

@@ -37,25 +37,6 @@ _OUT = flags.DEFINE_string('out', None, 'Also write the JSON here.')
 _CHILD = flags.DEFINE_integer('child', 0, 'Internal: measure this member count in this process.')
 
 
-def peak_resident_bytes() -> int:
-  """This process's peak resident set size (``VmHWM``)."""
-  with open('/proc/self/status') as f:
-    line = next(line for line in f if line.startswith('VmHWM:'))
-  return int(line.split()[1]) * 1024
-
-
-def state_bytes(game, state) -> dict[str, int]:
-  """Bytes per member of the state's parts: parameters, optimizer states, best-so-far parameters (the
-  generators'), the rest."""
-  one = jax.tree.map(lambda a: a[0], state)
-  size = lambda tree: sum(a.nbytes for a in jax.tree.leaves(tree))
-  players = [p for p in ('student', 'teacher', 'discriminator') if p in one]
-  params = sum(size(one[p]['params']) for p in players)
-  opt = sum(size(one[p]['opt_state']) for p in players)
-  best = sum(size(one[p]['params']) for p in ('student', 'teacher') if p in one)
-  return {'params': params, 'optimizer': opt, 'best_params': best, 'total': params + opt + best}
-
-
 def child(members: int) -> dict:
   """One run of ``members`` seeds in this process: its peak memory and XLA's view of the round program."""
   config = common.round_config(_METHOD.value, 10, tiny=_TINY.value)
@@ -65,13 +46,13 @@ def child(members: int) -> dict:
   state = jax.tree.map(lambda a: jax.ShapeDtypeStruct((members, *a.shape[1:]), a.dtype), one)
   data = {**data, 'index': jax.ShapeDtypeStruct((members, *data['index'].shape[1:]), data['index'].dtype)}
   analysis = rounds.compile_fns(game).play_round.jitted.lower(state, data, None).compile().memory_analysis()
-  sizes = state_bytes(game, one)
+  sizes = common.state_bytes(game, one)
   del one, data
   with tempfile.TemporaryDirectory() as workdir:
     train_lib.train_and_evaluate(config, workdir)
   return {
     'members': members,
-    'peak_resident_bytes': peak_resident_bytes(),
+    'peak_resident_bytes': common.peak_resident_bytes(),
     'round_program': {
       'argument_bytes': analysis.argument_size_in_bytes,
       'temp_bytes': analysis.temp_size_in_bytes,

@@ -18,8 +18,9 @@ thread time and as its share of all thunk time.
 Host overhead between rounds: the training loop's seconds per round (the
 difference of two in-process ``train_and_evaluate`` runs, ``1`` and
 ``1 + host_rounds`` rounds: same compiled programs) against the bare round;
-split into evaluation and selection (``meta['seconds']`` covers the round,
-the evaluation and selection) and the rest (checkpoint, logging).
+the difference is evaluation, selection, logging and the checkpoint (written
+in the background while the next round runs, where it still competes for the
+cores).
 """
 
 import collections
@@ -176,23 +177,17 @@ def host_overhead(method: str, batch_size: int, host_rounds: int, tiny: bool, ro
 
   def run(num_rounds: int, workdir: str):
     config.rounds = num_rounds
-    t = common.timed(lambda: train_lib.train_and_evaluate(config, workdir))
-    with open(os.path.join(workdir, 'results.json')) as f:
-      return t, json.load(f)
+    return common.timed(lambda: train_lib.train_and_evaluate(config, workdir))
 
   with tempfile.TemporaryDirectory() as tmp:
     run(1, os.path.join(tmp, 'warm'))  # compiles every program
-    t1, _ = run(1, os.path.join(tmp, 'one'))
-    tn, results = run(1 + host_rounds, os.path.join(tmp, 'more'))
+    t1 = run(1, os.path.join(tmp, 'one'))
+    tn = run(1 + host_rounds, os.path.join(tmp, 'more'))
   loop = (tn - t1) / host_rounds
-  seconds = results['seconds_per_round']
-  played = sum(seconds[-host_rounds:]) / host_rounds if seconds else None
   return {
     'loop_seconds_per_round': loop,
     'bare_round_seconds': round_seconds,
     'host_overhead_seconds': loop - round_seconds,
-    'evaluation_and_selection_seconds': None if played is None else played - round_seconds,
-    'checkpoint_and_logging_seconds': None if played is None else loop - played,
     'n_val': config.n_val,
   }
 

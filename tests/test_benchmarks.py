@@ -1,4 +1,5 @@
-"""The accelerator suite (benchmarks/device_suite.sh) runs at CPU sizes, so that it cannot rot between GPU sessions."""
+"""The accelerator suite (benchmarks/device_suite.sh) runs at CPU sizes, so that it cannot rot between GPU sessions;
+the round profile's categories and the memory benchmark's state sizes."""
 
 import json
 import os
@@ -6,6 +7,12 @@ import subprocess
 import sys
 
 from absl.testing import absltest
+from absl.testing import flagsaver
+import jax
+
+from adjax import models
+from benchmarks import common
+from benchmarks import round_profile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,6 +42,61 @@ class DeviceSuiteTest(absltest.TestCase):
     self.assertEqual(set(scaling['seconds_per_round']), {'vmap', 'sharded_1'})
     self.assertGreater(scaling['sharding_overhead_1_device'], -1)
     self.assertTrue(os.listdir(os.path.join(out, 'grad_variance')))
+
+
+HLO = """
+%fused_computation.1 (p: f32[3]) -> f32[3] {
+  %p = f32[3]{0} parameter(0)
+  ROOT %m = f32[3]{0} multiply(%p, %p), metadata={op_name="jit(f)/while/body/optimizer/mul"}
+}
+
+%fused_computation.2 (a: f32[2,5,5,1], b: f32[5,5,1,4]) -> f32[2,5,5,4] {
+  %a = f32[2,5,5,1]{3,2,1,0} parameter(0)
+  %b = f32[5,5,1,4]{3,2,1,0} parameter(1)
+  ROOT %c = f32[2,5,5,4]{3,2,1,0} convolution(%a, %b), metadata={op_name="f/conv_backward_kernel/conv"}
+}
+
+ENTRY %main (x: f32[3]) -> f32[3] {
+  %x = f32[3]{0} parameter(0)
+  %adam = f32[3]{0} fusion(%x), kind=kLoop, calls=%fused_computation.1
+  %ynn = f32[2,5,5,4]{3,2,1,0} fusion(%x, %x), kind=kCustom, calls=%fused_computation.2
+  %copy.3 = f32[3]{0} copy(%x)
+  ROOT %dot.4 = f32[3]{0} dot(%x, %x), metadata={op_name="jit(f)/transpose(jvp(MLP))/Dense_0/dot_general"}
+}
+"""
+
+
+class RoundProfileTest(absltest.TestCase):
+  def test_instructions_are_put_in_their_categories(self):
+    instructions, computations = round_profile.parse_hlo(HLO)
+    got = {name: round_profile.categorize(name, instructions, computations) for name in instructions}
+    self.assertEqual(got['adam'], 'optimizer')  # by the named scope inside its fused computation
+    self.assertEqual(got['ynn'], 'conv backward-kernel')
+    self.assertEqual(got['copy.3'], 'copies and transposes')
+    self.assertEqual(got['dot.4'], 'dense backward')
+
+  @flagsaver.flagsaver
+  def test_a_profiled_round_accounts_for_its_thunks(self):
+    case = round_profile.profile_round('adim', 4, 1, tiny=True)
+    categories = case['categories']
+    self.assertAlmostEqual(
+      sum(c['thread_seconds'] for c in categories.values()), case['thunk_thread_seconds_per_round']
+    )
+    for name in ('optimizer', 'conv forward', 'conv backward-input', 'conv backward-kernel', 'fixed players forward'):
+      self.assertGreater(categories[name]['thread_seconds'], 0, name)  # the named scopes reach the trace
+
+
+class MemoryTest(absltest.TestCase):
+  def test_state_bytes_are_parameters_two_moments_and_best_parameters(self):
+    game, state, _ = common.setup('adim', 4, tiny=True, members=2)
+    sizes = common.state_bytes(game, state)
+    params = {
+      p: models.parameter_count(jax.tree.map(lambda a: a[0], state[p]['params'])) for p in state if p in game.nets
+    }
+    self.assertEqual(sizes['params'], 4 * sum(params.values()))
+    self.assertGreaterEqual(sizes['optimizer'], 2 * sizes['params'])  # Adam's two moments (and a step count)
+    self.assertEqual(sizes['best_params'], 4 * (params['student'] + params['teacher']))
+    self.assertGreater(common.peak_resident_bytes(), sizes['total'])
 
 
 if __name__ == '__main__':
