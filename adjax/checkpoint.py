@@ -8,12 +8,13 @@ one written for another state as ``OtherLayout`` (a refusal), never restored
 silently.
 
 In a run of one process, a save hashes and writes in a background thread
-while the next round computes (``Checkpoints.save`` copies the arrays to the
-host first; the next ``save``, ``wait`` or ``close`` waits for it and raises
-its error, so a failed write still stops the run). That copy costs memory
-as large as the state: a state larger than ``BACKGROUND_FRACTION`` of the
-machine's memory (a big sweep) is written in the foreground, from the arrays
-themselves.
+while the next round computes (``Checkpoints.save`` first copies the arrays:
+jax arrays on their device, host arrays on the host; the next ``save``,
+``wait`` or ``close`` waits for it and raises its error, so a failed write
+still stops the run). That copy costs memory as large as the state: a state
+larger than ``BACKGROUND_FRACTION`` of the memory it lives in (the device's
+where it reports a limit, else the machine's) is written in the foreground,
+from the arrays themselves.
 """
 
 from concurrent import futures
@@ -86,7 +87,14 @@ def _release_freed_memory() -> None:
     pass
 
 
-def _physical_memory() -> int:
+def _memory_of(arrays) -> int:
+  """Bytes of the memory ``arrays`` live in: their device's limit where it reports one (accelerators), else the
+  machine's physical memory."""
+  first = jax.tree.leaves(arrays)[0]
+  if isinstance(first, jax.Array):
+    stats = next(iter(first.devices())).memory_stats() or {}
+    if 'bytes_limit' in stats:
+      return stats['bytes_limit']
   return os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
 
 
@@ -132,7 +140,7 @@ class Checkpoints:
     handlers = {'arrays': ocp.StandardCheckpointHandler(save_concurrent_gb=1), 'meta': ocp.JsonCheckpointHandler()}
     self._manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
     self.background = jax.process_count() == 1 if background is None else background
-    self._limit = None if background else _physical_memory() * BACKGROUND_FRACTION  # None: no limit
+    self._fraction = None if background else BACKGROUND_FRACTION  # None: no limit
     self._executor = futures.ThreadPoolExecutor(1, thread_name_prefix='adjax-checkpoint') if self.background else None
     self._pending: futures.Future | None = None
 
@@ -146,7 +154,7 @@ class Checkpoints:
     changing ``meta``)."""
     self.wait()
     size = sum(a.nbytes for a in jax.tree.leaves(arrays))
-    if self._executor is None or (self._limit is not None and size > self._limit):
+    if self._executor is None or (self._fraction is not None and size > self._fraction * _memory_of(arrays)):
       self._write(step, arrays, meta)
     else:
       snapshot = jax.tree.map(lambda a: jnp.copy(a) if isinstance(a, jax.Array) else np.array(a), arrays)

@@ -20,7 +20,8 @@ difference of two in-process ``train_and_evaluate`` runs, ``1`` and
 ``1 + host_rounds`` rounds: same compiled programs) against the bare round;
 the difference is evaluation, selection, logging and the checkpoint (written
 in the background while the next round runs, where it still competes for the
-cores).
+cores). A difference of whole runs: meaningful at the benchmark's sizes and
+several ``host_rounds``, noise with ``--tiny``.
 """
 
 import collections
@@ -195,7 +196,7 @@ def host_overhead(method: str, batch_size: int, host_rounds: int, tiny: bool, ro
 def main(argv):
   del argv
   report = {'device': jax.devices()[0].device_kind, 'method': _METHOD.value, 'members': _MEMBERS.value}
-  report['updates_per_round'] = common.UPDATES
+  report['updates_per_round'] = {k: 1 if _TINY.value else v for k, v in common.UPDATES.items()}
   for b in map(int, _BATCH_SIZES.value):
     case = profile_round(_METHOD.value, b, _ROUNDS.value, _TINY.value, _MEMBERS.value)
     if _HOST_ROUNDS.value:
