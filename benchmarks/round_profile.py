@@ -39,14 +39,6 @@ from adjax import rounds
 from adjax import train as train_lib
 from benchmarks import common
 
-_BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['10', '64'], 'Minibatch sizes to profile.')
-_METHOD = flags.DEFINE_enum('method', 'adim', ['adib', 'adim'], 'The method whose round is profiled.')
-_MEMBERS = flags.DEFINE_integer('members', 1, 'Members (seeds) in the profiled program.')
-_ROUNDS = flags.DEFINE_integer('rounds', 3, 'Profiled rounds per batch size (the figures are per round).')
-_HOST_ROUNDS = flags.DEFINE_integer('host_rounds', 2, 'Rounds of the training loop timed for host overhead (0: skip).')
-_TINY = flags.DEFINE_bool('tiny', False, 'One update per player on 100 examples (the tests run it so it cannot rot).')
-_OUT = flags.DEFINE_string('out', None, 'Also write the JSON here.')
-
 CATEGORIES = (
   'conv forward',
   'conv backward-input',
@@ -193,21 +185,34 @@ def host_overhead(method: str, batch_size: int, host_rounds: int, tiny: bool, ro
   }
 
 
+def _define_flags() -> None:
+  """The flags, defined only when this runs as a program: tests import its functions beside other modules' flags."""
+  flags.DEFINE_list('batch_sizes', ['10', '64'], 'Minibatch sizes to profile.')
+  flags.DEFINE_enum('method', 'adim', ['adib', 'adim'], 'The method whose round is profiled.')
+  flags.DEFINE_integer('members', 1, 'Members (seeds) in the profiled program.')
+  flags.DEFINE_integer('rounds', 3, 'Profiled rounds per batch size (the figures are per round).')
+  flags.DEFINE_integer('host_rounds', 2, 'Rounds of the training loop timed for host overhead (0: skip).')
+  flags.DEFINE_bool('tiny', False, 'One update per player on 100 examples (the tests run it so it cannot rot).')
+  flags.DEFINE_string('out', None, 'Also write the JSON here.')
+
+
 def main(argv):
   del argv
-  report = {'device': jax.devices()[0].device_kind, 'method': _METHOD.value, 'members': _MEMBERS.value}
-  report['updates_per_round'] = {k: 1 if _TINY.value else v for k, v in common.UPDATES.items()}
-  for b in map(int, _BATCH_SIZES.value):
-    case = profile_round(_METHOD.value, b, _ROUNDS.value, _TINY.value, _MEMBERS.value)
-    if _HOST_ROUNDS.value:
-      case['host'] = host_overhead(_METHOD.value, b, _HOST_ROUNDS.value, _TINY.value, case['seconds_per_round'])
+  f = flags.FLAGS
+  report = {'device': jax.devices()[0].device_kind, 'method': f.method, 'members': f.members}
+  report['updates_per_round'] = {k: 1 if f.tiny else v for k, v in common.UPDATES.items()}
+  for b in map(int, f.batch_sizes):
+    case = profile_round(f.method, b, f.rounds, f.tiny, f.members)
+    if f.host_rounds:
+      case['host'] = host_overhead(f.method, b, f.host_rounds, f.tiny, case['seconds_per_round'])
     report[f'batch_{b}'] = case
   text = json.dumps(report, indent=1)
   print(text)
-  if _OUT.value:
-    with open(_OUT.value, 'w') as f:
+  if f.out:
+    with open(f.out, 'w') as f:
       f.write(text)
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)
