@@ -6,6 +6,7 @@ PyTorch rounds in ``benchmarks/torch_round.py``), k_d = 20, k_t = 10,
 k_s = 10 updates.
 """
 
+import json
 import statistics
 import time
 
@@ -15,6 +16,7 @@ import jax.numpy as jnp
 from adjax import config as config_lib
 from adjax import data
 from adjax import game as game_lib
+from adjax import train as train_lib
 from experiments.configs import mnist
 
 UPDATES = {'k_d': 20, 'k_t': 10, 'k_s': 10}
@@ -38,10 +40,18 @@ def setup(method: str, batch_size: int, counts: dict = UPDATES, tiny: bool = Fal
   splits = data.load(c)
   game = game_lib.build(c, splits.num_classes)
   train = {'x': jnp.asarray(splits.x_train), 'y': jnp.asarray(splits.y_train)}
-  states = [game_lib.init_state(game, jax.random.key(i), train) for i in range(members)]
-  state = jax.tree.map(lambda *a: jnp.stack(a), *states)
+  state = train_lib.init_members(game, [train_lib.with_overrides(c, {'seed': i}) for i in range(members)], train)
   one = game_lib.as_data(train)
   return game, state, {**one, 'index': jnp.broadcast_to(one['index'], (members, *one['index'].shape))}
+
+
+def write_report(report: dict, out: str | None) -> None:
+  """Prints a benchmark's JSON report, and writes it to ``out`` if given."""
+  text = json.dumps(report, indent=1)
+  print(text)
+  if out:
+    with open(out, 'w') as f:
+      f.write(text)
 
 
 def timed(fn) -> float:

@@ -81,11 +81,7 @@ def main(argv):
     per_member_state = after['state_bytes_per_member']['total'] + after['data_index_bytes_per_member']
     after['per_member_over_state'] = slope / per_member_state
   report = {'method': _METHOD.value, 'rounds': _ROUNDS.value, 'cases': cases}
-  text = json.dumps(report, indent=1)
-  print(text)
-  if _OUT.value:
-    with open(_OUT.value, 'w') as f:
-      f.write(text)
+  common.write_report(report, _OUT.value)
 
 
 if __name__ == '__main__':

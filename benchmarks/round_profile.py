@@ -26,7 +26,6 @@ several ``host_rounds``, noise with ``--tiny``.
 
 import collections
 import glob
-import json
 import os
 import re
 import tempfile
@@ -206,11 +205,7 @@ def main(argv):
     if f.host_rounds:
       case['host'] = host_overhead(f.method, b, f.host_rounds, f.tiny, case['seconds_per_round'])
     report[f'batch_{b}'] = case
-  text = json.dumps(report, indent=1)
-  print(text)
-  if f.out:
-    with open(f.out, 'w') as f:
-      f.write(text)
+  common.write_report(report, f.out)
 
 
 if __name__ == '__main__':

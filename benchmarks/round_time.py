@@ -151,11 +151,7 @@ def main(argv):
     report.setdefault('gemm_flops_per_second', {})[str(b)] = gemm_flops(b)
   if version:
     report['torch'] = version
-  text = json.dumps(report, indent=1)
-  print(text)
-  if _OUT.value:
-    with open(_OUT.value, 'w') as f:
-      f.write(text)
+  common.write_report(report, _OUT.value)
 
 
 if __name__ == '__main__':
