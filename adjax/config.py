@@ -7,6 +7,7 @@ import ml_collections
 from adjax import estimators
 from adjax import methods
 from adjax import models
+from adjax import values
 
 DISTILLATION_FORMS = ('kl', 'l2')
 
@@ -44,6 +45,22 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _one_of('dataset', c.dataset, tuple(data.DATASETS))
   g = c.game
   _one_of('game.estimator', g.estimator, estimators.ESTIMATORS)
+  _one_of('game.generator_reward', g.generator_reward, tuple(values.GENERATOR_REWARDS))
+  _require(
+    not (g.generator_reward == 'non_saturating' and g.estimator == 'authors'),
+    "game.generator_reward=non_saturating does not go with game.estimator=authors (the authors' update has its own "
+    "loss of the discriminator's probability); use generator_reward=minimax, or another estimator",
+  )
+  _require(isinstance(g.divide_by_batch, bool), f'game.divide_by_batch={g.divide_by_batch!r} must be True or False')
+  _require(0 < g.noisy_keep <= 1, f'game.noisy_keep={g.noisy_keep} must be in (0, 1]')
+  for term, replacement in g.distill_terms.items():
+    _one_of(f'game.distill_terms.{term}', replacement, tuple(methods.DISTILLATION))
+    old, new = methods.DISTILLATION.get(term), methods.DISTILLATION[replacement]
+    _require(
+      old is None or (old.weights, old.reads) == (new.weights, new.reads),
+      f'game.distill_terms.{term}={replacement!r} reads the weights {new.weights} {new.reads}, {term!r} reads '
+      f'{old and old.weights} {old and old.reads}: a replacement must read the same weight fields',
+    )
   _one_of('game.baseline', g.baseline, estimators.BASELINES)
   _one_of('game.distillation', g.distillation, DISTILLATION_FORMS)
   _one_of('game.heads', g.heads, (2, 3))

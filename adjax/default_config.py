@@ -84,7 +84,30 @@ def get_config() -> ml_collections.ConfigDict:
   g('kd_temperature', 4.0, 'Hinton T of the KL term (None: T = 1); 4 picked on validation')
   g('distn_alpha', 0.5, 'DISTN: (1 − α) CE + α T² KL, T = kd_temperature')
   g('noisy_sigma', 1.0, "NOISY: std of the Gaussian noise on the teacher's logits")
-  g('estimator', 'concrete_reinforce', 'reinforce | concrete_reinforce | pathwise | straight_through')
+  g(
+    'estimator',
+    'concrete_reinforce',
+    "reinforce | concrete_reinforce | pathwise | straight_through | authors (the authors' code, SPEC §8: a sigmoid "
+    "cross-entropy pulling the logit at a sampled label towards D's probability of the generator's wanted outcome)",
+  )
+  g(
+    'generator_reward',
+    'minimax',
+    "what a generator descends at its samples: minimax (the value's log D_i: log(1 − D) for NGAN / ADIB) | "
+    'non_saturating (−log(1 − D_i): NGAN maximises log D; not with estimator=authors)',
+  )
+  g(
+    'divide_by_batch',
+    False,
+    "divide cross-entropy (pretraining, STUDENT, TEACHER, the frozen teacher) and DISTN / MIMIC / NOISY's terms by "
+    "batch_size once more, as the authors' code does (SPEC §8)",
+  )
+  g('noisy_keep', 1.0, 'keep probability of the dropout mask of distill_terms noisy_multiplicative (1 = none)')
+  c.game.distill_terms = ml_collections.ConfigDict({name: name for name in methods.DISTILLATION})
+  DOCS['game.distill_terms'] = (
+    "the distillation term used where a method names another: e.g. hinton=hinton_mse (DISTN as the authors' MSE), "
+    'noisy=noisy_multiplicative (their multiplicative noise); terms of adjax.methods.DISTILLATION'
+  )
   g('baseline', 'batch_mean', 'none | batch_mean | moving_average')
   g('baseline_decay', 0.9, 'decay of the moving-average baseline')
   g('heads', 2, "ADIM discriminator: 2 = the paper's two binary networks, 3 = a softmax head")

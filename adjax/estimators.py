@@ -13,6 +13,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from adjax import registry
 
@@ -93,10 +94,17 @@ class Estimator:
     sample: ``(key, log_p_BxK, tau) -> y_BxK``: the label vectors the
       generator shows the discriminator, the same draw as ``surrogate``'s with
       the same key.
+    takes_logits: ``surrogate`` gets the generator's logits instead of its
+      log-probabilities (``log_p_BxK`` above): a loss of the raw logit.
+    estimates: its gradient estimates that of ``E[R]`` (SPEC §4); False for
+      an update of another form (``authors``), which gradient-variance
+      benchmarks leave out by default.
   """
 
   surrogate: Callable
   sample: Callable
+  takes_logits: bool = False
+  estimates: bool = True
 
 
 def _reinforce_sample(key, log_p_BxK, tau):
@@ -143,12 +151,28 @@ def _straight_through(key, log_p_BxK, reward_fn, tau, baseline_fn):
   return reward_B, jax.lax.stop_gradient(reward_B)
 
 
-# Estimators by ``config.game.estimator`` (SPEC §4).
+def _authors(key, logits_BxK, reward_fn, tau, baseline_fn):
+  """The generator update of the authors' code (SPEC §8): a sigmoid cross-entropy pulling the logit at a sampled
+  label towards the probability the discriminator gives the generator's wanted outcome."""
+  del baseline_fn  # a regression target, no baseline
+  y_BxK = _reinforce_sample(key, jax.nn.log_softmax(logits_BxK, axis=-1), tau)
+  reward_B = jax.lax.stop_gradient(reward_fn(y_BxK))
+  return optax.sigmoid_binary_cross_entropy(jnp.sum(logits_BxK * y_BxK, axis=-1), authors_target(reward_B)), reward_B
+
+
+def authors_target(reward_B: jax.Array) -> jax.Array:
+  """The authors' regression target from a reward ``R = log q`` the generator descends (``q``: ``1 − D`` of a binary
+  discriminator, ``D_i`` of the multi-class one): ``1 − q`` (``D``, or ``1 − D_i``), the probability it wants high."""
+  return -jnp.expm1(reward_B)
+
+
+# Estimators by ``config.game.estimator`` (SPEC §4; ``authors``: SPEC §8).
 ESTIMATORS: dict[str, Estimator] = {
   'reinforce': Estimator(_reinforce, _reinforce_sample),
   'concrete_reinforce': Estimator(_concrete_reinforce, _concrete_sample),
   'pathwise': Estimator(_pathwise, _concrete_sample),
   'straight_through': Estimator(_straight_through, _straight_through_sample),
+  'authors': Estimator(_authors, _reinforce_sample, takes_logits=True, estimates=False),
 }
 
 
@@ -194,9 +218,10 @@ def surrogate(
   References:
     SPEC.md §4 (the estimators and baselines).
   """
-  log_p_BxK = jax.nn.log_softmax(logits_BxK, axis=-1)
+  chosen = _lookup(estimator)
+  inputs_BxK = logits_BxK if chosen.takes_logits else jax.nn.log_softmax(logits_BxK, axis=-1)
   baseline_fn = lambda reward_B: baseline_value(baseline, reward_B, moving_average, batch_axis)
-  return _lookup(estimator).surrogate(key, log_p_BxK, reward_fn, tau, baseline_fn)
+  return chosen.surrogate(key, inputs_BxK, reward_fn, tau, baseline_fn)
 
 
 def generator_sample(estimator: str, key: jax.Array, logits_BxK: jax.Array, tau: jax.Array | float) -> jax.Array:

@@ -179,7 +179,7 @@ def build(
   largest token id + 1), for the models that read text
   (``models.TEXT_MODELS``, with the config's ``text`` group).
   """
-  method = methods.METHODS[config.method]
+  method = methods.resolved(methods.METHODS[config.method], config.game)
   nets, optimizers = dict(nets or {}), dict(optimizers or {})
   for player in method.present:
     pc = config[player]

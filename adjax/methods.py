@@ -62,11 +62,15 @@ class Distillation:
     reads: other weight fields ``loss`` reads from ``hp`` (``kd``: υ). A
       loss must read swept values from ``hp``, never from ``game_config``
       (swept fields are not part of the compiled program).
+    batch_divided: with ``game.divide_by_batch`` the term is divided by the
+      batch size once more, as the authors' code does to DISTN, MIMIC and
+      NOISY (SPEC §8).
   """
 
   loss: Callable
   weights: dict[str, str] = dataclasses.field(default_factory=dict)
   reads: tuple[str, ...] = ()
+  batch_divided: bool = False
 
 
 def _kd(target_BxK, logits_BxK, y_B, key, hp, g):
@@ -80,6 +84,14 @@ def _hinton(target_BxK, logits_BxK, y_B, key, hp, g):
   return g.distn_alpha * soft_B + (1 - g.distn_alpha) * losses.cross_entropy(logits_BxK, y_B)
 
 
+def _hinton_mse(target_BxK, logits_BxK, y_B, key, hp, g):
+  del key, hp
+  t = 1.0 if g.kd_temperature is None else g.kd_temperature
+  target_BxK = jax.lax.stop_gradient(target_BxK)
+  mse_B = jnp.mean((target_BxK / t - logits_BxK / t) ** 2, axis=-1)
+  return g.distn_alpha * t * t * mse_B + (1 - g.distn_alpha) * losses.cross_entropy(logits_BxK, y_B)
+
+
 def _mimic(target_BxK, logits_BxK, y_B, key, hp, g):
   del key, hp, g
   return losses.distillation(target_BxK, logits_BxK, y_B, 0.0, form='l2')
@@ -90,11 +102,23 @@ def _noisy(target_BxK, logits_BxK, y_B, key, hp, g):
   return _mimic(noisy_BxK, logits_BxK, y_B, key, hp, g)
 
 
+def _noisy_multiplicative(target_BxK, logits_BxK, y_B, key, hp, g):
+  k_mask, k_noise = jax.random.split(key)
+  mask_BxK = jax.random.bernoulli(k_mask, g.noisy_keep, target_BxK.shape) / g.noisy_keep
+  noise_BxK = g.noisy_sigma * jax.random.normal(k_noise, target_BxK.shape)
+  return _mimic(target_BxK * (mask_BxK + noise_BxK), logits_BxK, y_B, key, hp, g)
+
+
 DISTILLATION: dict[str, Distillation] = {
   'kd': Distillation(_kd, {'student': 'nu', 'teacher': 'mu'}, ('upsilon',)),  # ν L_KD(p_t||p_s), µ L_KD(p_s||p_t)
-  'hinton': Distillation(_hinton),  # (1−α) CE + α T² KL
-  'mimic': Distillation(_mimic),  # L2 on logits
-  'noisy': Distillation(_noisy),  # L2 on logits perturbed by Gaussian noise
+  'hinton': Distillation(_hinton, batch_divided=True),  # (1−α) CE + α T² KL
+  'mimic': Distillation(_mimic, batch_divided=True),  # L2 on logits
+  'noisy': Distillation(_noisy, batch_divided=True),  # L2 on logits perturbed by Gaussian noise
+  # The authors' code (SPEC §8), chosen with game.distill_terms: (1−α) CE + α T² MSE(z_t/T, z_s/T) (mean over
+  # classes) for DISTN; for NOISY, L2 to z_t ⊙ (m + ε), m a dropout mask (keep game.noisy_keep, scaled by 1/keep),
+  # ε ~ N(0, noisy_sigma²).
+  'hinton_mse': Distillation(_hinton_mse, batch_divided=True),
+  'noisy_multiplicative': Distillation(_noisy_multiplicative, batch_divided=True),
 }
 
 
@@ -195,6 +219,15 @@ def register_distillation(name: str, term: Distillation) -> None:
     if field not in WEIGHTS:
       raise ValueError(f'distillation term {name!r} reads game.{field}, which is not a registered weight')
   DISTILLATION[name] = term
+
+
+def resolved(method: Method, game_config) -> Method:
+  """``method`` with its distillation term replaced as ``game.distill_terms`` says (``{term: replacement}``; a term
+  not named there stays)."""
+  replace = game_config.get('distill_terms') or {}
+  if method.distill is None or replace.get(method.distill, method.distill) == method.distill:
+    return method
+  return dataclasses.replace(method, distill=replace[method.distill])
 
 
 def register_method(name: str, method: Method) -> Method:

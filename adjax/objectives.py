@@ -58,9 +58,10 @@ def generator_terms(params, batch: Batch, ctx: Context) -> tuple[dict[str, jax.A
   terms = {}
   if 'discriminator' in batch.others:
     h, index = batch.others['discriminator'], methods.ROLE[role]
+    rewards = values.GENERATOR_REWARDS[game.config.game.generator_reward]
 
     def reward_fn(y_BxK):
-      return values.role_log_probs(game.method.discriminator, h, y_BxK)[:, index]
+      return rewards(game.method.discriminator, h, y_BxK)[:, index]
 
     surrogate_B, reward_B = estimators.surrogate(
       game.estimator,
@@ -81,13 +82,18 @@ def generator_terms(params, batch: Batch, ctx: Context) -> tuple[dict[str, jax.A
 
 
 def term_weights(game: Game, role: str, hp) -> dict[str, jax.Array]:
-  """Each term's weight in a generator's loss: ω of its role, and the distillation term's weight field (ν / µ)."""
+  """Each term's weight in a generator's loss: ω of its role, and the distillation term's weight field (ν / µ).
+
+  With ``game.divide_by_batch`` (the authors' code, SPEC §8) cross-entropy and the terms declared
+  ``batch_divided`` are divided by the batch size once more.
+  """
   distill = methods.DISTILLATION[game.method.distill] if game.method.distill else None
   field = distill.weights.get(role) if distill else None
+  extra = 1.0 / game.config.batch_size if game.config.game.divide_by_batch else 1.0
   return {
-    'supervised': 1.0,
+    'supervised': extra,
     'adversarial': hp['weights'][methods.ROLE[role]],
-    'distillation': hp[field] if field else 1.0,
+    'distillation': (hp[field] if field else 1.0) * (extra if distill and distill.batch_divided else 1.0),
   }
 
 

@@ -36,7 +36,10 @@ RESUMABLE_CHANGES = ('rounds',)
 # rounding), and checkpoints hold only real members, so a run may resume on another number of devices.
 PLACE_FIELDS = ('teacher_cache', 'mesh.devices', 'mesh.members')
 # Config fields and groups newer than some workdirs: their defaults compute what the runs before them computed.
-ADDED_FIELDS = ('mesh', 'text', 'select_metric', 'rank_k')
+ADDED_FIELDS = (
+  'mesh', 'text', 'select_metric', 'rank_k',
+  'game.generator_reward', 'game.divide_by_batch', 'game.noisy_keep', 'game.distill_terms',
+)  # fmt: skip
 
 
 # What identifies a run beyond its config: its data and any network or optimizer given from Python.
@@ -54,15 +57,22 @@ def _what_is_computed(config_json: dict) -> dict:
   out = json.loads(json.dumps(config_json))
   defaults = json.loads(default_config.get_config().to_json())
   for field in ADDED_FIELDS:
-    out.setdefault(field, defaults[field])
-  for field in PLACE_FIELDS:
-    *groups, name = field.split('.')
-    node = out
-    for g in groups:
-      node = node.get(g, {}) if isinstance(node, dict) else {}
+    node, default = _group_of(out, field), _group_of(defaults, field)
     if isinstance(node, dict):
-      node.pop(name, None)
+      node.setdefault(field.rpartition('.')[2], default[field.rpartition('.')[2]])
+  for field in PLACE_FIELDS:
+    node = _group_of(out, field)
+    if isinstance(node, dict):
+      node.pop(field.rpartition('.')[2], None)
   return out
+
+
+def _group_of(config_json: dict, field: str):
+  """The dict that holds a dotted field (``'game.nu'``: ``config_json['game']``); ``{}`` where a group is missing."""
+  node = config_json
+  for group in field.split('.')[:-1]:
+    node = node.get(group, {}) if isinstance(node, dict) else {}
+  return node
 
 
 def _check_resume(workdir: str, config: ml_collections.ConfigDict, sweep: list[dict] | None, identity: dict) -> None:
@@ -437,6 +447,8 @@ def teacher_cache_path(config: ml_collections.ConfigDict, seed: int, identity: d
     net=identity['nets'].get('teacher'),
     optimizer=identity['optimizers'].get('teacher'),
   )
+  if config.game.divide_by_batch:  # the one game field that trains the teacher (its cross-entropy divided)
+    fields['divide_by_batch'] = True
   digest = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
   return os.path.join(config.teacher_cache, f'teacher_{digest}')
 

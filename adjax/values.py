@@ -47,6 +47,38 @@ def role_log_probs(kind: str, h: jax.Array, y_BxK: jax.Array) -> jax.Array:
   raise ValueError(f'unknown discriminator kind {kind!r}; valid: {", ".join(DISCRIMINATOR_KINDS)}')
 
 
+def role_log_complements(kind: str, h: jax.Array, y_BxK: jax.Array) -> jax.Array:
+  """``log(1 − D_i(x, y))`` of each role (real, student, teacher), computed without cancellation.
+
+  For ``'binary'`` the columns are ``(log(1 − D), log D, log D)``; for ``'multiclass'``, ``log(1 − D_i)`` is the
+  ``logsumexp`` of the other two roles' log-probabilities (the three sum to one). The non-saturating generator
+  reward ``−log(1 − D_i)`` (``game.generator_reward``) reads it.
+
+  Args:
+    kind: ``'binary'`` or ``'multiclass'``; anything else raises ``ValueError``.
+    h: discriminator scores, as ``role_log_probs`` takes them.
+    y_BxK: ``[B, K]`` float label vectors.
+
+  Returns:
+    ``[B, 3]`` ``log(1 − D_i)``, columns in the order real, student, teacher.
+  """
+  log_d_Bx3 = role_log_probs(kind, h, y_BxK)
+  if kind == 'binary':
+    return log_d_Bx3[:, jnp.array([1, 0, 0])]  # (log(1 − D), log D, log D)
+  others = [[1, 2], [0, 2], [0, 1]]
+  return jnp.stack([jax.nn.logsumexp(log_d_Bx3[:, j], axis=-1) for j in others], axis=-1)
+
+
+# What a generator descends at its sampled labels, per role column (``game.generator_reward``): ``minimax`` the
+# value's own term ``log D_i`` (Eqs. 3, 4, 6: ``log(1 − D)`` for NGAN and ADIB's generators), ``non_saturating``
+# ``−log(1 − D_i)`` (standard GAN practice: NGAN's generator maximises ``log D``; same fixed points, strong gradients
+# where the discriminator rejects the generator's samples).
+GENERATOR_REWARDS = {
+  'minimax': role_log_probs,
+  'non_saturating': lambda kind, h, y_BxK: -role_log_complements(kind, h, y_BxK),
+}
+
+
 def adversarial_sampled(
   kind: str,
   weights_3: jax.Array,

@@ -19,12 +19,11 @@ from absl import flags
 from absl import logging
 import ml_collections
 
-from adjax import config as config_lib
 from adjax import data as data_lib
-from adjax import methods as methods_lib
 from adjax import parallel
 from adjax import train
 from adjax import workdir as workdir_lib
+from experiments import cells as cells_lib
 from experiments import cli
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.')
@@ -47,37 +46,7 @@ PAPER_MNIST = {
 
 
 def cell_config(base: ml_collections.ConfigDict, method: str, n_train: int, num_seeds: int, rounds: int):
-  c = ml_collections.ConfigDict(base.to_dict())
-  c.method, c.n_train, c.num_seeds, c.rounds = method, n_train, num_seeds, rounds
-  if not c.teacher_cache:  # DISTN, MIMIC and NOISY of one cell row share their trained teacher
-    c.teacher_cache = os.path.join(_WORKDIR.value, 'teachers')
-  return config_lib.validate(c)
-
-
-def _percent(final: dict, name: str) -> str:
-  return f'{100 * final[name]:.2f} ± {100 * final.get(name + "_std", 0.0):.2f}'
-
-
-def _cell(results: dict) -> str:
-  """``mean ± std (seeds)`` of the student's test accuracy; diverged seeds are left out and counted."""
-  diverged = len(results.get('diverged', []))
-  if results['final'] is None:
-    return f'diverged ({diverged} of {results["num_seeds"]})'
-  note = f', {diverged} diverged' if diverged else ''
-  return _percent(results['final']['student'], 'test_accuracy') + f' ({results["num_seeds"] - diverged}{note})'
-
-
-def late_gain(history: list[dict]) -> float | None:
-  """Points of mean student validation accuracy gained from the second-last quarter of the rounds to the last.
-
-  Near 0: the schedule has converged; positive: the student was still learning when it stopped. None with fewer
-  than 4 rounds.
-  """
-  val = [h['student_val_accuracy'] for h in history if h['round'] >= 1]
-  q = len(val) // 4
-  if q == 0:
-    return None
-  return 100 * (sum(val[-q:]) - sum(val[-2 * q : -q])) / q
+  return cells_lib.cell_config(base, method, n_train, num_seeds, rounds, _WORKDIR.value)
 
 
 def markdown(cells: dict, sizes: list[int], methods: list[str], dataset: str) -> str:
@@ -92,8 +61,8 @@ def markdown(cells: dict, sizes: list[int], methods: list[str], dataset: str) ->
     row = []
     for n in sizes:
       r = cells.get((n, m))
-      ours = _cell(r) if r else '—'
-      gain = late_gain(r['history']) if r else None
+      ours = cells_lib.figure(r) if r else '—'
+      gain = cells_lib.late_gain(r['history']) if r else None
       paper = PAPER_MNIST.get(m, {}).get(n, '—') if dataset == 'mnist5k' else '—'
       row += [ours, '—' if gain is None else f'{gain:+.2f}', paper]
     lines.append(f'| {m} | ' + ' | '.join(row) + ' |')
@@ -156,8 +125,7 @@ def per_size(flag: str, values: list[str], sizes: list[int]) -> dict[int, int]:
 def main(argv):
   del argv
   logging.set_verbosity(logging.INFO)  # one progress line per round
-  with_student = [m for m, method in methods_lib.METHODS.items() if 'student' in method.present]
-  names = with_student if _METHODS.value == ['all'] else _METHODS.value
+  names = cells_lib.with_student() if _METHODS.value == ['all'] else _METHODS.value
   as_list = lambda v: v if isinstance(v, list) else [str(v)]
   sizes = [int(n) for n in as_list(cli.flag_or_config('n_train', 'n_train'))]
   seeds = per_size('num_seeds', as_list(cli.flag_or_config('num_seeds', 'num_seeds')), sizes)
@@ -171,7 +139,7 @@ def main(argv):
     for (n, m), c in configs.items():
       workdir = os.path.join(_WORKDIR.value, f'n{n}', m)
       cells[n, m] = train.finished(workdir, c) or train.train_and_evaluate(c, workdir)
-      print(f'n={n} {m}: {_cell(cells[n, m])}', flush=True)
+      print(f'n={n} {m}: {cells_lib.figure(cells[n, m])}', flush=True)
     if not parallel.is_writer():  # process 0 writes the table, JSON and plots
       return
     dataset = _CONFIG.value.dataset
@@ -182,7 +150,7 @@ def main(argv):
     summary = {
       f'n{n}/{m}': {
         'final': r['final'],
-        'late_gain': late_gain(r['history']),
+        'late_gain': cells_lib.late_gain(r['history']),
         'rounds': r['rounds'],
         'per_seed': [p['final'] for p in r['per_seed']],
       }

@@ -7,7 +7,7 @@ import sys
 
 from absl.testing import absltest
 
-from experiments import table1
+from experiments import cells
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = [
@@ -57,10 +57,10 @@ class Table1Test(absltest.TestCase):
     # Round 0 (pretraining) is left out; 9 rounds give quarters of 2: rounds 6-7 (0.70, 0.74) and 8-9 (0.80, 0.90).
     val = [0.1, 0.5, 0.6, 0.6, 0.65, 0.7, 0.70, 0.74, 0.80, 0.90]
     history = [{'round': r, 'student_val_accuracy': v} for r, v in enumerate(val)]
-    self.assertAlmostEqual(table1.late_gain(history), 100 * ((0.80 + 0.90) - (0.70 + 0.74)) / 2)
+    self.assertAlmostEqual(cells.late_gain(history), 100 * ((0.80 + 0.90) - (0.70 + 0.74)) / 2)
     flat = [{'round': r, 'student_val_accuracy': 0.9} for r in range(41)]
-    self.assertAlmostEqual(table1.late_gain(flat), 0.0)
-    self.assertIsNone(table1.late_gain(history[:4]))  # 3 rounds: no quarter
+    self.assertAlmostEqual(cells.late_gain(flat), 0.0)
+    self.assertIsNone(cells.late_gain(history[:4]))  # 3 rounds: no quarter
 
   def test_a_bad_cell_config_stops_before_any_run(self):
     workdir = self.create_tempdir().full_path

@@ -1,0 +1,214 @@
+r"""Table 1's row under the authors' conditions (SPEC §8): every method under each condition of ``mnist_authors``.
+
+  python -m experiments.ablation --workdir=DIR                           # every condition, every method, 10 seeds
+  python -m experiments.ablation --workdir=DIR --conditions=authors_update,non_saturating --methods=ngan,adim
+
+A condition is a set of config overrides (``experiments/configs/mnist_authors.py``:
+``CONDITIONS``: adjax's defaults, the authors' conditions together, each
+difference alone, the non-saturating generator reward). Each (condition,
+method) cell is one run of ``adjax.train`` (its seeds vmapped) in
+``DIR/{condition}/{method}`` on the base config (default ``mnist.py``; the
+same ``--config.FIELD=VALUE`` overrides as ``experiments.main``); finished
+cells are reused, unfinished ones resume. A cell whose programs (pretraining,
+the frozen teacher's, a round) trace to the same jaxprs as the defaults' is
+not run again: the condition does not enter that method (DISTN-MSE does not
+touch ADIM), and its figure is the defaults' (``=`` in the table). Writes
+``DIR/ablation.md`` (student test accuracy picked on validation, mean ± std
+over seeds, per method and condition, and per condition the margin of ADIM
+and of ADIB over the best baseline against the seeds' spread) and
+``DIR/ablation.json``.
+"""
+
+import functools
+import json
+import math
+import os
+import statistics
+
+from absl import flags
+from absl import logging
+import jax
+import ml_collections
+
+from adjax import config as config_lib
+from adjax import data as data_lib
+from adjax import game as game_lib
+from adjax import parallel
+from adjax import rounds
+from adjax import train
+from adjax import workdir as workdir_lib
+from experiments import cells as cells_lib
+from experiments import cli
+from experiments.configs import mnist_authors
+
+BASELINES = ('student', 'distn', 'mimic', 'noisy', 'codis', 'ngan')
+FLAGS = flags.FLAGS
+
+
+def _define_flags() -> None:
+  """The entrypoint's flags, defined only when it runs as a program (``table1`` defines some of the same names)."""
+  flags.DEFINE_string('workdir', None, 'Output directory.')
+  flags.DEFINE_list('conditions', ['all'], f'Conditions, or all: {", ".join(mnist_authors.CONDITIONS)}.')
+  flags.DEFINE_list('methods', ['all'], "Methods, or 'all' (every method with a student).")
+  flags.DEFINE_integer('num_seeds', 10, 'Seeds per cell, vmapped.')
+  flags.DEFINE_bool('table_only', False, 'Write the table of the finished cells; run nothing.')
+  cli.define_config(os.path.join(os.path.dirname(__file__), 'configs', 'mnist.py'), 'Base config.')
+
+
+def programs(config: ml_collections.ConfigDict, split: game_lib.Split) -> str:
+  """The jaxprs of a config's programs (pretraining, the frozen players' pretraining, a round) on ``split``: equal
+  strings compute the same thing."""
+  game = game_lib.build(config, int(split['y'].max()) + 1)
+  state = game_lib.init_state(game, jax.random.key(0), split)
+  data = game_lib.as_data(split)
+  out = [jax.make_jaxpr(functools.partial(rounds.pretrain, game))(state, data)]
+  if game.method.frozen:
+    out.append(jax.make_jaxpr(functools.partial(rounds.pretrain, game, frozen=True))(state, data))
+  out.append(jax.make_jaxpr(functools.partial(rounds.play_round, game))(state, data))
+  return '\n'.join(map(str, out))
+
+
+def cell_configs(base, conditions: list[str], methods: list[str], num_seeds: int, workdir: str) -> dict:
+  """``{(condition, method): config}``, validated (a bad override or method fails here, before any run)."""
+  unknown = [c for c in conditions if c not in mnist_authors.CONDITIONS]
+  if unknown:
+    raise config_lib.ConfigError(f'--conditions: {", ".join(unknown)} not one of {", ".join(mnist_authors.CONDITIONS)}')
+  out = {}
+  for condition in conditions:
+    config = train.with_overrides(base, mnist_authors.CONDITIONS[condition])
+    for m in methods:
+      out[condition, m] = cells_lib.cell_config(config, m, base.n_train, num_seeds, base.rounds, workdir)
+  return out
+
+
+def same_as_defaults(configs: dict, split: game_lib.Split) -> set:
+  """The cells whose programs equal those of the same method under the defaults (``configs`` holds both)."""
+  defaults, same = {}, set()
+  for (condition, m), config in configs.items():
+    if condition == 'defaults':
+      continue
+    if m not in defaults:
+      defaults[m] = programs(configs['defaults', m], split)
+    if programs(config, split) == defaults[m]:
+      same.add((condition, m))
+  return same
+
+
+def margins(per_method: dict[str, list[float]]) -> dict | None:
+  """ADIM's and ADIB's mean margin over the best baseline (by mean), and the larger of the two seed standard
+  deviations (points)."""
+  means = {m: statistics.mean(v) for m, v in per_method.items() if v}
+  base = [m for m in BASELINES if m in means and m != 'student']
+  if not base:
+    return None
+  best = max(base, key=means.get)
+  out = {'best_baseline': best}
+  for m in ('adim', 'adib'):
+    if m in means:
+      spread = max(_std(per_method[m]), _std(per_method[best]))
+      out[m] = {'margin': 100 * (means[m] - means[best]), 'spread': 100 * spread}
+  return out
+
+
+def _std(values: list[float]) -> float:
+  return statistics.stdev(values) if len(values) > 1 else math.nan
+
+
+def markdown(results: dict, same: set, conditions: list[str], methods: list[str]) -> str:
+  lines = [
+    '| method | ' + ' | '.join(conditions) + ' |',
+    '|---|' + '---|' * len(conditions),
+  ]
+  for m in methods:
+    row = []
+    for c in conditions:
+      if (c, m) in same:
+        row.append('=')
+      elif (c, m) in results:
+        row.append(cells_lib.figure(results[c, m]))
+      else:
+        row.append('not run')
+    lines.append(f'| {m} | ' + ' | '.join(row) + ' |')
+  row = []
+  for c in conditions:
+    got = margins(_per_method(results, same, c, methods))
+    parts = [
+      f'{m.upper()} {got[m]["margin"]:+.2f} (± {got[m]["spread"]:.2f})' for m in ('adim', 'adib') if m in (got or {})
+    ]
+    if not parts:
+      row.append('—')
+      continue
+    row.append(f'vs {got["best_baseline"].upper()}: ' + ', '.join(parts))
+  lines.append('| margin over the best baseline | ' + ' | '.join(row) + ' |')
+  lines += [
+    '',
+    'Student test accuracy (%) picked on validation, mean ± std over seeds (seeds). `=`: the condition does not enter '
+    "the method's programs (the same jaxprs as the defaults'), so the figure is the defaults'. Margin: the mean of "
+    'ADIM (ADIB) minus that of the best two-phase, codistillation or NGAN baseline, ± the larger seed standard '
+    'deviation of the two.',
+  ]
+  return '\n'.join(lines)
+
+
+def _per_method(results: dict, same: set, condition: str, methods: list[str]) -> dict[str, list[float]]:
+  """Each method's per-seed student test accuracies under ``condition`` (the defaults' where it is ``=``)."""
+  out = {}
+  for m in methods:
+    r = results.get(('defaults', m) if (condition, m) in same else (condition, m))
+    if r and r['final'] is not None:
+      out[m] = [p['final']['student']['test_accuracy'] for p in r['per_seed'] if p['final']['student'] is not None]
+  return out
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.INFO)
+  base = FLAGS.config
+  methods = cells_lib.with_student() if FLAGS.methods == ['all'] else FLAGS.methods
+  conditions = list(mnist_authors.CONDITIONS) if FLAGS.conditions == ['all'] else FLAGS.conditions
+  workdir = FLAGS.workdir
+  with cli.reported():
+    # The defaults' configs are always made: every other condition's programs are compared with theirs.
+    configs = cell_configs(base, ['defaults', *(c for c in conditions if c != 'defaults')], methods,
+                           FLAGS.num_seeds, workdir)  # fmt: skip
+    splits = data_lib.load(configs['defaults', methods[0]])
+    same = same_as_defaults(configs, splits.split('train'))
+  with cli.reported(), workdir_lib.exclusive(workdir):
+    results = {}
+    for (condition, m), config in configs.items():
+      cell = os.path.join(workdir, condition, m)
+      if (condition, m) in same:
+        continue
+      results[condition, m] = train.finished(cell, config)
+      if condition in conditions and not results[condition, m] and not FLAGS.table_only:
+        results[condition, m] = train.train_and_evaluate(config, cell)
+      if results[condition, m]:
+        print(f'{condition} {m}: {cells_lib.figure(results[condition, m])}', flush=True)
+      else:
+        del results[condition, m]
+    if not parallel.is_writer():
+      return
+    conditions = list(dict.fromkeys(['defaults', *conditions]))
+    table = markdown(results, same, conditions, methods)
+    print('\n' + table)
+    with open(os.path.join(workdir, 'ablation.md'), 'w') as f:
+      f.write(table + '\n')
+    summary = {
+      'conditions': {c: mnist_authors.CONDITIONS[c] for c in conditions},
+      'same_as_defaults': sorted(f'{c}/{m}' for c, m in same),
+      'cells': {
+        f'{c}/{m}': {
+          'final': r['final'],
+          'late_gain': cells_lib.late_gain(r['history']),
+          'per_seed': [p['final'] for p in r['per_seed']],
+        }
+        for (c, m), r in results.items()
+      },
+      'margins': {c: margins(_per_method(results, same, c, methods)) for c in conditions},
+    }
+    workdir_lib.write_json(os.path.join(workdir, 'ablation.json'), json.loads(json.dumps(summary, default=str)))
+
+
+if __name__ == '__main__':
+  _define_flags()
+  cli.run(main)

@@ -1,0 +1,54 @@
+"""What the grid entrypoints (``table1``, ``ablation``) share: a cell's config, its figure, its convergence check.
+
+Flag-free, so that both entrypoints (each defining its own flags) can import it.
+"""
+
+import os
+
+import ml_collections
+
+from adjax import config as config_lib
+from adjax import methods as methods_lib
+
+
+def with_student() -> list[str]:
+  """Every registered method that trains or uses a student (Table 1's rows)."""
+  return [m for m, method in methods_lib.METHODS.items() if 'student' in method.present]
+
+
+def cell_config(
+  base: ml_collections.ConfigDict, method: str, n_train: int, num_seeds: int, rounds: int, workdir: str
+) -> ml_collections.ConfigDict:
+  """``base`` for one cell, validated; two-phase baselines share their trained teachers in ``workdir/teachers``
+  unless ``teacher_cache`` is set."""
+  c = ml_collections.ConfigDict(base.to_dict())
+  c.method, c.n_train, c.num_seeds, c.rounds = method, n_train, num_seeds, rounds
+  if not c.teacher_cache:
+    c.teacher_cache = os.path.join(workdir, 'teachers')
+  return config_lib.validate(c)
+
+
+def percent(final: dict, name: str) -> str:
+  return f'{100 * final[name]:.2f} ± {100 * final.get(name + "_std", 0.0):.2f}'
+
+
+def figure(results: dict) -> str:
+  """``mean ± std (seeds)`` of the student's test accuracy; diverged seeds are left out and counted."""
+  diverged = len(results.get('diverged', []))
+  if results['final'] is None:
+    return f'diverged ({diverged} of {results["num_seeds"]})'
+  note = f', {diverged} diverged' if diverged else ''
+  return percent(results['final']['student'], 'test_accuracy') + f' ({results["num_seeds"] - diverged}{note})'
+
+
+def late_gain(history: list[dict]) -> float | None:
+  """Points of mean student validation accuracy gained from the second-last quarter of the rounds to the last.
+
+  Near 0: the schedule has converged; positive: the student was still learning when it stopped. None with fewer
+  than 4 rounds.
+  """
+  val = [h['student_val_accuracy'] for h in history if h['round'] >= 1]
+  q = len(val) // 4
+  if q == 0:
+    return None
+  return 100 * (sum(val[-q:]) - sum(val[-2 * q : -q])) / q

@@ -1,0 +1,94 @@
+"""The ablation driver: which cells a condition changes, its margins and table; the authors' config."""
+
+import tempfile
+
+from absl.testing import absltest
+
+from adjax import config as config_lib
+from adjax import data
+from adjax import train
+from experiments import ablation
+from experiments.configs import mnist_authors
+from tests.test_train import _without_timings
+from tests.test_train import tiny_config
+
+
+class SameAsDefaultsTest(absltest.TestCase):
+  def test_a_condition_changes_exactly_the_methods_whose_losses_read_it(self):
+    conditions = ['defaults', 'authors_update', 'distn_mse', 'non_saturating', 'divide_by_batch']
+    methods = ['student', 'distn', 'ngan', 'adim_ngs']
+    with tempfile.TemporaryDirectory() as workdir:
+      configs = ablation.cell_configs(tiny_config(), conditions, methods, 1, workdir)
+    split = data.load(configs['defaults', 'student']).split('train')
+    same = ablation.same_as_defaults(configs, split)
+    expected = {
+      ('authors_update', 'student'),
+      ('authors_update', 'distn'),
+      ('authors_update', 'adim_ngs'),  # its estimator is forced: REINFORCE
+      ('distn_mse', 'student'),
+      ('distn_mse', 'ngan'),
+      ('distn_mse', 'adim_ngs'),
+      ('non_saturating', 'student'),
+      ('non_saturating', 'distn'),
+    }  # divide_by_batch divides every method's (pre)training cross-entropy
+    self.assertEqual(same, expected)
+
+  def test_an_unchanged_cell_trains_what_the_defaults_train(self):
+    runs = []
+    for condition in ('defaults', 'distn_mse'):
+      c = train.with_overrides(tiny_config('student', num_seeds=1), mnist_authors.CONDITIONS[condition])
+      with tempfile.TemporaryDirectory() as workdir:
+        runs.append(train.train_and_evaluate(config_lib.validate(c), workdir))
+    first, second = (r['per_seed'][0] for r in runs)
+    self.assertEqual(_without_timings(first['history']), _without_timings(second['history']))
+    self.assertEqual(first['final'], second['final'])
+
+  def test_unknown_condition_is_refused_with_the_valid_ones(self):
+    with self.assertRaisesRegex(config_lib.ConfigError, 'authors_updates not one of defaults, authors, authors_update'):
+      ablation.cell_configs(tiny_config(), ['authors_updates'], ['adim'], 1, '/nonexistent')
+
+
+class TableTest(absltest.TestCase):
+  def _results(self, accuracies: dict) -> dict:
+    return {
+      key: {
+        'num_seeds': len(v),
+        'final': {'student': {'test_accuracy': sum(v) / len(v), 'test_accuracy_std': 0.0}},
+        'per_seed': [{'final': {'student': {'test_accuracy': a}}} for a in v],
+      }
+      for key, v in accuracies.items()
+    }
+
+  def test_margins_over_the_best_baseline(self):
+    got = ablation.margins({'student': [0.9, 0.9], 'mimic': [0.80, 0.82], 'distn': [0.84, 0.86], 'adim': [0.88, 0.87]})
+    self.assertEqual(got['best_baseline'], 'distn')  # STUDENT is not a baseline of distillation
+    self.assertAlmostEqual(got['adim']['margin'], 100 * (0.875 - 0.85))
+    self.assertAlmostEqual(got['adim']['spread'], 100 * 0.0141421356, places=5)  # DISTN's std, the larger
+    self.assertNotIn('adib', got)
+
+  def test_markdown_marks_unchanged_and_missing_cells(self):
+    results = self._results({('defaults', 'distn'): [0.8, 0.8], ('defaults', 'adim'): [0.9, 0.8], ('x', 'adim'): [0.7]})
+    table = ablation.markdown(results, {('x', 'distn')}, ['defaults', 'x', 'y'], ['distn', 'adim'])
+    self.assertIn('| distn | 80.00 ± 0.00 (2) | = | not run |', table)
+    self.assertIn('| adim | 85.00 ± 0.00 (2) | 70.00 ± 0.00 (1) | not run |', table)
+    # Under x, DISTN's figure is the defaults' (=): ADIM 70 against it.
+    self.assertIn('vs DISTN: ADIM +5.00 (± 7.07) | vs DISTN: ADIM -10.00 (± nan) | — |', table)
+
+
+class AuthorsConfigTest(absltest.TestCase):
+  def test_every_difference_on_and_the_schedules(self):
+    c = config_lib.validate(mnist_authors.get_config())
+    self.assertEqual(c.game.estimator, 'authors')
+    self.assertEqual((c.game.distill_terms.hinton, c.game.distill_terms.noisy), ('hinton_mse', 'noisy_multiplicative'))
+    self.assertTrue(c.game.divide_by_batch)
+    self.assertEqual((c.k_d, c.rounds), (20, 40))  # the CPU schedule
+    paper = config_lib.validate(mnist_authors.get_config('100'))
+    self.assertEqual((paper.k_d, paper.k_s, paper.rounds), (200, 100, 100))  # 20 and 10 passes of 10 updates
+    self.assertEqual(paper.game.estimator, 'authors')
+    self.assertEqual(set(mnist_authors.AUTHORS), {f for d in mnist_authors.DIFFERENCES.values() for f in d})
+    with self.assertRaisesRegex(ValueError, "give 'cpu' or a training size"):
+      mnist_authors.get_config('gpu')
+
+
+if __name__ == '__main__':
+  absltest.main()

@@ -1,0 +1,202 @@
+"""The authors' conditions (SPEC §8) and the non-saturating generator reward, each against a hand computation."""
+
+import json
+import os
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from adjax import config as config_lib
+from adjax import estimators
+from adjax import game as game_lib
+from adjax import methods
+from adjax import objectives
+from adjax import train
+from adjax import values
+from tests.test_train import tiny_config
+
+
+def _sigmoid(z):
+  return 1 / (1 + np.exp(-z))
+
+
+def _game(method, **game_fields):
+  c = tiny_config(method)
+  for name, value in game_fields.items():
+    c.game[name] = value
+  c = config_lib.validate(c)
+  return game_lib.build(c, 10), c
+
+
+class AuthorsUpdateTest(absltest.TestCase):
+  def test_gradient_is_sigmoid_of_the_sampled_logit_minus_the_discriminators_probability(self):
+    logits = jax.random.normal(jax.random.key(0), (6, 4)) * 2
+    key = jax.random.key(1)
+    d = np.array([0.9, 0.1, 0.5, 0.7, 0.3, 0.05])  # what the discriminator says of each sample
+
+    def reward_fn(y_BxK):  # a binary discriminator's log(1 − D), as NGAN's and ADIB's generators get it
+      return jnp.log1p(-jnp.asarray(d))
+
+    grad = jax.grad(lambda z: jnp.sum(estimators.surrogate('authors', key, z, reward_fn, 1.0)[0]))(logits)
+    y = np.asarray(estimators.generator_sample('authors', key, logits, 1.0))
+    self.assertTrue(np.all(y.sum(-1) == 1) and np.all((y == 0) | (y == 1)))  # one-hot, a categorical draw
+    z_sampled = np.sum(np.asarray(logits) * y, -1)
+    # d/dz of −D log σ(z) − (1 − D) log(1 − σ(z)) at the sampled label, zero elsewhere.
+    np.testing.assert_allclose(np.asarray(grad), (_sigmoid(z_sampled) - d)[:, None] * y, rtol=1e-5, atol=1e-7)
+
+  def test_target_is_the_probability_the_generator_wants_high(self):
+    h = jax.random.normal(jax.random.key(2), (5, 2, 3))  # an ADIM discriminator, two heads
+    y = jax.nn.one_hot(jnp.array([0, 1, 2, 1, 0]), 3)
+    log_d = values.role_log_probs('multiclass', h, y)
+    target = estimators.authors_target(log_d[:, methods.STUDENT])
+    np.testing.assert_allclose(target, 1 - np.exp(np.asarray(log_d[:, methods.STUDENT])), rtol=1e-6)
+    hb = jax.random.normal(jax.random.key(3), (5, 3))
+    d_real = _sigmoid(np.sum(np.asarray(hb) * np.asarray(y), -1))
+    log_fake = values.role_log_probs('binary', hb, y)[:, methods.STUDENT]
+    np.testing.assert_allclose(estimators.authors_target(log_fake), d_real, rtol=1e-5)  # D, as the authors' reward
+
+  def test_gradient_variance_benchmarks_leave_it_out(self):
+    self.assertFalse(estimators.ESTIMATORS['authors'].estimates)
+    self.assertTrue(all(e.estimates for n, e in estimators.ESTIMATORS.items() if n != 'authors'))
+
+
+class NonSaturatingTest(parameterized.TestCase):
+  @parameterized.parameters(('binary', (7, 3)), ('multiclass', (7, 2, 3)), ('multiclass', (7, 3, 3)))
+  def test_complements_are_one_minus_each_roles_probability(self, kind, shape):
+    h = 3 * jax.random.normal(jax.random.key(4), shape)
+    y = jax.nn.softmax(jax.random.normal(jax.random.key(5), (7, 3)))
+    d = np.exp(np.asarray(values.role_log_probs(kind, h, y), np.float64))
+    np.testing.assert_allclose(np.exp(values.role_log_complements(kind, h, y)), 1 - d, rtol=1e-5, atol=1e-7)
+
+  def test_ngan_generator_descends_minus_log_d(self):
+    h = jax.random.normal(jax.random.key(6), (4, 3))
+    y = jax.nn.one_hot(jnp.array([2, 0, 1, 1]), 3)
+    s = np.sum(np.asarray(h) * np.asarray(y), -1)
+    rewards = values.GENERATOR_REWARDS['non_saturating']('binary', h, y)
+    np.testing.assert_allclose(rewards[:, methods.STUDENT], np.log1p(np.exp(-s)), rtol=1e-5)  # −log σ(s)
+    np.testing.assert_allclose(values.GENERATOR_REWARDS['minimax']('binary', h, y)[:, 1], -np.log1p(np.exp(s)), 1e-5)
+
+  def test_finite_and_not_saturated_where_the_discriminator_rejects(self):
+    y = jnp.array([[1.0, 0.0]])
+
+    def reward(h, name, kind='binary'):
+      return values.GENERATOR_REWARDS[name](kind, h, y)[0, methods.STUDENT]
+
+    h = jnp.array([[-1e4, 0.0]])  # D = σ(−1e4): the sample is rejected
+    self.assertAlmostEqual(float(jax.grad(reward)(h, 'minimax')[0, 0]), 0.0)  # log(1 − D) saturates
+    self.assertAlmostEqual(float(jax.grad(reward)(h, 'non_saturating')[0, 0]), -1.0)  # −log D does not
+    for h in (jnp.array([[1e4, 0.0]]), jnp.array([[-1e4, 0.0]])):
+      self.assertTrue(np.isfinite(reward(h, 'non_saturating')))
+      self.assertTrue(np.all(np.isfinite(jax.grad(reward)(h, 'non_saturating'))))
+    h3 = jnp.array([[[1e4, 0.0], [-1e4, 0.0]]])
+    self.assertTrue(np.all(np.isfinite(jax.grad(reward)(h3, 'non_saturating', 'multiclass'))))
+
+
+class DistillationTermsTest(absltest.TestCase):
+  def setUp(self):
+    super().setUp()
+    k1, k2 = jax.random.split(jax.random.key(7))
+    self.z_t = 3 * jax.random.normal(k1, (5, 10))
+    self.z_s = 3 * jax.random.normal(k2, (5, 10))
+    self.y = jnp.array([0, 3, 9, 2, 2])
+
+  def test_distn_mse(self):
+    game, c = _game('distn', distill_terms={**tiny_config().game.distill_terms, 'hinton': 'hinton_mse'})
+    self.assertEqual(game.method.distill, 'hinton_mse')
+    t, a = c.game.kd_temperature, c.game.distn_alpha
+    zt, zs = np.asarray(self.z_t, np.float64), np.asarray(self.z_s, np.float64)
+    log_p = zs - np.log(np.exp(zs).sum(-1, keepdims=True))
+    expected = a * t * t * np.mean((zt / t - zs / t) ** 2, -1) - (1 - a) * log_p[np.arange(5), self.y]
+    got = objectives.distillation_term(game, self.z_t, self.z_s, self.y, jax.random.key(0), {})
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+  def test_noisy_multiplicative(self):
+    terms = {**tiny_config().game.distill_terms, 'noisy': 'noisy_multiplicative'}
+    game, c = _game('noisy', noisy_keep=0.8, distill_terms=terms)
+    key = jax.random.key(11)
+    k_mask, k_noise = jax.random.split(key)
+    mask = np.asarray(jax.random.bernoulli(k_mask, 0.8, (5, 10))) / 0.8
+    noise = c.game.noisy_sigma * np.asarray(jax.random.normal(k_noise, (5, 10)))
+    target = np.asarray(self.z_t) * (mask + noise)
+    expected = 0.5 * np.sum((target - np.asarray(self.z_s)) ** 2, -1)
+    got = objectives.distillation_term(game, self.z_t, self.z_s, self.y, key, {})
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    # Unbiased: the mean perturbed target is the teacher's logits (8,000 draws: 4 std errors ≈ 0.05 |z|).
+    term = methods.DISTILLATION['noisy_multiplicative'].loss
+    # At z_s = 0 the gradient of ½‖target − z_s‖² is −target.
+    target_draw = lambda k: -jax.grad(lambda s: term(self.z_t, s, self.y, k, {}, c.game).sum())(0 * self.z_s)
+    draws = jax.vmap(target_draw)(jax.random.split(key, 8000))
+    np.testing.assert_allclose(draws.mean(0), self.z_t, atol=0.06 * float(jnp.abs(self.z_t).max()))
+
+  def test_replacement_must_be_a_term_reading_the_same_weights(self):
+    c = tiny_config('distn')
+    c.game.distill_terms.hinton = 'hintn_mse'
+    with self.assertRaisesRegex(config_lib.ConfigError, "distill_terms.hinton='hintn_mse' is not valid.*hinton_mse"):
+      config_lib.validate(c)
+    c.game.distill_terms.hinton = 'kd'
+    with self.assertRaisesRegex(config_lib.ConfigError, 'game.distill_terms.hinton=.kd. reads the weights'):
+      config_lib.validate(c)
+
+  def test_other_options_refused_with_their_valid_values(self):
+    for field, value, message in (
+      ('generator_reward', 'nonsaturating', 'game.generator_reward=.nonsaturating. is not valid.*non_saturating'),
+      ('noisy_keep', 0.0, r'game.noisy_keep=0.0 must be in \(0, 1\]'),
+    ):
+      c = tiny_config('ngan')
+      c.game[field] = value
+      with self.assertRaisesRegex(config_lib.ConfigError, message):
+        config_lib.validate(c)
+    c = tiny_config('ngan')
+    c.game.estimator, c.game.generator_reward = 'authors', 'non_saturating'
+    with self.assertRaisesRegex(config_lib.ConfigError, 'does not go with game.estimator=authors'):
+      config_lib.validate(c)
+
+
+class DivideByBatchTest(parameterized.TestCase):
+  @parameterized.parameters(('distn', 'student', True), ('adim', 'student', False), ('codis', 'teacher', False))
+  def test_weights(self, method, role, distillation_divided):
+    game, c = _game(method, divide_by_batch=True)
+    plain, _ = _game(method)
+    hp = game_lib.hyperparameters(game.method, c)
+    divided, undivided = objectives.term_weights(game, role, hp), objectives.term_weights(plain, role, hp)
+    b = c.batch_size
+    self.assertAlmostEqual(float(divided['supervised']), 1 / b)
+    self.assertAlmostEqual(float(undivided['supervised']), 1.0)
+    self.assertAlmostEqual(float(divided['adversarial']), float(undivided['adversarial']))
+    scale = 1 / b if distillation_divided else 1.0
+    self.assertAlmostEqual(float(divided['distillation']), float(undivided['distillation']) * scale, places=6)
+
+  def test_frozen_teacher_cache_key(self):
+    c = config_lib.validate(tiny_config('distn', teacher_cache='/cache'))
+    identity = {'data': {'fingerprint': 'f'}, 'nets': {}, 'optimizers': {}}
+    path = lambda c: train.teacher_cache_path(c, 0, identity)
+    other_term = c.copy_and_resolve_references()
+    other_term.game.distill_terms.hinton = 'hinton_mse'
+    divided = c.copy_and_resolve_references()
+    divided.game.divide_by_batch = True
+    self.assertEqual(path(other_term), path(c))  # the same teacher serves another distillation term
+    self.assertNotEqual(path(divided), path(c))  # a teacher trained on divided cross-entropy is another teacher
+
+
+class OlderWorkdirTest(absltest.TestCase):
+  def test_a_config_written_before_these_fields_is_the_same_run(self):
+    c = config_lib.validate(tiny_config('ngan', rounds=1))
+    workdir = self.create_tempdir().full_path
+    train.train_and_evaluate(c, workdir)
+    path = os.path.join(workdir, 'config.json')
+    with open(path) as f:
+      saved = json.load(f)
+    for name in ('generator_reward', 'divide_by_batch', 'noisy_keep', 'distill_terms'):
+      del saved['game'][name]
+    with open(path, 'w') as f:
+      json.dump(saved, f)
+    self.assertIsNotNone(train.finished(workdir, c))
+    c.game.generator_reward = 'non_saturating'
+    self.assertIsNone(train.finished(workdir, c))
+
+
+if __name__ == '__main__':
+  absltest.main()
