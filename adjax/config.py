@@ -46,20 +46,22 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   g = c.game
   _one_of('game.estimator', g.estimator, estimators.ESTIMATORS)
   _one_of('game.generator_reward', g.generator_reward, tuple(values.GENERATOR_REWARDS))
+  estimator = methods.METHODS[c.method].estimator or g.estimator  # a method may force its own
   _require(
-    not (g.generator_reward == 'non_saturating' and g.estimator == 'authors'),
+    not (g.generator_reward == 'non_saturating' and estimator == 'authors'),
     "game.generator_reward=non_saturating does not go with game.estimator=authors (the authors' update has its own "
     "loss of the discriminator's probability); use generator_reward=minimax, or another estimator",
   )
   _require(isinstance(g.divide_by_batch, bool), f'game.divide_by_batch={g.divide_by_batch!r} must be True or False')
   _require(0 < g.noisy_keep <= 1, f'game.noisy_keep={g.noisy_keep} must be in (0, 1]')
   for term, replacement in g.distill_terms.items():
+    _one_of(f'game.distill_terms: the term {term!r}', term, tuple(methods.DISTILLATION))
     _one_of(f'game.distill_terms.{term}', replacement, tuple(methods.DISTILLATION))
-    old, new = methods.DISTILLATION.get(term), methods.DISTILLATION[replacement]
+    old, new = methods.DISTILLATION[term], methods.DISTILLATION[replacement]
     _require(
-      old is None or (old.weights, old.reads) == (new.weights, new.reads),
+      (old.weights, old.reads) == (new.weights, new.reads),
       f'game.distill_terms.{term}={replacement!r} reads the weights {new.weights} {new.reads}, {term!r} reads '
-      f'{old and old.weights} {old and old.reads}: a replacement must read the same weight fields',
+      f'{old.weights} {old.reads}: a replacement must read the same weight fields',
     )
   _one_of('game.baseline', g.baseline, estimators.BASELINES)
   _one_of('game.distillation', g.distillation, DISTILLATION_FORMS)

@@ -82,3 +82,34 @@ def multiclass_log_probs(h_BxHxK: jax.Array, y_BxK: jax.Array) -> jax.Array:
     [jax.nn.log_sigmoid(a_B), fake_B + jax.nn.log_sigmoid(b_B), fake_B + jax.nn.log_sigmoid(-b_B)],
     axis=-1,
   )
+
+
+def multiclass_log_complements(h_BxHxK: jax.Array, y_BxK: jax.Array) -> jax.Array:
+  """``[log(1 − D_r), log(1 − D_s), log(1 − D_t)]`` of the multi-class discriminator, without cancellation.
+
+  Two heads: ``1 − D_r = σ(−a)``, ``1 − D_s = D_r + D_t``, ``1 − D_t = D_r + D_s`` (``a``, ``b``: the heads'
+  scores), each a ``logaddexp`` of log-sigmoids. Three heads: the ``logsumexp`` of the other two
+  log-probabilities, at most 0.
+
+  Args:
+    h_BxHxK: ``[B, H, K]`` float scores of each head, ``H`` = 2 or 3.
+    y_BxK: ``[B, K]`` float label vectors.
+
+  Returns:
+    ``[B, 3]`` in the order real, student, teacher.
+  """
+  s_BxH = jnp.einsum('bhk,bk->bh', h_BxHxK, y_BxK)
+  if s_BxH.shape[-1] == 2:
+    a_B, b_B = s_BxH[:, 0], s_BxH[:, 1]
+    real_B, fake_B = jax.nn.log_sigmoid(a_B), jax.nn.log_sigmoid(-a_B)
+    return jnp.stack(
+      [
+        fake_B,
+        jnp.logaddexp(real_B, fake_B + jax.nn.log_sigmoid(-b_B)),
+        jnp.logaddexp(real_B, fake_B + jax.nn.log_sigmoid(b_B)),
+      ],
+      axis=-1,
+    )
+  log_d_Bx3 = multiclass_log_probs(h_BxHxK, y_BxK)
+  others = ((1, 2), (0, 2), (0, 1))
+  return jnp.minimum(jnp.stack([jax.nn.logsumexp(log_d_Bx3[:, j], axis=-1) for j in others], axis=-1), 0.0)

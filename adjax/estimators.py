@@ -96,15 +96,15 @@ class Estimator:
       the same key.
     takes_logits: ``surrogate`` gets the generator's logits instead of its
       log-probabilities (``log_p_BxK`` above): a loss of the raw logit.
-    estimates: its gradient estimates that of ``E[R]`` (SPEC §4); False for
-      an update of another form (``authors``), which gradient-variance
-      benchmarks leave out by default.
+    estimates_gradient: its gradient estimates that of ``E[R]`` (SPEC §4);
+      False for an update of another form (``authors``), which
+      gradient-variance benchmarks leave out by default.
   """
 
   surrogate: Callable
   sample: Callable
   takes_logits: bool = False
-  estimates: bool = True
+  estimates_gradient: bool = True
 
 
 def _reinforce_sample(key, log_p_BxK, tau):
@@ -161,8 +161,16 @@ def _authors(key, logits_BxK, reward_fn, tau, baseline_fn):
 
 
 def authors_target(reward_B: jax.Array) -> jax.Array:
-  """The authors' regression target from a reward ``R = log q`` the generator descends (``q``: ``1 − D`` of a binary
-  discriminator, ``D_i`` of the multi-class one): ``1 − q`` (``D``, or ``1 − D_i``), the probability it wants high."""
+  """The authors' regression target: the probability of the outcome the generator wants.
+
+  Args:
+    reward_B: ``[B]`` the rewards ``R = log q`` the generator descends (``q``: ``1 − D`` of a binary discriminator,
+      ``D_i`` of the multi-class one).
+
+  Returns:
+    ``[B]`` ``1 − q``, computed as ``−expm1(R)``: ``D`` for NGAN and ADIB, as in the authors' code; for ADIM,
+    ``1 − D_i = D_r + D_other`` (adjax's extension: the code read scores the student against real labels only).
+  """
   return -jnp.expm1(reward_B)
 
 
@@ -172,7 +180,7 @@ ESTIMATORS: dict[str, Estimator] = {
   'concrete_reinforce': Estimator(_concrete_reinforce, _concrete_sample),
   'pathwise': Estimator(_pathwise, _concrete_sample),
   'straight_through': Estimator(_straight_through, _straight_through_sample),
-  'authors': Estimator(_authors, _reinforce_sample, takes_logits=True, estimates=False),
+  'authors': Estimator(_authors, _reinforce_sample, takes_logits=True, estimates_gradient=False),
 }
 
 

@@ -69,7 +69,9 @@ def distillation(
 
   The target ``p_a`` is held constant. Options: ``temperature`` gives Hinton's
   ``T² · KL(softmax(z_a/T) || softmax(z_b/T))``; ``form='l2'`` replaces the KL
-  term with ``½ ||z_a − z_b||²`` on logits.
+  term with ``½ ||z_a − z_b||²`` on logits; ``form='mse'`` (DISTN in the
+  authors' code, SPEC §8) with ``T² · mean_k (z_a/T − z_b/T)²``, which is
+  ``mean_k (z_a − z_b)²``: T cancels.
 
   Args:
     target_logits_BxK: ``[B, K]`` float logits ``z_a`` of the target distribution ``p_a`` (wrapped in
@@ -79,7 +81,7 @@ def distillation(
     upsilon: scalar weight ``υ`` of the label term (never tempered).
     temperature: optional scalar Hinton temperature ``T`` of the KL term; ``None`` means ``T = 1``. Ignored when
       ``form='l2'``.
-    form: ``'kl'`` or ``'l2'``; anything else raises ``ValueError``.
+    form: ``'kl'``, ``'l2'`` or ``'mse'``; anything else raises ``ValueError``.
 
   Returns:
     ``[B]`` loss of each example (unreduced).
@@ -90,9 +92,12 @@ def distillation(
   target_BxK = jax.lax.stop_gradient(target_logits_BxK)
   if form == 'l2':
     match_B = 0.5 * jnp.sum((target_BxK - learner_logits_BxK) ** 2, axis=-1)
+  elif form == 'mse':
+    t = 1.0 if temperature is None else temperature
+    match_B = (t * t) * jnp.mean((target_BxK / t - learner_logits_BxK / t) ** 2, axis=-1)
   elif form == 'kl':
     t = 1.0 if temperature is None else temperature
     match_B = (t * t) * kl_divergence(jax.nn.log_softmax(target_BxK / t), jax.nn.log_softmax(learner_logits_BxK / t))
   else:
-    raise ValueError(f"distillation form must be 'kl' or 'l2', got {form!r}")
+    raise ValueError(f"distillation form must be 'kl', 'l2' or 'mse', got {form!r}")
   return match_B + upsilon * cross_entropy(learner_logits_BxK, labels_B)

@@ -15,6 +15,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 
 from adjax import losses
 from adjax import registry
@@ -78,18 +79,14 @@ def _kd(target_BxK, logits_BxK, y_B, key, hp, g):
   return losses.distillation(target_BxK, logits_BxK, y_B, hp['upsilon'], g.kd_temperature, g.distillation)
 
 
-def _hinton(target_BxK, logits_BxK, y_B, key, hp, g):
+def _hinton(target_BxK, logits_BxK, y_B, key, hp, g, form='kl'):
   del key, hp
-  soft_B = losses.distillation(target_BxK, logits_BxK, y_B, 0.0, g.kd_temperature)
+  soft_B = losses.distillation(target_BxK, logits_BxK, y_B, 0.0, g.kd_temperature, form)
   return g.distn_alpha * soft_B + (1 - g.distn_alpha) * losses.cross_entropy(logits_BxK, y_B)
 
 
 def _hinton_mse(target_BxK, logits_BxK, y_B, key, hp, g):
-  del key, hp
-  t = 1.0 if g.kd_temperature is None else g.kd_temperature
-  target_BxK = jax.lax.stop_gradient(target_BxK)
-  mse_B = jnp.mean((target_BxK / t - logits_BxK / t) ** 2, axis=-1)
-  return g.distn_alpha * t * t * mse_B + (1 - g.distn_alpha) * losses.cross_entropy(logits_BxK, y_B)
+  return _hinton(target_BxK, logits_BxK, y_B, key, hp, g, form='mse')
 
 
 def _mimic(target_BxK, logits_BxK, y_B, key, hp, g):
@@ -103,10 +100,11 @@ def _noisy(target_BxK, logits_BxK, y_B, key, hp, g):
 
 
 def _noisy_multiplicative(target_BxK, logits_BxK, y_B, key, hp, g):
+  del hp
   k_mask, k_noise = jax.random.split(key)
   mask_BxK = jax.random.bernoulli(k_mask, g.noisy_keep, target_BxK.shape) / g.noisy_keep
   noise_BxK = g.noisy_sigma * jax.random.normal(k_noise, target_BxK.shape)
-  return _mimic(target_BxK * (mask_BxK + noise_BxK), logits_BxK, y_B, key, hp, g)
+  return losses.distillation(target_BxK * (mask_BxK + noise_BxK), logits_BxK, y_B, 0.0, form='l2')
 
 
 DISTILLATION: dict[str, Distillation] = {
@@ -115,8 +113,8 @@ DISTILLATION: dict[str, Distillation] = {
   'mimic': Distillation(_mimic, batch_divided=True),  # L2 on logits
   'noisy': Distillation(_noisy, batch_divided=True),  # L2 on logits perturbed by Gaussian noise
   # The authors' code (SPEC §8), chosen with game.distill_terms: (1−α) CE + α T² MSE(z_t/T, z_s/T) (mean over
-  # classes) for DISTN; for NOISY, L2 to z_t ⊙ (m + ε), m a dropout mask (keep game.noisy_keep, scaled by 1/keep),
-  # ε ~ N(0, noisy_sigma²).
+  # classes; T cancels) for DISTN; for NOISY, L2 to z_t ⊙ (m + ε), m a dropout mask (keep game.noisy_keep, scaled
+  # by 1/keep: mean 1), ε ~ N(0, noisy_sigma²). SPEC gives neither the authors' keep nor their σ.
   'hinton_mse': Distillation(_hinton_mse, batch_divided=True),
   'noisy_multiplicative': Distillation(_noisy_multiplicative, batch_divided=True),
 }
@@ -221,7 +219,7 @@ def register_distillation(name: str, term: Distillation) -> None:
   DISTILLATION[name] = term
 
 
-def resolved(method: Method, game_config) -> Method:
+def resolved(method: Method, game_config: ml_collections.ConfigDict) -> Method:
   """``method`` with its distillation term replaced as ``game.distill_terms`` says (``{term: replacement}``; a term
   not named there stays)."""
   replace = game_config.get('distill_terms') or {}

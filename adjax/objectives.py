@@ -89,12 +89,16 @@ def term_weights(game: Game, role: str, hp) -> dict[str, jax.Array]:
   """
   distill = methods.DISTILLATION[game.method.distill] if game.method.distill else None
   field = distill.weights.get(role) if distill else None
-  extra = 1.0 / game.config.batch_size if game.config.game.divide_by_batch else 1.0
-  return {
-    'supervised': extra,
+  weights = {
+    'supervised': 1.0,
     'adversarial': hp['weights'][methods.ROLE[role]],
-    'distillation': (hp[field] if field else 1.0) * (extra if distill and distill.batch_divided else 1.0),
+    'distillation': hp[field] if field else 1.0,
   }
+  if game.config.game.divide_by_batch:  # the default programs stay as they were: no multiplication by 1
+    weights['supervised'] = 1.0 / game.config.batch_size
+    if distill.batch_divided if distill else False:
+      weights['distillation'] = weights['distillation'] / game.config.batch_size
+  return weights
 
 
 def generator_loss(params, batch: Batch, ctx: Context) -> tuple[jax.Array, jax.Array]:

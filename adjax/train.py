@@ -64,6 +64,9 @@ def _what_is_computed(config_json: dict) -> dict:
     node = _group_of(out, field)
     if isinstance(node, dict):
       node.pop(field.rpartition('.')[2], None)
+  terms = _group_of(out, 'game.distill_terms').get('distill_terms')
+  if isinstance(terms, dict):  # only replacements count: a term registered later must not make another run
+    out['game']['distill_terms'] = {k: v for k, v in terms.items() if k != v}
   return out
 
 
@@ -430,6 +433,9 @@ def _summary(per_seed_final: list[dict]) -> dict:
 
 # Config fields (and groups) that do not change how a frozen teacher is trained. Everything else identifies it, so a
 # field added later makes a cache miss (the teacher is trained again), never a stale teacher.
+# The fields of the ``game`` group that train the frozen teacher (the rest of the group does not; tests/test_authors
+# checks that flipping any other leaves its pretraining program unchanged).
+TEACHER_GAME_FIELDS = ('divide_by_batch',)
 NOT_TEACHER_FIELDS = (
   'method', 'game', 'student', 'discriminator', 'k_d', 'k_t', 'k_s', 'rounds', 'num_seeds', 'seed', 'tau',
   'teacher_cache', 'pretrain', 'sweep', 'mesh',
@@ -447,8 +453,10 @@ def teacher_cache_path(config: ml_collections.ConfigDict, seed: int, identity: d
     net=identity['nets'].get('teacher'),
     optimizer=identity['optimizers'].get('teacher'),
   )
-  if config.game.divide_by_batch:  # the one game field that trains the teacher (its cross-entropy divided)
-    fields['divide_by_batch'] = True
+  default_game = default_config.get_config().game
+  for name in TEACHER_GAME_FIELDS:  # only when set otherwise: the keys of teachers cached before them stay valid
+    if config.game[name] != default_game[name]:
+      fields[f'game.{name}'] = config.game[name]
   digest = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
   return os.path.join(config.teacher_cache, f'teacher_{digest}')
 

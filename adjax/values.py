@@ -12,6 +12,8 @@ training uses); the *exact* form enumerates the labels and weights them by
 ``p_i`` (for theory, tests and small K).
 """
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 
@@ -50,8 +52,8 @@ def role_log_probs(kind: str, h: jax.Array, y_BxK: jax.Array) -> jax.Array:
 def role_log_complements(kind: str, h: jax.Array, y_BxK: jax.Array) -> jax.Array:
   """``log(1 − D_i(x, y))`` of each role (real, student, teacher), computed without cancellation.
 
-  For ``'binary'`` the columns are ``(log(1 − D), log D, log D)``; for ``'multiclass'``, ``log(1 − D_i)`` is the
-  ``logsumexp`` of the other two roles' log-probabilities (the three sum to one). The non-saturating generator
+  For ``'binary'`` the columns are ``(log(1 − D), log D, log D)``; for ``'multiclass'``,
+  ``discriminators.multiclass_log_complements``. The non-saturating generator
   reward ``−log(1 − D_i)`` (``game.generator_reward``) reads it.
 
   Args:
@@ -62,20 +64,24 @@ def role_log_complements(kind: str, h: jax.Array, y_BxK: jax.Array) -> jax.Array
   Returns:
     ``[B, 3]`` ``log(1 − D_i)``, columns in the order real, student, teacher.
   """
-  log_d_Bx3 = role_log_probs(kind, h, y_BxK)
   if kind == 'binary':
-    return log_d_Bx3[:, jnp.array([1, 0, 0])]  # (log(1 − D), log D, log D)
-  others = [[1, 2], [0, 2], [0, 1]]
-  return jnp.stack([jax.nn.logsumexp(log_d_Bx3[:, j], axis=-1) for j in others], axis=-1)
+    return role_log_probs(kind, h, y_BxK)[:, jnp.array([1, 0, 0])]  # (log(1 − D), log D, log D)
+  if kind == 'multiclass':
+    return discriminators.multiclass_log_complements(h, y_BxK)
+  raise ValueError(f'unknown discriminator kind {kind!r}; valid: {", ".join(DISCRIMINATOR_KINDS)}')
 
 
 # What a generator descends at its sampled labels, per role column (``game.generator_reward``): ``minimax`` the
 # value's own term ``log D_i`` (Eqs. 3, 4, 6: ``log(1 − D)`` for NGAN and ADIB's generators), ``non_saturating``
 # ``−log(1 − D_i)`` (standard GAN practice: NGAN's generator maximises ``log D``; same fixed points, strong gradients
 # where the discriminator rejects the generator's samples).
-GENERATOR_REWARDS = {
+def _non_saturating(kind: str, h: jax.Array, y_BxK: jax.Array) -> jax.Array:
+  return -role_log_complements(kind, h, y_BxK)
+
+
+GENERATOR_REWARDS: dict[str, Callable[[str, jax.Array, jax.Array], jax.Array]] = {
   'minimax': role_log_probs,
-  'non_saturating': lambda kind, h, y_BxK: -role_log_complements(kind, h, y_BxK),
+  'non_saturating': _non_saturating,
 }
 
 

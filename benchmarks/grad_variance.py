@@ -46,7 +46,7 @@ _DRAWS = flags.DEFINE_integer('draws', 64, 'Independent gradient draws per measu
 _CHUNK = flags.DEFINE_integer('draws_per_chunk', 16, 'Draws vmapped at once (memory: this many gradients).')
 _OMEGAS = flags.DEFINE_list('omegas', ['0.1', '0.3', '0.5', '0.7', '0.9'], 'ω_s (and ω_t) values for Fig. 7.')
 _ESTIMATORS = flags.DEFINE_list(
-  'estimators', [n for n, e in estimators.ESTIMATORS.items() if e.estimates], 'Gradient estimators to measure.'
+  'estimators', [n for n, e in estimators.ESTIMATORS.items() if e.estimates_gradient], 'Gradient estimators to measure.'
 )
 _CONFIG = config_flags.DEFINE_config_file('config', 'experiments/configs/mnist.py', 'Base config.')
 

@@ -20,6 +20,7 @@ and of ADIB over the best baseline against the seeds' spread) and
 """
 
 import functools
+import hashlib
 import json
 import math
 import os
@@ -28,7 +29,9 @@ import statistics
 from absl import flags
 from absl import logging
 import jax
+import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from adjax import config as config_lib
 from adjax import data as data_lib
@@ -41,7 +44,7 @@ from experiments import cells as cells_lib
 from experiments import cli
 from experiments.configs import mnist_authors
 
-BASELINES = ('student', 'distn', 'mimic', 'noisy', 'codis', 'ngan')
+BASELINES = ('distn', 'mimic', 'noisy', 'codis', 'ngan')  # what ADIM and ADIB are compared with
 FLAGS = flags.FLAGS
 
 
@@ -56,8 +59,9 @@ def _define_flags() -> None:
 
 
 def programs(config: ml_collections.ConfigDict, split: game_lib.Split) -> str:
-  """The jaxprs of a config's programs (pretraining, the frozen players' pretraining, a round) on ``split``: equal
-  strings compute the same thing."""
+  """The jaxprs of a config's programs (pretraining, the frozen players' pretraining, a round) on ``split`` and a
+  digest of each one's constants: equal strings compute the same thing (the state's hyperparameters are inputs,
+  not in them: ``cell_configs`` refuses a condition that sets one)."""
   game = game_lib.build(config, int(split['y'].max()) + 1)
   state = game_lib.init_state(game, jax.random.key(0), split)
   data = game_lib.as_data(split)
@@ -65,7 +69,15 @@ def programs(config: ml_collections.ConfigDict, split: game_lib.Split) -> str:
   if game.method.frozen:
     out.append(jax.make_jaxpr(functools.partial(rounds.pretrain, game, frozen=True))(state, data))
   out.append(jax.make_jaxpr(functools.partial(rounds.play_round, game))(state, data))
-  return '\n'.join(map(str, out))
+  return '\n'.join(f'{closed}\nconsts: {_digest(closed.consts)}' for closed in out)
+
+
+def _digest(arrays) -> str:
+  h = hashlib.sha256()
+  for const in arrays:
+    a = np.asarray(jax.random.key_data(const) if jnp.issubdtype(const.dtype, jax.dtypes.prng_key) else const)
+    h.update(f'{a.dtype}{a.shape}'.encode() + a.tobytes())
+  return h.hexdigest()
 
 
 def cell_configs(base, conditions: list[str], methods: list[str], num_seeds: int, workdir: str) -> dict:
@@ -73,6 +85,13 @@ def cell_configs(base, conditions: list[str], methods: list[str], num_seeds: int
   unknown = [c for c in conditions if c not in mnist_authors.CONDITIONS]
   if unknown:
     raise config_lib.ConfigError(f'--conditions: {", ".join(unknown)} not one of {", ".join(mnist_authors.CONDITIONS)}')
+  for condition in conditions:
+    swept = [f for f in mnist_authors.CONDITIONS[condition] if f in game_lib.sweepable_fields()]
+    if swept:
+      raise config_lib.ConfigError(
+        f'condition {condition} sets {", ".join(swept)}: a hyperparameter in the state, which comparing programs '
+        'cannot see; sweep it with experiments.sweep instead'
+      )
   out = {}
   for condition in conditions:
     config = train.with_overrides(base, mnist_authors.CONDITIONS[condition])
@@ -98,7 +117,7 @@ def margins(per_method: dict[str, list[float]]) -> dict | None:
   """ADIM's and ADIB's mean margin over the best baseline (by mean), and the larger of the two seed standard
   deviations (points)."""
   means = {m: statistics.mean(v) for m, v in per_method.items() if v}
-  base = [m for m in BASELINES if m in means and m != 'student']
+  base = [m for m in BASELINES if m in means]
   if not base:
     return None
   best = max(base, key=means.get)
@@ -114,38 +133,41 @@ def _std(values: list[float]) -> float:
   return statistics.stdev(values) if len(values) > 1 else math.nan
 
 
-def markdown(results: dict, same: set, conditions: list[str], methods: list[str]) -> str:
-  lines = [
-    '| method | ' + ' | '.join(conditions) + ' |',
-    '|---|' + '---|' * len(conditions),
-  ]
+def grid(results: dict, same: set, conditions: list[str], methods: list[str], name: str) -> list[str]:
+  """Markdown rows of the student's ``name`` (``test_accuracy``, ``last_test_accuracy``) per method and condition."""
+  lines = ['| method | ' + ' | '.join(conditions) + ' |', '|---|' + '---|' * len(conditions)]
   for m in methods:
     row = []
     for c in conditions:
       if (c, m) in same:
         row.append('=')
       elif (c, m) in results:
-        row.append(cells_lib.figure(results[c, m]))
+        row.append(cells_lib.figure(results[c, m], name))
       else:
         row.append('not run')
     lines.append(f'| {m} | ' + ' | '.join(row) + ' |')
+  return lines
+
+
+def markdown(results: dict, same: set, conditions: list[str], methods: list[str]) -> str:
+  """The student's test accuracy picked on validation with each condition's margins, then that of the last round."""
   row = []
   for c in conditions:
-    got = margins(_per_method(results, same, c, methods))
-    parts = [
-      f'{m.upper()} {got[m]["margin"]:+.2f} (± {got[m]["spread"]:.2f})' for m in ('adim', 'adib') if m in (got or {})
-    ]
-    if not parts:
-      row.append('—')
-      continue
-    row.append(f'vs {got["best_baseline"].upper()}: ' + ', '.join(parts))
-  lines.append('| margin over the best baseline | ' + ' | '.join(row) + ' |')
-  lines += [
+    got = margins(_per_method(results, same, c, methods)) or {}
+    parts = [f'{m.upper()} {got[m]["margin"]:+.2f} (± {got[m]["spread"]:.2f})' for m in ('adim', 'adib') if m in got]
+    row.append(f'vs {got["best_baseline"].upper()}: ' + ', '.join(parts) if parts else '—')
+  lines = [
+    *grid(results, same, conditions, methods, 'test_accuracy'),
+    '| margin over the best baseline | ' + ' | '.join(row) + ' |',
     '',
     'Student test accuracy (%) picked on validation, mean ± std over seeds (seeds). `=`: the condition does not enter '
     "the method's programs (the same jaxprs as the defaults'), so the figure is the defaults'. Margin: the mean of "
     'ADIM (ADIB) minus that of the best two-phase, codistillation or NGAN baseline, ± the larger seed standard '
     'deviation of the two.',
+    '',
+    'Student test accuracy (%) of the last round (a collapsed method shows here):',
+    '',
+    *grid(results, same, conditions, methods, 'last_test_accuracy'),
   ]
   return '\n'.join(lines)
 

@@ -32,13 +32,14 @@ def percent(final: dict, name: str) -> str:
   return f'{100 * final[name]:.2f} ± {100 * final.get(name + "_std", 0.0):.2f}'
 
 
-def figure(results: dict) -> str:
-  """``mean ± std (seeds)`` of the student's test accuracy; diverged seeds are left out and counted."""
+def figure(results: dict, name: str = 'test_accuracy') -> str:
+  """``mean ± std (seeds)`` of the student's ``name`` (test accuracy of the parameters picked on validation;
+  ``last_test_accuracy``: of the last round); diverged seeds are left out and counted."""
   diverged = len(results.get('diverged', []))
   if results['final'] is None:
     return f'diverged ({diverged} of {results["num_seeds"]})'
   note = f', {diverged} diverged' if diverged else ''
-  return percent(results['final']['student'], 'test_accuracy') + f' ({results["num_seeds"] - diverged}{note})'
+  return percent(results['final']['student'], name) + f' ({results["num_seeds"] - diverged}{note})'
 
 
 def late_gain(history: list[dict]) -> float | None:

@@ -53,7 +53,7 @@ class TableTest(absltest.TestCase):
     return {
       key: {
         'num_seeds': len(v),
-        'final': {'student': {'test_accuracy': sum(v) / len(v), 'test_accuracy_std': 0.0}},
+        'final': {'student': {'test_accuracy': sum(v) / len(v), 'last_test_accuracy': 0.1}},  # stds left out: 0
         'per_seed': [{'final': {'student': {'test_accuracy': a}}} for a in v],
       }
       for key, v in accuracies.items()
@@ -73,6 +73,8 @@ class TableTest(absltest.TestCase):
     self.assertIn('| adim | 85.00 ± 0.00 (2) | 70.00 ± 0.00 (1) | not run |', table)
     # Under x, DISTN's figure is the defaults' (=): ADIM 70 against it.
     self.assertIn('vs DISTN: ADIM +5.00 (± 7.07) | vs DISTN: ADIM -10.00 (± nan) | — |', table)
+    last = table.split('of the last round')[1]
+    self.assertIn('| adim | 10.00 ± 0.00 (2) | 10.00 ± 0.00 (1) | not run |', last)
 
 
 class AuthorsConfigTest(absltest.TestCase):
