@@ -100,7 +100,8 @@ def get_config() -> ml_collections.ConfigDict:
     'divide_by_batch',
     False,
     "divide cross-entropy (pretraining, STUDENT, TEACHER, the frozen teacher) and DISTN / MIMIC / NOISY's terms by "
-    "batch_size once more, as the authors' code does (SPEC §8)",
+    "batch_size once more, as the authors' code does (SPEC §8); under Adam, whose steps ignore a constant loss scale, "
+    'its effect is a batch_size times stronger coupled weight decay against those terms',
   )
   g('noisy_keep', 1.0, 'keep probability of the dropout mask of distill_terms noisy_multiplicative (1 = none)')
   c.game.distill_terms = ml_collections.ConfigDict({name: name for name in methods.DISTILLATION})

@@ -114,8 +114,8 @@ def same_as_defaults(configs: dict, split: game_lib.Split) -> set:
 
 
 def margins(per_method: dict[str, list[float]]) -> dict | None:
-  """ADIM's and ADIB's mean margin over the best baseline (by mean), and the larger of the two seed standard
-  deviations (points)."""
+  """ADIM's and ADIB's mean margin over the best baseline (by mean), the larger of the two seed standard deviations
+  (``spread``) and the standard error of the difference of the means (``se``), in points."""
   means = {m: statistics.mean(v) for m, v in per_method.items() if v}
   base = [m for m in BASELINES if m in means]
   if not base:
@@ -124,8 +124,10 @@ def margins(per_method: dict[str, list[float]]) -> dict | None:
   out = {'best_baseline': best}
   for m in ('adim', 'adib'):
     if m in means:
-      spread = max(_std(per_method[m]), _std(per_method[best]))
-      out[m] = {'margin': 100 * (means[m] - means[best]), 'spread': 100 * spread}
+      a, b = per_method[m], per_method[best]
+      spread = max(_std(a), _std(b))
+      se = math.sqrt(_std(a) ** 2 / len(a) + _std(b) ** 2 / len(b))  # standard error of the difference of means
+      out[m] = {'margin': 100 * (means[m] - means[best]), 'spread': 100 * spread, 'se': 100 * se}
   return out
 
 
