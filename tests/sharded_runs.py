@@ -60,11 +60,11 @@ def _split_baseline() -> dict:
 def main(out: str) -> None:
   assert len(jax.devices()) == 4, jax.devices()
   results = {}
-  sweep_config = tiny_config('adim', num_seeds=2)
+  sweep_config = tiny_config('adim', num_seeds=2, rounds=1)
   for devices in (1, 4):
     sweep_config.mesh.devices = devices
     results[f'sweep_{devices}'] = _run(sweep_config, SWEEP)  # 2 points x 2 seeds = 4 members
-  five = tiny_config('adim', num_seeds=5)
+  five = tiny_config('adim', num_seeds=5, rounds=1)
   for devices in (1, 4):
     five.mesh.devices = devices
     results[f'five_{devices}'] = _run(five)  # 5 members on 4 devices: 3 padding members

@@ -34,16 +34,16 @@ class Table1Test(absltest.TestCase):
     workdir = self.create_tempdir().full_path
     command = [
       sys.executable, '-m', 'experiments.table1', f'--workdir={workdir}', '--n_train=20,30',
-      '--methods=student,distn,adim', '--num_seeds=2,1', *TINY, '--rounds=1,2',
+      '--methods=student,adim', '--num_seeds=2,1', *TINY, '--rounds=1,2',
     ]  # fmt: skip
     first = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True, timeout=600)
     with open(os.path.join(workdir, 'table1.md')) as f:
       table = f.read()
     self.assertIn('| adim |', table)
     self.assertTrue(table.split('| adim |')[1].splitlines()[0].strip().endswith('| — |'))  # no paper figure at n=30
-    self.assertIn('| distn |', table)
-    self.assertEqual(table.count('(2)'), 3)  # 3 methods, 2 seeds each at n=20
-    self.assertEqual(table.count('(1)'), 3)  # and 1 seed at n=30
+    self.assertIn('| student |', table)
+    self.assertEqual(table.count('(2)'), 2)  # 2 methods, 2 seeds each at n=20
+    self.assertEqual(table.count('(1)'), 2)  # and 1 seed at n=30
     for n, rounds in ((20, 1), (30, 2)):
       self.assertTrue(os.path.exists(os.path.join(workdir, f'fig4_n{n}.png')))
       with open(os.path.join(workdir, f'n{n}', 'adim', 'results.json')) as f:

@@ -52,14 +52,14 @@ class MultiLabelTest(absltest.TestCase):
 
 class SingleLabelUnchangedTest(absltest.TestCase):
   def test_runs_equal_those_stored_before_multi_label_targets(self):
-    """ADIM and DISTN (and STUDENT, NOISY, NGAN), 2 seeds: every history value and final figure as adjax computed
+    """ADIM and DISTN (and NOISY, NGAN), 2 seeds: every history value and final figure as adjax computed
     them before (stored).
 
     ADIM and DISTN stored before multi-label targets; stored again when ``models.Dense`` gave the kernel gradient
     its own layout (issue 11): then only the logged gradient norms moved, by at most 4.8e-7 (their sum's order),
-    every loss, accuracy and parameter selection stayed bit-identical. STUDENT, NOISY and NGAN stored by the code
-    before the authors' options (issue 14: estimator ``authors``, ``generator_reward``, ``distill_terms``,
-    ``divide_by_batch``), which leave the defaults unchanged."""
+    every loss, accuracy and parameter selection stayed bit-identical. NOISY and NGAN stored by the code before
+    the authors' options (issue 14: estimator ``authors``, ``generator_reward``, ``distill_terms``,
+    ``divide_by_batch``; commit 032e1a4), which leave the defaults unchanged."""
     with open(STORED) as f:
       stored = json.load(f)
     for method, before in stored.items():
