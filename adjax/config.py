@@ -60,8 +60,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     old, new = methods.DISTILLATION[term], methods.DISTILLATION[replacement]
     _require(
       (old.weights, old.reads) == (new.weights, new.reads),
-      f'game.distill_terms.{term}={replacement!r} reads the weights {new.weights} {new.reads}, {term!r} reads '
-      f'{old.weights} {old.reads}: a replacement must read the same weight fields',
+      f'game.distill_terms.{term}={replacement!r} reads other weight fields than {term!r}; valid replacements: '
+      + ', '.join(n for n, d in methods.DISTILLATION.items() if (d.weights, d.reads) == (old.weights, old.reads)),
     )
   _one_of('game.baseline', g.baseline, estimators.BASELINES)
   _one_of('game.distillation', g.distillation, DISTILLATION_FORMS)

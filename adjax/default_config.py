@@ -52,7 +52,7 @@ def get_config() -> ml_collections.ConfigDict:
   f('n_train', 100, 'class-balanced training subsample, drawn with the seed')
   f('n_val', 1000, 'class-balanced validation split held out of the rest (model selection)')
   f('seed', 0, 'first seed; seeds seed, seed+1, … draw data, initialise and sample')
-  f('num_seeds', 1, 'seeds trained together as one vmapped program')
+  f('num_seeds', 1, 'seeds trained together as one compiled program (each device runs its seeds as mesh.members says)')
   f('rounds', 40, 'rounds of Algorithm 1 after pretraining')
   f('batch_size', 10, 'examples per update')
   f('k_d', 20, 'discriminator updates per round (the authors count passes over the data instead)')

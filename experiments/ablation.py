@@ -36,6 +36,7 @@ import numpy as np
 from adjax import config as config_lib
 from adjax import data as data_lib
 from adjax import game as game_lib
+from adjax import methods as methods_lib
 from adjax import parallel
 from adjax import rounds
 from adjax import train
@@ -85,6 +86,9 @@ def cell_configs(base, conditions: list[str], methods: list[str], num_seeds: int
   unknown = [c for c in conditions if c not in mnist_authors.CONDITIONS]
   if unknown:
     raise config_lib.ConfigError(f'--conditions: {", ".join(unknown)} not one of {", ".join(mnist_authors.CONDITIONS)}')
+  unknown = [m for m in methods if m not in methods_lib.METHODS]
+  if unknown:
+    raise config_lib.ConfigError(f'--methods: {", ".join(unknown)} not one of {", ".join(methods_lib.METHODS)}')
   for condition in conditions:
     swept = [f for f in mnist_authors.CONDITIONS[condition] if f in game_lib.sweepable_fields()]
     if swept:
@@ -142,7 +146,7 @@ def grid(results: dict, same: set, conditions: list[str], methods: list[str], na
     row = []
     for c in conditions:
       if (c, m) in same:
-        row.append('=')
+        row.append('=' if ('defaults', m) in results else '= (defaults not run)')
       elif (c, m) in results:
         row.append(cells_lib.figure(results[c, m], name))
       else:
@@ -208,8 +212,10 @@ def main(argv):
         results[condition, m] = train.train_and_evaluate(config, cell)
       if results[condition, m]:
         print(f'{condition} {m}: {cells_lib.figure(results[condition, m])}', flush=True)
-      else:
-        del results[condition, m]
+        continue
+      del results[condition, m]
+      if os.path.exists(os.path.join(cell, 'results.json')):
+        logging.warning('%s holds a finished run of another config (other flags?): left out of the table', cell)
     if not parallel.is_writer():
       return
     conditions = list(dict.fromkeys(['defaults', *conditions]))

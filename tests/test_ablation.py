@@ -73,6 +73,8 @@ class TableTest(absltest.TestCase):
     self.assertIn('| adim | 85.00 ± 0.00 (2) | 70.00 ± 0.00 (1) | not run |', table)
     # Under x, DISTN's figure is the defaults' (=): ADIM 70 against it.
     self.assertIn('vs DISTN: ADIM +5.00 (± 7.07) | vs DISTN: ADIM -10.00 (± nan) | — |', table)
+    alone = ablation.markdown({}, {('x', 'adim')}, ['defaults', 'x'], ['adim'])
+    self.assertIn('| adim | not run | = (defaults not run) |', alone)
     last = table.split('of the last round')[1]
     self.assertIn('| adim | 10.00 ± 0.00 (2) | 10.00 ± 0.00 (1) | not run |', last)
 

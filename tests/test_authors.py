@@ -149,7 +149,10 @@ class DistillationTermsTest(absltest.TestCase):
     with self.assertRaisesRegex(config_lib.ConfigError, "distill_terms.hinton='hintn_mse' is not valid.*hinton_mse"):
       config_lib.validate(c)
     c.game.distill_terms.hinton = 'kd'
-    with self.assertRaisesRegex(config_lib.ConfigError, 'game.distill_terms.hinton=.kd. reads the weights'):
+    with self.assertRaisesRegex(
+      config_lib.ConfigError,
+      'distill_terms.hinton=.kd. reads other weight fields than .hinton.; valid replacements: hinton, mimic',
+    ):
       config_lib.validate(c)
 
   def test_a_term_that_is_not_registered_is_refused(self):
