@@ -96,7 +96,7 @@ def term_weights(game: Game, role: str, hp) -> dict[str, jax.Array]:
   }
   if game.config.game.divide_by_batch:  # the default programs stay as they were: no multiplication by 1
     weights['supervised'] = 1.0 / game.config.batch_size
-    if distill.batch_divided if distill else False:
+    if distill and distill.batch_divided:
       weights['distillation'] = weights['distillation'] / game.config.batch_size
   return weights
 
