@@ -1,7 +1,29 @@
-"""pytest runs the absltest cases; absl's flags (test_tmpdir) must count as parsed."""
+"""pytest runs the absltest cases; absl's flags (test_tmpdir) must count as parsed.
+
+Many tests compile the same programs (tiny configs, a run and its resumed twin, the subprocesses' runs): the session
+shares JAX's persistent compilation cache among its processes (the xdist workers and every subprocess inherit the
+variable), in a fresh directory removed at the end. A program's cache key is its HLO, compile options and jax
+version, so a hit is the executable the compiler would have built. A directory set beforehand is used and kept.
+"""
+
+import os
+import shutil
+import tempfile
 
 from absl import flags
 from absl.testing import absltest  # noqa: F401  (defines test_tmpdir)
 
 if not flags.FLAGS.is_parsed():
   flags.FLAGS.mark_as_parsed()
+
+_CACHE = 'JAX_COMPILATION_CACHE_DIR'
+_OWN_CACHE = None
+if _CACHE not in os.environ:  # the controller (or a run without xdist): before any worker or JAX starts
+  _OWN_CACHE = os.environ[_CACHE] = tempfile.mkdtemp(prefix='adjax-test-jax-cache-')
+  os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+
+
+def pytest_unconfigure(config):
+  del config
+  if _OWN_CACHE is not None:
+    shutil.rmtree(_OWN_CACHE, ignore_errors=True)

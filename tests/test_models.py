@@ -35,9 +35,9 @@ class ParameterCountTest(parameterized.TestCase):
   def test_small_densenet_runs_and_differentiates(self):
     model = models.DenseNet(depth=10, growth=4)
     x = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))
-    params = model.init(jax.random.key(1), x)
-    grads = jax.grad(lambda p: jnp.sum(model.apply(p, x) ** 2))(params)
-    self.assertEqual(model.apply(params, x).shape, (2, 10))
+    params = jax.jit(model.init)(jax.random.key(1), x)  # jitted: op by op, this small net takes several times longer
+    out, grads = jax.jit(lambda p: (model.apply(p, x), jax.grad(lambda p: jnp.sum(model.apply(p, x) ** 2))(p)))(params)
+    self.assertEqual(out.shape, (2, 10))
     self.assertTrue(all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads)))
 
 

@@ -69,10 +69,6 @@ class SingleLabelUnchangedTest(absltest.TestCase):
       self.assertEqual(now['per_seed'][0]['history'], before['per_seed'][0]['history'], method)
 
 
-if __name__ == '__main__':
-  absltest.main()
-
-
 def _tag_arrays(n=300, k=6, length=5, seed=0):
   rng = np.random.default_rng(seed)
   tags = (rng.random((n, k)) < 0.3).astype(np.int32)
@@ -323,3 +319,7 @@ class TagSweepTest(absltest.TestCase):
     self.assertIn('P@3 picked on validation', table)
     self.assertEqual(table.count('game.nu='), 2)
     self.assertTrue(os.path.exists(os.path.join(workdir, 'sweep_game_nu.png')))
+
+
+if __name__ == '__main__':
+  absltest.main()

@@ -296,45 +296,44 @@ class KillTest(absltest.TestCase):
   def _command(self, workdir):
     return [sys.executable, '-m', 'experiments.main', f'--workdir={workdir}', *self.FLAGS]
 
-  def _interrupt_after_checkpoint_2(self, sig):
-    """Starts a run, sends ``sig`` once its round-2 checkpoint exists; returns the workdir and the process."""
-    workdir = self.create_tempdir().full_path
+  def _interrupt_after_checkpoint(self, workdir, round_, sig):
+    """Starts (or resumes) the run in ``workdir``, sends ``sig`` once its checkpoint of ``round_`` exists; returns
+    the process and its stderr."""
     log = open(os.path.join(self.create_tempdir().full_path, 'stderr'), 'w+')
     self.addCleanup(log.close)
     proc = subprocess.Popen(self._command(workdir), cwd=self.REPO, stdout=subprocess.DEVNULL, stderr=log)
     ckpts = os.path.join(workdir, 'checkpoints')
     deadline = time.time() + 300
-    while not (os.path.isdir(ckpts) and '2' in os.listdir(ckpts)) and proc.poll() is None and time.time() < deadline:
+    while not os.path.isdir(os.path.join(ckpts, str(round_))) and proc.poll() is None and time.time() < deadline:
       time.sleep(0.02)
     proc.send_signal(sig)
     proc.wait(timeout=300)
     self.assertFalse(os.path.exists(os.path.join(workdir, 'results.json')), 'the run ended before the signal')
     log.seek(0)
-    return workdir, proc, log.read()
+    return proc, log.read()
 
-  def _finish_and_compare(self, interrupted):
-    whole = self.create_tempdir().full_path
-    results = []
-    for workdir in (interrupted, whole):
-      subprocess.run(self._command(workdir), cwd=self.REPO, check=True, capture_output=True, timeout=600)
-      with open(os.path.join(workdir, 'results.json')) as f:
-        results.append(json.load(f))
-    self.assertEqual(_without_timings(results[0]['history']), _without_timings(results[1]['history']))
-    self.assertEqual(results[0]['final'], results[1]['final'])
-
-  def test_killed_process_resumes_to_the_uninterrupted_result(self):
-    workdir, _, _ = self._interrupt_after_checkpoint_2(signal.SIGKILL)
-    self._finish_and_compare(workdir)
-
-  def test_sigterm_stops_after_a_checkpoint_with_status_143_and_resumes(self):
-    workdir, proc, stderr = self._interrupt_after_checkpoint_2(signal.SIGTERM)
+  def test_preempted_then_killed_run_resumes_to_the_uninterrupted_result(self):
+    workdir = self.create_tempdir().full_path
+    # SIGTERM (preemption): stops after a checkpoint with status 143, naming the round it saved.
+    proc, stderr = self._interrupt_after_checkpoint(workdir, 2, signal.SIGTERM)
     self.assertEqual(proc.returncode, 143, stderr[-2000:])
     self.assertNotIn('Traceback', stderr)
     line = re.search(r'adjax: SIGTERM: stopped after the checkpoint of round (\d+); run the same command again', stderr)
     self.assertIsNotNone(line, stderr[-2000:])
     latest = max(int(d) for d in os.listdir(os.path.join(workdir, 'checkpoints')) if d.isdigit())
     self.assertEqual(latest, int(line[1]))  # the round it names is saved: at most the round in progress is lost
-    self._finish_and_compare(workdir)
+    # SIGKILL of the resumed run, one round later: nothing runs at exit.
+    proc, stderr = self._interrupt_after_checkpoint(workdir, latest + 1, signal.SIGKILL)
+    self.assertEqual(proc.returncode, -signal.SIGKILL, stderr[-2000:])
+
+    whole = self.create_tempdir().full_path
+    results = []
+    for w in (workdir, whole):
+      subprocess.run(self._command(w), cwd=self.REPO, check=True, capture_output=True, timeout=600)
+      with open(os.path.join(w, 'results.json')) as f:
+        results.append(json.load(f))
+    self.assertEqual(_without_timings(results[0]['history']), _without_timings(results[1]['history']))
+    self.assertEqual(results[0]['final'], results[1]['final'])
 
 
 if __name__ == '__main__':
