@@ -33,7 +33,7 @@ if "$PY" -c 'import torch' 2>/dev/null; then
 fi
 
 if [ -n "${TINY:-}" ]; then
-  ROUND=(--tiny --batch_sizes=4 --repeats=1 --cycles=1)
+  ROUND=(--tiny --methods=adim --batch_sizes=4 --repeats=1 --cycles=1)
   SWEEP=(--ks=1,2 --rounds=1 --config.n_train=20 --config.n_val=20 --config.k_d=1 --config.k_t=1 --config.k_s=1
          --config.student.model=mlp --config.teacher.model=mlp --config.discriminator.model=mlp)
   GRAD=(--rounds=1 --every=1 --draws=4 --draws_per_chunk=2 --omegas=0.5 --estimators=reinforce
