@@ -33,6 +33,27 @@ def _leaves(tree: dict, prefix: str = ''):
       yield f'{prefix}{key}', value
 
 
+def unused_options(config: ml_collections.ConfigDict) -> list[str]:
+  """The game options set away from their defaults that ``config.method`` never reads (each would change
+  nothing), as ``field=value``: the generators' estimator and reward without a discriminator (or with an
+  estimator the method forces), a ``distill_terms`` entry for a term the method does not name, ``noisy_keep``
+  without ``noisy_multiplicative``."""
+  from adjax import default_config  # imports methods' registries: here, not at the top
+
+  g, default, method = config.game, default_config.get_config().game, methods.METHODS[config.method]
+  unused = []
+  if g.estimator != default.estimator and (method.discriminator is None or method.estimator is not None):
+    unused.append(f'game.estimator={g.estimator!r}')
+  if g.generator_reward != default.generator_reward and method.discriminator is None:
+    unused.append(f'game.generator_reward={g.generator_reward!r}')
+  for term, replacement in (g.get('distill_terms') or {}).items():
+    if term not in (replacement, method.distill):
+      unused.append(f'game.distill_terms.{term}={replacement!r}')
+  if g.noisy_keep != default.noisy_keep and methods.resolved(method, g).distill != 'noisy_multiplicative':
+    unused.append(f'game.noisy_keep={g.noisy_keep!r}')
+  return unused
+
+
 def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Returns a copy with the method's default weights filled in, or raises ``ConfigError``."""
   c = ml_collections.ConfigDict(config.to_dict())

@@ -36,7 +36,6 @@ import numpy as np
 from adjax import config as config_lib
 from adjax import data as data_lib
 from adjax import game as game_lib
-from adjax import methods as methods_lib
 from adjax import parallel
 from adjax import rounds
 from adjax import train
@@ -55,7 +54,11 @@ def _define_flags() -> None:
   flags.DEFINE_list('conditions', ['all'], f'Conditions, or all: {", ".join(mnist_authors.CONDITIONS)}.')
   flags.DEFINE_list('methods', ['all'], "Methods, or 'all' (every method with a student).")
   flags.DEFINE_integer('num_seeds', 10, 'Seeds per cell, vmapped.')
-  flags.DEFINE_bool('table_only', False, 'Write the table of the finished cells; run nothing.')
+  flags.DEFINE_bool(
+    'table_only',
+    False,
+    'Write the table of the finished cells; train nothing (it traces the programs to find the = cells).',
+  )
   cli.define_config(os.path.join(os.path.dirname(__file__), 'configs', 'mnist.py'), 'Base config.')
 
 
@@ -86,9 +89,11 @@ def cell_configs(base, conditions: list[str], methods: list[str], num_seeds: int
   unknown = [c for c in conditions if c not in mnist_authors.CONDITIONS]
   if unknown:
     raise config_lib.ConfigError(f'--conditions: {", ".join(unknown)} not one of {", ".join(mnist_authors.CONDITIONS)}')
-  unknown = [m for m in methods if m not in methods_lib.METHODS]
+  unknown = [m for m in methods if m not in cells_lib.with_student()]
   if unknown:
-    raise config_lib.ConfigError(f'--methods: {", ".join(unknown)} not one of {", ".join(methods_lib.METHODS)}')
+    raise config_lib.ConfigError(
+      f'--methods: {", ".join(unknown)} not one of {", ".join(cells_lib.with_student())} (the methods with a student)'
+    )
   for condition in conditions:
     swept = [f for f in mnist_authors.CONDITIONS[condition] if f in game_lib.sweepable_fields()]
     if swept:

@@ -28,8 +28,10 @@ def cell_config(
   return config_lib.validate(c)
 
 
-def percent(final: dict, name: str) -> str:
-  return f'{100 * final[name]:.2f} ± {100 * final.get(name + "_std", 0.0):.2f}'
+def percent(final: dict, name: str, seeds: int = 2) -> str:
+  """``mean ± std`` in percent; the mean alone for one seed (whose spread is not measured)."""
+  mean = f'{100 * final[name]:.2f}'
+  return mean if seeds == 1 else f'{mean} ± {100 * final.get(name + "_std", 0.0):.2f}'
 
 
 def figure(results: dict, name: str = 'test_accuracy') -> str:
@@ -39,7 +41,8 @@ def figure(results: dict, name: str = 'test_accuracy') -> str:
   if results['final'] is None:
     return f'diverged ({diverged} of {results["num_seeds"]})'
   note = f', {diverged} diverged' if diverged else ''
-  return percent(results['final']['student'], name) + f' ({results["num_seeds"] - diverged}{note})'
+  seeds = results['num_seeds'] - diverged
+  return percent(results['final']['student'], name, seeds) + f' ({seeds}{note})'
 
 
 def late_gain(history: list[dict]) -> float | None:

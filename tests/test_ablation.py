@@ -46,6 +46,10 @@ class SameAsDefaultsTest(absltest.TestCase):
   def test_unknown_condition_is_refused_with_the_valid_ones(self):
     with self.assertRaisesRegex(config_lib.ConfigError, 'authors_updates not one of defaults, authors, authors_update'):
       ablation.cell_configs(tiny_config(), ['authors_updates'], ['adim'], 1, '/nonexistent')
+    with self.assertRaisesRegex(
+      config_lib.ConfigError, r'--methods: teacher not one of student, distn, .*with a student'
+    ):
+      ablation.cell_configs(tiny_config(), ['defaults'], ['teacher'], 1, '/nonexistent')  # the table is the student's
 
 
 class TableTest(absltest.TestCase):
@@ -70,13 +74,13 @@ class TableTest(absltest.TestCase):
     results = self._results({('defaults', 'distn'): [0.8, 0.8], ('defaults', 'adim'): [0.9, 0.8], ('x', 'adim'): [0.7]})
     table = ablation.markdown(results, {('x', 'distn')}, ['defaults', 'x', 'y'], ['distn', 'adim'])
     self.assertIn('| distn | 80.00 ± 0.00 (2) | = | not run |', table)
-    self.assertIn('| adim | 85.00 ± 0.00 (2) | 70.00 ± 0.00 (1) | not run |', table)
+    self.assertIn('| adim | 85.00 ± 0.00 (2) | 70.00 (1) | not run |', table)  # one seed: no spread
     # Under x, DISTN's figure is the defaults' (=): ADIM 70 against it.
     self.assertIn('vs DISTN: ADIM +5.00 (± 7.07) | vs DISTN: ADIM -10.00 (± nan) | — |', table)
     alone = ablation.markdown({}, {('x', 'adim')}, ['defaults', 'x'], ['adim'])
     self.assertIn('| adim | not run | = (defaults not run) |', alone)
     last = table.split('of the last round')[1]
-    self.assertIn('| adim | 10.00 ± 0.00 (2) | 10.00 ± 0.00 (1) | not run |', last)
+    self.assertIn('| adim | 10.00 ± 0.00 (2) | 10.00 (1) | not run |', last)
 
 
 class AuthorsConfigTest(absltest.TestCase):

@@ -224,6 +224,37 @@ OTHER_VALUES = {
 }  # fmt: skip
 
 
+class UnusedOptionsTest(absltest.TestCase):
+  def _unused(self, method, **game_fields):
+    c = tiny_config(method)
+    for field, value in game_fields.items():
+      c.game[field] = value
+    return config_lib.unused_options(c)
+
+  def test_each_option_is_named_exactly_for_the_methods_that_never_read_it(self):
+    self.assertEqual(self._unused('adim'), [])  # the defaults
+    self.assertEqual(self._unused('student', estimator='authors'), ["game.estimator='authors'"])
+    self.assertEqual(self._unused('adim_ngs', estimator='authors'), ["game.estimator='authors'"])  # forces its own
+    self.assertEqual(self._unused('adib', estimator='authors'), [])
+    self.assertEqual(
+      self._unused('distn', generator_reward='non_saturating'), ["game.generator_reward='non_saturating'"]
+    )
+    self.assertEqual(self._unused('ngan', generator_reward='non_saturating'), [])
+    replaced = {**tiny_config().game.distill_terms, 'hinton': 'hinton_mse'}
+    self.assertEqual(self._unused('adim', distill_terms=replaced), ["game.distill_terms.hinton='hinton_mse'"])
+    self.assertEqual(self._unused('distn', distill_terms=replaced), [])
+    self.assertEqual(self._unused('noisy', noisy_keep=0.5), ['game.noisy_keep=0.5'])
+    multiplicative = {**tiny_config().game.distill_terms, 'noisy': 'noisy_multiplicative'}
+    self.assertEqual(self._unused('noisy', noisy_keep=0.5, distill_terms=multiplicative), [])
+
+  def test_a_run_warns_of_them(self):
+    c = tiny_config('student', rounds=0)
+    c.game.estimator = 'authors'
+    with self.assertLogs(level='WARNING') as logs:
+      train.train_and_evaluate(c, self.create_tempdir().full_path)
+    self.assertIn("game.estimator='authors': method=student does not read it", '\n'.join(logs.output))
+
+
 class TeacherFieldsTest(absltest.TestCase):
   def test_the_game_fields_that_train_the_frozen_teacher_are_those_declared(self):
     c = tiny_config('distn')
