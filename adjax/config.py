@@ -34,10 +34,11 @@ def _leaves(tree: dict, prefix: str = ''):
 
 
 def unused_options(config: ml_collections.ConfigDict) -> list[str]:
-  """The game options set away from their defaults that ``config.method`` never reads (each would change
-  nothing), as ``field=value``: the generators' estimator and reward without a discriminator (or with an
-  estimator the method forces), a ``distill_terms`` entry for a term the method does not name, ``noisy_keep``
-  without ``noisy_multiplicative``."""
+  """Those of the authors' options (SPEC §8) set away from their defaults that ``config.method`` never reads
+  (each would change nothing), as ``field=value``: the generators' estimator and reward without a discriminator
+  (or with an estimator the method forces), a ``distill_terms`` entry for a term the method does not name,
+  ``noisy_keep`` without ``noisy_multiplicative``. Sweeps refuse unread weights (``train.check_sweep``); the other
+  fields are not checked here."""
   from adjax import default_config  # imports methods' registries: here, not at the top
 
   g, default, method = config.game, default_config.get_config().game, methods.METHODS[config.method]
@@ -67,9 +68,10 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   g = c.game
   _one_of('game.estimator', g.estimator, estimators.ESTIMATORS)
   _one_of('game.generator_reward', g.generator_reward, tuple(values.GENERATOR_REWARDS))
-  estimator = methods.METHODS[c.method].estimator or g.estimator  # a method may force its own
-  _require(
-    not (g.generator_reward == 'non_saturating' and estimator == 'authors'),
+  method = methods.METHODS[c.method]
+  estimator = method.estimator or g.estimator  # a method may force its own
+  _require(  # only where both are read: with a discriminator
+    not (g.generator_reward == 'non_saturating' and estimator == 'authors' and method.discriminator),
     "game.generator_reward=non_saturating does not go with game.estimator=authors (the authors' update has its own "
     "loss of the discriminator's probability); use generator_reward=minimax, or another estimator",
   )
@@ -116,7 +118,6 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _require(0 <= g.distn_alpha <= 1, f'game.distn_alpha={g.distn_alpha} must be in [0, 1]')
   _require(g.noisy_sigma >= 0, f'game.noisy_sigma={g.noisy_sigma} must be >= 0')
   _require(0 <= g.baseline_decay < 1, f'game.baseline_decay={g.baseline_decay} must be in [0, 1)')
-  method = methods.METHODS[c.method]
   for name in (*method.weight_fields(), *method.defaults, *method.sum_to_one):
     _require(name in g, f'method={c.method} reads game.{name}, which this config lacks: build the config '
              '(adjax.get_config) after registering the weight')  # fmt: skip

@@ -596,7 +596,7 @@ def train_and_evaluate(
   (``workdir.Preempted``). Only one process may run in a workdir at a time.
   """
   config = config_lib.validate(config)
-  for option in config_lib.unused_options(config):
+  for option in config_lib.unused_options(config) if parallel.is_writer() else ():
     logging.warning('%s: method=%s does not read it; it changes nothing', option, config.method)
   parallel.check(config)
   nets, optimizers = dict(nets or {}), dict(optimizers or {})

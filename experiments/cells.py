@@ -28,21 +28,21 @@ def cell_config(
   return config_lib.validate(c)
 
 
-def percent(final: dict, name: str, seeds: int = 2) -> str:
+def percent(final: dict, name: str, *, seeds: int) -> str:
   """``mean ± std`` in percent; the mean alone for one seed (whose spread is not measured)."""
   mean = f'{100 * final[name]:.2f}'
   return mean if seeds == 1 else f'{mean} ± {100 * final.get(name + "_std", 0.0):.2f}'
 
 
 def figure(results: dict, name: str = 'test_accuracy') -> str:
-  """``mean ± std (seeds)`` of the student's ``name`` (test accuracy of the parameters picked on validation;
-  ``last_test_accuracy``: of the last round); diverged seeds are left out and counted."""
+  """``mean ± std (seeds)`` (one seed: ``mean (1)``) of the student's ``name`` (test accuracy of the parameters
+  picked on validation; ``last_test_accuracy``: of the last round); diverged seeds are left out and counted."""
   diverged = len(results.get('diverged', []))
   if results['final'] is None:
     return f'diverged ({diverged} of {results["num_seeds"]})'
   note = f', {diverged} diverged' if diverged else ''
   seeds = results['num_seeds'] - diverged
-  return percent(results['final']['student'], name, seeds) + f' ({seeds}{note})'
+  return percent(results['final']['student'], name, seeds=seeds) + f' ({seeds}{note})'
 
 
 def late_gain(history: list[dict]) -> float | None:

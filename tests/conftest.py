@@ -3,7 +3,9 @@
 Many tests compile the same programs (tiny configs, a run and its resumed twin, the subprocesses' runs): the session
 shares JAX's persistent compilation cache among its processes (the xdist workers and every subprocess inherit the
 variable), in a fresh directory removed at the end. A program's cache key is its HLO, compile options and jax
-version, so a hit is the executable the compiler would have built. A directory set beforehand is used and kept.
+version, so a hit is the executable the compiler would have built. An entry that cannot be read (one written
+half by a process a test kills) is a warning and a compile, not an error. A directory set beforehand is used and
+kept; a session that is itself killed leaves its directory (``adjax-test-jax-cache-*`` in the temp dir).
 """
 
 import os

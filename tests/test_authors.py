@@ -174,8 +174,9 @@ class DistillationTermsTest(absltest.TestCase):
     c.game.estimator, c.game.generator_reward = 'authors', 'non_saturating'
     with self.assertRaisesRegex(config_lib.ConfigError, 'does not go with game.estimator=authors'):
       config_lib.validate(c)
-    c.method = 'adim_ngs'  # forces REINFORCE: the config's estimator is not what it uses
-    config_lib.validate(c)
+    for method in ('adim_ngs', 'student'):  # forces REINFORCE; reads neither: nothing to refuse
+      c.method = method
+      self.assertEqual(config_lib.unused_options(config_lib.validate(c))[0], "game.estimator='authors'")
 
 
 class DivideByBatchTest(parameterized.TestCase):

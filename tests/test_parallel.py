@@ -124,6 +124,8 @@ class MultiProcessTest(absltest.TestCase):
     with open(os.path.join(killed, 'results.json')) as f:
       resumed = json.load(f)
 
+    # Equal to one process up to float rounding (the batched matmuls of another member layout); that a resumed
+    # run is bit for bit the uninterrupted one is KillTest's (test_train), in one process.
     alone = train.train_and_evaluate(tiny_config('adim', num_seeds=3, rounds=3), os.path.join(tmp, 'alone'))
     _assert_runs_equal(self, resumed, alone)
 
