@@ -8,6 +8,10 @@ The public API, for a script of one's own::
   data = adjax.from_arrays(x_train, y_train, x_test, y_test)
   results = adjax.train_and_evaluate(config, workdir, data=data, nets={'student': MyModule()})
 
+Underneath it, the functional core for a loop of one's own: ``adjax.setup(config, data=..., nets=...)``
+gives the game, ``init()``, ``data(split)`` and the jitted ``programs()`` that ``train_and_evaluate`` runs
+(``adjax.run.setup``).
+
 Extension points (each a dict plus a ``register_*`` function): methods and
 their weight fields (``adjax.methods``), distillation terms, estimators
 (``adjax.estimators``), models (``adjax.models``) and datasets
@@ -27,6 +31,8 @@ from adjax.methods import register_distillation
 from adjax.methods import register_method
 from adjax.methods import register_weight
 from adjax.models import register_model
+from adjax.run.setup import Setup
+from adjax.run.setup import setup
 from adjax.train import finished
 from adjax.train import train_and_evaluate
 
@@ -34,6 +40,7 @@ __all__ = [
   'Distillation',
   'Estimator',
   'Method',
+  'Setup',
   'Source',
   'describe_config',
   'finished',
@@ -45,5 +52,6 @@ __all__ = [
   'register_method',
   'register_model',
   'register_weight',
+  'setup',
   'train_and_evaluate',
 ]

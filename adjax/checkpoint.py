@@ -1,20 +1,15 @@
 """The one place adjax touches orbax: save and restore a run's arrays and its JSON metadata.
 
-Every checkpoint proves itself: its metadata records the layout (path, shape,
-dtype) and a SHA-256 of every saved array, and a digest of the metadata
-itself. ``restore`` checks all three, so a checkpoint whose bytes changed on
-disk is reported as ``Damaged`` (the run falls back to the one before), and
-one written for another state as ``OtherLayout`` (a refusal), never restored
-silently.
+Every checkpoint proves itself: its metadata records the layout (path, shape, dtype) and a SHA-256 of every saved
+array, and a digest of the metadata itself. ``restore`` checks all three, so a checkpoint whose bytes changed on disk
+is reported as ``Damaged`` (the run falls back to the one before), and one written for another state as
+``OtherLayout`` (a refusal), never restored silently.
 
-In a run of one process, a save hashes and writes in a background thread
-while the next round computes (``Checkpoints.save`` first copies the arrays:
-jax arrays on their device, host arrays on the host; the next ``save``,
-``wait`` or ``close`` waits for it and raises its error, so a failed write
-still stops the run). That copy costs memory as large as the state: a state
-larger than ``BACKGROUND_FRACTION`` of the memory it lives in (the device's
-where it reports a limit, else the machine's) is written in the foreground,
-from the arrays themselves.
+In a run of one process, a save hashes and writes in a background thread while the next round computes
+(``Checkpoints.save`` first copies the arrays: jax arrays on their device, host arrays on the host; the next
+``save``, ``wait`` or ``close`` waits for it and raises its error, so a failed write still stops the run). That copy
+costs memory as large as the state: a state larger than ``BACKGROUND_FRACTION`` of the memory it lives in (the
+device's where it reports a limit, else the machine's) is written in the foreground, from the arrays themselves.
 """
 
 from concurrent import futures

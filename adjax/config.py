@@ -4,16 +4,14 @@ import math
 
 import ml_collections
 
+from adjax import data
 from adjax import estimators
+from adjax import fields
+from adjax import losses
 from adjax import methods
 from adjax import models
 from adjax import values
-
-DISTILLATION_FORMS = ('kl', 'l2')
-
-
-class ConfigError(ValueError):
-  """A config that cannot work; the message names the field and the valid values."""
+from adjax.errors import ConfigError
 
 
 def _require(ok: bool, message: str) -> None:
@@ -37,11 +35,9 @@ def unused_options(config: ml_collections.ConfigDict) -> list[str]:
   """Those of the authors' options (SPEC §8) set away from their defaults that ``config.method`` never reads
   (each would change nothing), as ``field=value``: the generators' estimator and reward without a discriminator
   (or with an estimator the method forces), a ``distill_terms`` entry for a term the method does not name,
-  ``noisy_keep`` without ``noisy_multiplicative``. Sweeps refuse unread weights (``train.check_sweep``); the other
+  ``noisy_keep`` without ``noisy_multiplicative``. Sweeps refuse unread weights (``sweeps.check_sweep``); the other
   fields are not checked here."""
-  from adjax import default_config  # imports methods' registries: here, not at the top
-
-  g, default, method = config.game, default_config.get_config().game, methods.METHODS[config.method]
+  g, default, method = config.game, fields.get_config().game, methods.METHODS[config.method]
   unused = []
   if g.estimator != default.estimator and (method.discriminator is None or method.estimator is not None):
     unused.append(f'game.estimator={g.estimator!r}')
@@ -62,8 +58,6 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     if isinstance(value, float):
       _require(math.isfinite(value), f'{field}={value} must be finite (a number, not inf or nan)')
   _one_of('method', c.method, tuple(methods.METHODS))
-  from adjax import data  # data raises ConfigError: imported here, not at the top
-
   _one_of('dataset', c.dataset, tuple(data.DATASETS))
   g = c.game
   _one_of('game.estimator', g.estimator, estimators.ESTIMATORS)
@@ -87,9 +81,9 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       + ', '.join(n for n, d in methods.DISTILLATION.items() if (d.weights, d.reads) == (old.weights, old.reads)),
     )
   _one_of('game.baseline', g.baseline, estimators.BASELINES)
-  _one_of('game.distillation', g.distillation, DISTILLATION_FORMS)
+  _one_of('game.distillation', g.distillation, losses.DISTILLATION_FORMS)
   _one_of('game.heads', g.heads, (2, 3))
-  for player in ('student', 'teacher', 'discriminator'):
+  for player in methods.PLAYERS:
     _one_of(f'{player}.model', c[player].model, tuple(models.MODELS))
     _require(c[player].learning_rate > 0, f'{player}.learning_rate={c[player].learning_rate} must be > 0')
     _require(c[player].weight_decay >= 0, f'{player}.weight_decay={c[player].weight_decay} must be >= 0')

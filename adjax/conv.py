@@ -3,7 +3,8 @@
 XLA:CPU rewrites the backward convolutions that JAX's autodiff emits into its
 fast layout only at the top level of a program; inside a ``lax.scan`` body
 (where a whole round of updates lives) they run as a naive loop nest, 5-15x
-slower. Here both backward convolutions are ordinary NHWC x HWIO -> NHWC
+slower (measured: 40 LeNet updates took 3.0 s in a scan against 0.49 s with this
+convolution). Here both backward convolutions are ordinary NHWC x HWIO -> NHWC
 convolutions, which take the fast path wherever they are.
 
 Under ``jax.vmap`` (seeds, sweeps, gradient draws), JAX would turn a

@@ -25,7 +25,8 @@ from adjax import augment
 from adjax import methods
 from adjax import models
 from adjax import registry
-from adjax.config import ConfigError
+from adjax import scenes
+from adjax.errors import ConfigError
 
 NPZ_KEYS = ('x_train', 'y_train', 'x_test', 'y_test')
 PRIVILEGED_KEYS = ('xp_train', 'xp_test')
@@ -63,6 +64,10 @@ class Splits:
     for k, m in self.mean.items():
       out[k] = out[k] - (m if idx.ndim == 1 else m[:, None])
     return out
+
+  def data(self, name: str) -> dict:
+    """Split ``name`` as the compiled programs read it (``adjax.game.Data``): the pool, its indices, the means."""
+    return {'pool': self.pool, 'index': self.index[name], 'mean': self.mean}
 
   @property
   def vocab_size(self) -> int:
@@ -390,9 +395,7 @@ def _mnist5k_lupi(config) -> Source:
 
 @functools.cache
 def _scenes_source() -> Source:
-  from adjax import scenes
-
-  return from_arrays(**scenes.arrays(), name='mnist5k_scenes')
+  return from_arrays(**scenes.arrays(*load_mnist5k()), name='mnist5k_scenes')
 
 
 def _mnist5k_scenes(config) -> Source:

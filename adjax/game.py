@@ -19,9 +19,10 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from adjax import fields
 from adjax import methods
 from adjax import models
-from adjax.config import ConfigError
+from adjax.errors import ConfigError
 
 State = dict[str, Any]
 # A split: {'x': [N, ...], 'y': [N]} and, for privileged provisions, 'xp': [N, ...].
@@ -72,28 +73,6 @@ def make_optimizer(learning_rate: float, weight_decay: float) -> optax.GradientT
   return optax.inject_hyperparams(make)(learning_rate=learning_rate, weight_decay=weight_decay)
 
 
-# Config fields that do not enter the compiled programs (the seed enters through
-# the state's key): games that differ only in these share compiled code.
-NOT_COMPILED = ('seed', 'num_seeds', 'rounds', 'data_file', 'teacher_cache')
-# Hyperparameters that are arrays in the state, never Python constants in the
-# program: the game's weight fields (``methods.WEIGHTS``) and τ0 in
-# ``state['hparams']`` (``hyperparameters``), the players' learning rates and
-# weight decays in their optax states (``inject_hyperparams``).
-# Configurations that differ only in these compile once and can be vmapped
-# together (a sweep). Derived from the registries, so a registered weight is
-# sweepable too.
-PLAYER_HYPERPARAMETERS = ('learning_rate', 'weight_decay')
-
-
-def sweepable_fields() -> tuple[str, ...]:
-  """Every config field that is an array in the state: ``game.<weight>``, ``tau.tau0``, players' lr and wd."""
-  return (
-    *(f'game.{w}' for w in methods.WEIGHTS),
-    'tau.tau0',
-    *(f'{p}.{h}' for p in methods.PLAYERS for h in PLAYER_HYPERPARAMETERS),
-  )
-
-
 def hyperparameters(method: methods.Method, config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
   """The swept values of a validated config as arrays: the method's weights (``methods.hyperparameters``), τ0."""
   return {**methods.hyperparameters(method, config.game), 'tau0': jnp.asarray(config.tau.tau0, jnp.float32)}
@@ -103,7 +82,7 @@ def hyperparameters(method: methods.Method, config: ml_collections.ConfigDict) -
 class Game:
   """Static description of one run's game: method, networks, optimizers, game config.
 
-  The values of ``sweepable_fields()`` in ``config`` only initialise a state
+  The values of ``fields.sweepable()`` in ``config`` only initialise a state
   (``init_state``); the programs read them from the state.
   """
 
@@ -125,10 +104,7 @@ class Game:
     activation is another network); optimizers by identity (``build`` shares
     one, whose hyperparameters are arrays in the state).
     """
-    compiled = {k: v for k, v in self.config.to_dict().items() if k not in NOT_COMPILED}
-    for field in sweepable_fields():
-      group, name = field.split('.')
-      compiled[group] = {k: v for k, v in compiled[group].items() if k != name}
+    compiled = fields.computed(self.config, compiled=False, sweepable=True)
     nets = tuple((p, _hashable(net)) for p, net in sorted(self.nets.items()))
     optimizers = tuple((p, _hashable(opt)) for p, opt in sorted(self.optimizers.items()))
     return (self.method, json.dumps(compiled, sort_keys=True, default=str), self.num_classes, nets, optimizers)
@@ -200,7 +176,7 @@ def build(
 def init_state(game: Game, key: jax.Array, data: Split, config: ml_collections.ConfigDict | None = None) -> State:
   """Fresh parameters and optimizer states for each player (shaped by its view of ``data``), and the run's key.
 
-  ``config`` (default ``game.config``; it may differ from it in ``sweepable_fields()``
+  ``config`` (default ``game.config``; it may differ from it in ``fields.sweepable()``
   fields) gives the hyperparameters: ``state['hparams']`` and each optimizer's
   learning rate and weight decay.
   """
@@ -215,7 +191,7 @@ def init_state(game: Game, key: jax.Array, data: Split, config: ml_collections.C
     params = game.nets[player].init(jax.random.fold_in(key, 1000 + methods.PLAYERS.index(player)), example)
     opt_state = game.optimizers[player].init(params)
     if game.optimizers[player] is default_optimizer():  # a user's optimizer keeps its own hyperparameters
-      for name in PLAYER_HYPERPARAMETERS:
+      for name in fields.player_hyperparameters():
         opt_state.hyperparams[name] = jnp.asarray(config[player][name], opt_state.hyperparams[name].dtype)
     state[player] = {'params': params, 'opt_state': opt_state}
     if player != 'discriminator':

@@ -57,6 +57,10 @@ def kl_divergence(target_log_p_BxK: jax.Array, log_q_BxK: jax.Array) -> jax.Arra
   return jnp.sum(terms, axis=-1)
 
 
+# The forms of ``distillation``'s match term (``config.game.distillation``).
+DISTILLATION_FORMS = ('kl', 'l2', 'mse')
+
+
 def distillation(
   target_logits_BxK: jax.Array,
   learner_logits_BxK: jax.Array,
@@ -99,5 +103,5 @@ def distillation(
     t = 1.0 if temperature is None else temperature
     match_B = (t * t) * kl_divergence(jax.nn.log_softmax(target_BxK / t), jax.nn.log_softmax(learner_logits_BxK / t))
   else:
-    raise ValueError(f"distillation form must be 'kl', 'l2' or 'mse', got {form!r}")
+    raise ValueError(f'distillation form must be one of {", ".join(DISTILLATION_FORMS)}, got {form!r}')
   return match_B + upsilon * cross_entropy(learner_logits_BxK, labels_B)

@@ -34,7 +34,8 @@ _matmul.defvjp(_matmul_fwd, _matmul_bwd)
 
 class Dense(nn.Module):
   """``nn.Dense`` (same parameters, names and initialisation) whose kernel gradient comes out in the kernel's
-  layout."""
+  layout. JAX's transpose rule gives it as ``[O, I]`` and a transpose, which XLA:CPU copied on every update (the
+  ADIM round was 1.4x slower)."""
 
   features: int
 

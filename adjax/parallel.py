@@ -19,7 +19,7 @@ import jax
 from jax.experimental import multihost_utils
 import numpy as np
 
-from adjax.config import ConfigError
+from adjax.errors import ConfigError
 
 MEMBERS, BATCH = 'members', 'batch'
 P = jax.sharding.PartitionSpec

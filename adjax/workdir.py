@@ -10,7 +10,7 @@ import threading
 
 import jax
 
-from adjax.config import ConfigError
+from adjax.errors import ConfigError
 
 LOCK = '.lock'
 

@@ -16,7 +16,8 @@ import jax.numpy as jnp
 from adjax import config as config_lib
 from adjax import data
 from adjax import game as game_lib
-from adjax import train as train_lib
+from adjax import sweeps
+from adjax.run import members as members_lib
 from experiments.configs import mnist
 
 UPDATES = {'k_d': 20, 'k_t': 10, 'k_s': 10}
@@ -40,7 +41,7 @@ def setup(method: str, batch_size: int, counts: dict = UPDATES, tiny: bool = Fal
   splits = data.load(c)
   game = game_lib.build(c, splits.num_classes)
   train = {'x': jnp.asarray(splits.x_train), 'y': jnp.asarray(splits.y_train)}
-  state = train_lib.init_members(game, [train_lib.with_overrides(c, {'seed': i}) for i in range(members)], train)
+  state = members_lib.init_members(game, [sweeps.with_overrides(c, {'seed': i}) for i in range(members)], train)
   one = game_lib.as_data(train)
   return game, state, {**one, 'index': jnp.broadcast_to(one['index'], (members, *one['index'].shape))}
 

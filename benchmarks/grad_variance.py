@@ -37,7 +37,7 @@ from adjax import gradients
 from adjax import methods as methods_lib
 from adjax import rounds
 from adjax import sweeps
-from adjax import train as train_lib
+from adjax.run import members as members_lib
 
 _OUT = flags.DEFINE_string('out', None, 'Output directory.', required=True)
 _ROUNDS = flags.DEFINE_integer('rounds', 20, 'Rounds of training.')
@@ -114,7 +114,7 @@ def main(argv):
     config = config_lib.validate(ml_collections.ConfigDict(_CONFIG.value.to_dict()))
     check(config, _DRAWS.value, _CHUNK.value, _ESTIMATORS.value)
     points = members(config, [float(w) for w in _OMEGAS.value])
-    configs = train_lib.check_sweep(config, [p for _, p in points])
+    configs = sweeps.check_sweep(config, [p for _, p in points])
     splits = data_lib.load(config)
   except config_lib.ConfigError as e:
     sys.exit(f'adjax: bad config: {e}')
@@ -123,13 +123,13 @@ def main(argv):
   train = game_lib.as_data(splits.split('train'), members=k)
   game = game_lib.build(config, splits.num_classes)
   pretrain, play_round, _ = rounds.compile_fns(game)
-  state = train_lib.init_members(game, configs, splits.split('train'))
+  state = members_lib.init_members(game, configs, splits.split('train'))
   state, _ = pretrain(state, train, False, 0)
 
   num_chunks = _DRAWS.value // _CHUNK.value
   measure = {}
   for e in _ESTIMATORS.value:
-    g = game_lib.build(train_lib.with_overrides(config, {'game.estimator': e}), splits.num_classes)
+    g = game_lib.build(sweeps.with_overrides(config, {'game.estimator': e}), splits.num_classes)
 
     def one(s, d, key, g=g):
       return {r: gradients.statistics(g, s, r, d, jax.random.fold_in(key, i), num_chunks, _CHUNK.value)

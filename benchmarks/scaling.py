@@ -52,14 +52,15 @@ def main(argv):
   from adjax import game as game_lib
   from adjax import parallel
   from adjax import rounds
-  from adjax import train
+  from adjax import sweeps
+  from adjax.run import members as members_lib
 
   config = config_lib.validate(_config())
   splits = data_lib.load(config)
   game = game_lib.build(config, splits.num_classes)
   k = _MEMBERS.value
-  configs = [train.with_overrides(config, {'game.nu': float(nu)}) for nu in np.geomspace(0.1, 10, k)]
-  initial = jax.device_get(train.init_members(game, configs, splits.split('train')))
+  configs = [sweeps.with_overrides(config, {'game.nu': float(nu)}) for nu in np.geomspace(0.1, 10, k)]
+  initial = jax.device_get(members_lib.init_members(game, configs, splits.split('train')))
   train_split = splits.split('train')
   counts = [d for d in (1, 2, 4, 8, 16, 32, 64) if d <= len(jax.devices()) and k % d == 0]
 

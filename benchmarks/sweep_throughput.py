@@ -26,7 +26,8 @@ from adjax import config as config_lib
 from adjax import data as data_lib
 from adjax import game as game_lib
 from adjax import rounds
-from adjax import train as train_lib
+from adjax import sweeps
+from adjax.run import members as members_lib
 
 _OUT = flags.DEFINE_string('out', None, 'JSON output file.', required=True)
 _KS = flags.DEFINE_list('ks', ['1', '4', '16', '64'], 'Numbers of configurations.')
@@ -53,17 +54,17 @@ def main(argv):
   results = {'device_kind': jax.devices()[0].device_kind, 'method': config.method, 'n_train': config.n_train,
              'batch_size': config.batch_size, 'rounds': _ROUNDS.value, 'ks': {}}  # fmt: skip
   for k in (int(v) for v in _KS.value):
-    configs = [train_lib.with_overrides(config, {'game.nu': float(nu)}) for nu in np.geomspace(1e-2, 1e2, k)]
+    configs = [sweeps.with_overrides(config, {'game.nu': float(nu)}) for nu in np.geomspace(1e-2, 1e2, k)]
     data_k = game_lib.as_data(train, members=k)
-    state = train_lib.init_members(game, configs, data_1)
+    state = members_lib.init_members(game, configs, data_1)
     _, state = timed_rounds(play_round, state, data_k, 1)  # compiles
     vmapped, _ = timed_rounds(play_round, state, data_k, _ROUNDS.value)
     del state
     data_one = game_lib.as_data(train, members=1)
-    timed_rounds(play_round, train_lib.init_members(game, configs[:1], data_1), data_one, 1)  # compiles (once)
+    timed_rounds(play_round, members_lib.init_members(game, configs[:1], data_1), data_one, 1)  # compiles (once)
     sequential = 0.0
     for c in configs:
-      seconds, _ = timed_rounds(play_round, train_lib.init_members(game, [c], data_1), data_one, _ROUNDS.value)
+      seconds, _ = timed_rounds(play_round, members_lib.init_members(game, [c], data_1), data_one, _ROUNDS.value)
       sequential += seconds
     results['ks'][k] = {'vmapped_s': vmapped, 'sequential_s': sequential, 'speedup': sequential / vmapped}
     print(f'K={k}: vmapped {vmapped:.2f} s, sequential {sequential:.2f} s, speed-up {sequential / vmapped:.2f}x',

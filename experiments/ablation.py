@@ -35,9 +35,11 @@ import numpy as np
 
 from adjax import config as config_lib
 from adjax import data as data_lib
+from adjax import fields
 from adjax import game as game_lib
 from adjax import parallel
 from adjax import rounds
+from adjax import sweeps
 from adjax import train
 from adjax import workdir as workdir_lib
 from experiments import cells as cells_lib
@@ -95,7 +97,7 @@ def cell_configs(base, conditions: list[str], methods: list[str], num_seeds: int
       f'--methods: {", ".join(unknown)} not one of {", ".join(cells_lib.with_student())} (the methods with a student)'
     )
   for condition in conditions:
-    swept = [f for f in mnist_authors.CONDITIONS[condition] if f in game_lib.sweepable_fields()]
+    swept = [f for f in mnist_authors.CONDITIONS[condition] if f in fields.sweepable()]
     if swept:
       raise config_lib.ConfigError(
         f'condition {condition} sets {", ".join(swept)}: a hyperparameter in the state, which comparing programs '
@@ -103,7 +105,7 @@ def cell_configs(base, conditions: list[str], methods: list[str], num_seeds: int
       )
   out = {}
   for condition in conditions:
-    config = train.with_overrides(base, mnist_authors.CONDITIONS[condition])
+    config = sweeps.with_overrides(base, mnist_authors.CONDITIONS[condition])
     for m in methods:
       out[condition, m] = cells_lib.cell_config(config, m, base.n_train, num_seeds, base.rounds, workdir)
   return out

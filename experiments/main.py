@@ -11,6 +11,7 @@ from absl import logging
 
 from adjax import parallel
 from adjax import train
+from adjax.run import results as results_lib
 from experiments import cli
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, event files and results.json.')
@@ -25,7 +26,7 @@ def main(argv):
   if not parallel.is_writer():
     return
   student = results['final']['student'] or results['final']['teacher']
-  metric = train.selected_figure(results)
+  metric = results_lib.selected_figure(results)
   print(f'{results["method"]}: test {metric} {student[f"test_{metric}"]:.4f} (selected on validation {metric})')
 
 

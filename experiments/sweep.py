@@ -5,7 +5,7 @@ r"""Hyperparameter sweeps as one vmapped program: a table and plots of accuracy 
 
 A ``--sweep`` is ``FIELD=VALUES`` (``adjax.sweeps``: VALUES ``a,b,c``,
 ``lin:START:STOP:NUM`` or ``log:START:STOP:NUM``; FIELD one of
-``adjax.game.sweepable_fields()``, a static field such as a model is refused). Several
+``adjax.fields.sweepable()``, a static field such as a model is refused). Several
 ``--sweep`` flags combine as a grid (``--combine=grid``) or one field at a
 time with the others at the config's values (``--combine=axes``, the paper's
 Figs. 3 and 6). Sweeping some of ω_r, ω_s, ω_t of a method that needs them to
@@ -37,6 +37,7 @@ from adjax import parallel
 from adjax import sweeps
 from adjax import train
 from adjax import workdir as workdir_lib
+from adjax.run import results as results_lib
 from experiments import cli
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.')
@@ -131,8 +132,8 @@ def run(base: ml_collections.ConfigDict, specs: list[str], combine: str, sizes: 
   per_program = max(1, chunk // base.num_seeds)
   jobs = []
   for n in sizes:  # every member's config and each size against the data, before anything runs
-    c = train.with_overrides(base, {'n_train': n})
-    train.check_sweep(c, points)
+    c = sweeps.with_overrides(base, {'n_train': n})
+    sweeps.check_sweep(c, points)
     data_lib.load(c)
     for i, (group, real) in enumerate(sweeps.chunks(points, per_program)):
       jobs.append((n, c, group, real, os.path.join(workdir, f'n{n}', f'chunk_{i}')))
@@ -141,7 +142,7 @@ def run(base: ml_collections.ConfigDict, specs: list[str], combine: str, sizes: 
     for n, c, group, real, path in jobs:
       results = train.finished(path, c, group) or train.train_and_evaluate(c, path, group)
       done.setdefault(n, []).extend(results['sweep'][:real])
-  figure = next((f for entries in done.values() for e in entries if (f := train.selected_figure(e))), 'accuracy')
+  figure = next((f for entries in done.values() for e in entries if (f := results_lib.selected_figure(e))), 'accuracy')
   for n in sizes:
     for (axis, point), entry in zip(axes_points, done[n], strict=True):
       value = point[axis] if axis else None

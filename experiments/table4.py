@@ -25,8 +25,10 @@ from adjax import data as data_lib
 from adjax import kvote
 from adjax import parallel
 from adjax import ranking
+from adjax import sweeps
 from adjax import train
 from adjax import workdir as workdir_lib
+from adjax.run import results as results_lib
 from experiments import cli
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Output directory.')
@@ -73,9 +75,9 @@ def run_kvote(base: ml_collections.ConfigDict, num_seeds: int) -> dict:
   """KVOTE on each seed's splits: mean and std of each test figure, and the k picked per seed."""
   runs = []
   for seed in range(base.seed, base.seed + num_seeds):
-    c = config_lib.validate(train.with_overrides(base, {'seed': seed, 'method': 'student'}))
+    c = config_lib.validate(sweeps.with_overrides(base, {'seed': seed, 'method': 'student'}))
     splits = data_lib.load(c)
-    runs.append(kvote.run(splits, train.select_metric(c, splits), c.rank_k))
+    runs.append(kvote.run(splits, results_lib.select_metric(c, splits), c.rank_k))
   final = {}
   for name in runs[0]['test']:
     values = np.array([r['test'][name] for r in runs])

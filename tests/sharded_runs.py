@@ -10,6 +10,9 @@ import tempfile
 
 import jax
 
+from adjax import sweeps
+from adjax.run import members as members_lib
+
 jax.config.update('jax_num_cpu_devices', 4)
 
 from adjax import data as data_lib  # noqa: E402
@@ -27,10 +30,10 @@ def _run(config, sweep=None):
 def _data_bytes(members: int) -> dict:
   """Device bytes of the training data of ``members`` members placed as a run places them, and what one copy is."""
   c = tiny_config('adim', num_seeds=members, n_train=3000, n_val=1000)
-  configs = [train.with_overrides(c, {'seed': s}) for s in range(members)]
-  splits = train._load_members(configs, data_lib.read(c), ())
+  configs = [sweeps.with_overrides(c, {'seed': s}) for s in range(members)]
+  splits = members_lib.load_members(configs, data_lib.read(c), ())
   mesh = parallel.make_mesh(c)
-  placed = train._Members(mesh, members, splits).data('train')
+  placed = members_lib.Members(mesh, members, splits).data('train')
   held = sum(s.data.nbytes for a in jax.tree.leaves(placed) for s in a.addressable_shards)
   pool = sum(a.nbytes for a in splits.pool.values())
   stacked = sum(v.nbytes for v in splits.split('train').values())  # what a copy per member would take

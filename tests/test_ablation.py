@@ -6,6 +6,7 @@ from absl.testing import absltest
 
 from adjax import config as config_lib
 from adjax import data
+from adjax import sweeps
 from adjax import train
 from experiments import ablation
 from experiments.configs import mnist_authors
@@ -36,7 +37,7 @@ class SameAsDefaultsTest(absltest.TestCase):
   def test_an_unchanged_cell_trains_what_the_defaults_train(self):
     runs = []
     for condition in ('defaults', 'distn_mse'):
-      c = train.with_overrides(tiny_config('student', num_seeds=1), mnist_authors.CONDITIONS[condition])
+      c = sweeps.with_overrides(tiny_config('student', num_seeds=1), mnist_authors.CONDITIONS[condition])
       with tempfile.TemporaryDirectory() as workdir:
         runs.append(train.train_and_evaluate(config_lib.validate(c), workdir))
     first, second = (r['per_seed'][0] for r in runs)

@@ -12,12 +12,14 @@ import numpy as np
 
 from adjax import config as config_lib
 from adjax import estimators
+from adjax import fields
 from adjax import game as game_lib
 from adjax import methods
 from adjax import objectives
 from adjax import rounds
 from adjax import train
 from adjax import values
+from adjax.run import teacher as teacher_lib
 from tests.test_train import tiny_config
 
 
@@ -208,7 +210,7 @@ class DivideByBatchTest(parameterized.TestCase):
   def test_frozen_teacher_cache_key(self):
     c = config_lib.validate(tiny_config('distn', teacher_cache='/cache'))
     identity = {'data': {'fingerprint': 'f'}, 'nets': {}, 'optimizers': {}}
-    path = lambda c: train.teacher_cache_path(c, 0, identity)
+    path = lambda c: teacher_lib.cache_path(c, 0, identity)
     other_term = c.copy_and_resolve_references()
     other_term.game.distill_terms.hinton = 'hinton_mse'
     divided = c.copy_and_resolve_references()
@@ -278,7 +280,9 @@ class TeacherFieldsTest(absltest.TestCase):
       if frozen_program(other) != default:
         changed.add(name)
     # baseline_decay enters only the moving average of a reward the frozen phase does not have (the cache keeps params).
-    self.assertEqual(changed, {*train.TEACHER_GAME_FIELDS, 'baseline_decay'})
+    self.assertEqual(
+      changed, {*(n.partition('.')[2] for n in fields.names(teacher=True) if n.startswith('game.')), 'baseline_decay'}
+    )
 
 
 class OlderWorkdirTest(absltest.TestCase):

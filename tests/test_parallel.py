@@ -20,6 +20,7 @@ import numpy as np
 from adjax import config as config_lib
 from adjax import parallel
 from adjax import train
+from adjax.run import identity as identity_lib
 from tests.test_train import assert_member_equals_alone
 from tests.test_train import tiny_config
 
@@ -177,7 +178,7 @@ class MeshConfigTest(absltest.TestCase):
     c.mesh.devices = 1  # where members run is not what they compute
     self.assertLen(train.train_and_evaluate(c, workdir)['history'], 3)
     # Data parallelism is part of what a run computes (another noise draw per device).
-    self.assertEqual(train._what_is_computed({'mesh': {'devices': 4, 'batch': 2}})['mesh'], {'batch': 2})
+    self.assertEqual(identity_lib.what_is_computed({'mesh': {'devices': 4, 'batch': 2}})['mesh'], {'batch': 2})
 
   def test_members_loop_is_checked_and_not_part_of_what_is_computed(self):
     c = tiny_config('adim')
@@ -186,7 +187,7 @@ class MeshConfigTest(absltest.TestCase):
       config_lib.ConfigError, r"mesh.members='sequential': use one of 'auto', 'vmap', 'loop'"
     ):
       parallel.check(c)
-    computed = train._what_is_computed({'mesh': {'devices': 0, 'batch': 1, 'members': 'vmap'}})
+    computed = identity_lib.what_is_computed({'mesh': {'devices': 0, 'batch': 1, 'members': 'vmap'}})
     self.assertEqual(computed['mesh'], {'batch': 1})
 
   def test_looped_members_are_their_runs_alone_exactly_and_vmapped_ones_close(self):

@@ -14,9 +14,12 @@ import optax
 
 import adjax
 from adjax import config as config_lib
+from adjax import fields
 from adjax import game as game_lib
 from adjax import methods
+from adjax import sweeps
 from adjax import train
+from adjax.run import identity as identity_lib
 from tests import plugin_method
 from tests.test_train import tiny_config
 
@@ -54,13 +57,13 @@ class OutsideMethodTest(absltest.TestCase):
 
   def test_its_weight_sweeps_in_one_program_and_a_negative_one_is_refused(self):
     c = plugin_method.get_config()
-    self.assertIn('game.lambda_adv', game_lib.sweepable_fields())
+    self.assertIn('game.lambda_adv', fields.sweepable())
     sweep = [{'game.lambda_adv': 0.0}, {'game.lambda_adv': 2.0}]
     results = train.train_and_evaluate(c, self.create_tempdir().full_path, sweep)
     zero, two = results['per_seed']
     self.assertEqual((zero['overrides'], two['overrides']), tuple(sweep))
     self.assertNotEqual(zero['history'][1]['student_loss'], two['history'][1]['student_loss'])
-    games = [game_lib.build(train.with_overrides(config_lib.validate(c), p), 10) for p in sweep]
+    games = [game_lib.build(sweeps.with_overrides(config_lib.validate(c), p), 10) for p in sweep]
     self.assertEqual(games[0], games[1])  # one compiled program for both
     c.game.lambda_adv = -1.0
     workdir = self.create_tempdir()
@@ -71,7 +74,7 @@ class OutsideMethodTest(absltest.TestCase):
 
 class UserPartsTest(absltest.TestCase):
   def test_an_optimizer_is_identified_by_its_hyperparameters(self):
-    d = train.describe_optimizer
+    d = identity_lib.describe_optimizer
     self.assertEqual(d(optax.sgd(0.05, momentum=0.9)), d(optax.sgd(0.05, momentum=0.9)))
     self.assertNotEqual(d(optax.sgd(0.05, momentum=0.9)), d(optax.sgd(5.0, momentum=0.9)))
     self.assertNotEqual(d(optax.sgd(0.05, momentum=0.9)), d(optax.sgd(0.05, momentum=0.5)))

@@ -17,6 +17,7 @@ from adjax import config as config_lib
 from adjax import game as game_lib
 from adjax import train
 from adjax import workdir as workdir_lib
+from adjax.run import members as members_lib
 from tests.test_train import _without_timings
 from tests.test_train import assert_member_equals_alone
 from tests.test_train import tiny_config
@@ -174,7 +175,7 @@ class NonFiniteTest(absltest.TestCase):
     # Frozen: the diverged member's state after round 2 is its state after round 0; the healthy one moved.
     c = config_lib.validate(tiny_config('adim', rounds=2))
     game = game_lib.build(c, 10)
-    state = train.init_members(game, [c, c], {'x': np.zeros((1, 28, 28, 1), np.float32)})
+    state = members_lib.init_members(game, [c, c], {'x': np.zeros((1, 28, 28, 1), np.float32)})
     like = {'state': state, 'best': {p: state[p]['params'] for p in ('student', 'teacher')}}
     ckpts = checkpoint.Checkpoints(os.path.join(workdir, 'checkpoints'))
     after = [jax.device_get(ckpts.restore(step, like)[0]['state']['student']['params']) for step in (1, 2)]

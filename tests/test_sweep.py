@@ -31,7 +31,7 @@ class SweepTest(absltest.TestCase):
     self.assertEqual([(m['seed'], m['overrides']) for m in members], [(s, p) for p in POINTS for s in (0, 1)])
     self.assertEqual([m['history'][1]['tau'] for m in members], [3.0, 3.0, 10.0, 10.0])  # round 1: τ = τ0
     for index, point in ((1, POINTS[0]), (2, POINTS[1])):
-      alone_config = train.with_overrides(tiny_config('adim', seed=members[index]['seed']), point)
+      alone_config = sweeps.with_overrides(tiny_config('adim', seed=members[index]['seed']), point)
       alone = train.train_and_evaluate(alone_config, self.create_tempdir().full_path)
       assert_member_equals_alone(self, members[index], alone)
     first = [m['final']['student']['test_accuracy'] for m in members[:2]]
@@ -40,7 +40,7 @@ class SweepTest(absltest.TestCase):
 
   def test_swept_values_share_one_compiled_program(self):
     def game(**overrides):
-      return game_lib.build(train.with_overrides(config_lib.validate(tiny_config('adim')), overrides), 10)
+      return game_lib.build(sweeps.with_overrides(config_lib.validate(tiny_config('adim')), overrides), 10)
 
     a, b = game(**{'game.nu': 0.1, 'teacher.learning_rate': 1.0}), game(**{'game.nu': 5.0, 'tau.tau0': 2.0})
     self.assertEqual(a, b)

@@ -29,7 +29,7 @@ scores the student's samples only, and its temperature is not clamped.
 
 import ml_collections
 
-from adjax import train
+from adjax import sweeps
 from experiments.configs import mnist
 from experiments.configs import mnist_paper
 
@@ -58,4 +58,4 @@ def get_config(schedule: str = 'cpu') -> ml_collections.ConfigDict:
     base = mnist_paper.get_config(schedule)
   else:
     raise ValueError(f"mnist_authors.py:{schedule}: give 'cpu' or a training size N (the authors' schedule for N)")
-  return train.with_overrides(base, AUTHORS)
+  return sweeps.with_overrides(base, AUTHORS)

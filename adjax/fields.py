@@ -1,0 +1,265 @@
+"""Every config field, declared once: its default, its doc and its roles.
+
+A field's roles say what the host side does with it, so no list elsewhere
+repeats them:
+
+- ``compiled``: it enters the compiled programs (``Game``'s cache key). The
+  seed enters through the state's key, rounds and seeds are host loops, paths
+  are read on the host.
+- ``sweepable``: an array in the state (weights, τ0, players' learning rate
+  and weight decay); configs that differ only in these share one program and
+  can be members of one sweep. Implies not compiled.
+- ``place``: where things are kept or run, not what is computed; a resume
+  and ``adjax.finished`` ignore it.
+- ``resumable``: a resumed run may change it (more rounds continue the same
+  trajectory).
+- ``added``: newer than some workdirs; one whose config lacks it ran its
+  default.
+- ``teacher``: it trains the two-phase baselines' frozen teacher, so it is
+  part of that teacher's cache key. A field not declared (a user's or an
+  experiment's own) counts as compiled and as training the teacher: a field
+  unknown here makes another program or a cache miss, never a stale one.
+- ``normalize``: how its value is compared (``game.distill_terms``: only the
+  replacements count, so a term registered later is not another run).
+
+Weight fields come from the method registry (``adjax.methods.WEIGHTS``), so
+a weight registered before the config is built is declared like the others.
+"""
+
+from collections.abc import Callable, Iterator
+import dataclasses
+from typing import Any
+
+import ml_collections
+from ml_collections import config_dict
+
+from adjax import methods
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+  """One config field (``name`` dotted: ``'game.nu'``) and its roles (the module docstring says each)."""
+
+  name: str
+  default: Any
+  doc: str
+  compiled: bool = True
+  sweepable: bool = False
+  place: bool = False
+  resumable: bool = False
+  added: bool = False
+  teacher: bool = True
+  normalize: Callable[[Any], Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+  """A group of fields (``config.game``) and its doc."""
+
+  name: str
+  doc: str
+
+
+def _replacements(terms):
+  return {k: v for k, v in terms.items() if k != v} if isinstance(terms, dict) else terms
+
+
+def declarations() -> tuple[Field | Group, ...]:
+  """Every group and field of the default config, in its order (ADIM on mnist5k)."""
+  out: list[Field | Group] = []
+  prefix = ''
+
+  def field(name: str, default, doc: str, **roles) -> None:
+    out.append(Field(prefix + name, default, doc, **roles))
+
+  def group(name: str, doc: str) -> None:
+    nonlocal prefix
+    out.append(Group(name, doc))
+    prefix = f'{name}.'
+
+  untaught = dict(teacher=False)  # fields that leave the frozen teacher as it is
+  field('method', 'adim', 'a method of adjax.methods.METHODS: ' + ' | '.join(methods.METHODS), **untaught)
+  field('dataset', 'mnist5k', 'mnist5k (embedded) | mnist5k_lupi | mnist5k_scenes (tags) | npz (data_file) | tfds '
+        '(tfds.name)')  # fmt: skip
+  field('data_file', '', '.npz with x_train, y_train, x_test, y_test [, xp_train, xp_test] (dataset=npz)',
+        compiled=False)  # fmt: skip
+  group('tfds', 'a prepared TensorFlow Datasets image dataset (dataset=tfds), read without TensorFlow')
+  field('name', 'mnist', 'tfds dataset name, e.g. mnist or cifar10')
+  field('data_dir', '', "tfds data directory ('' = tfds's default)")
+  field('download', False, 'let tfds download and prepare it (needs the internet, often TensorFlow)')
+  field('train_split', 'train', 'the split train and validation are drawn from')
+  field('test_split', 'test', 'the test split')
+  prefix = ''
+  field('n_train', 100, 'class-balanced training subsample, drawn with the seed')
+  field('n_val', 1000, 'class-balanced validation split held out of the rest (model selection)')
+  field('seed', 0, 'first seed; seeds seed, seed+1, … draw data, initialise and sample', compiled=False, **untaught)
+  field('num_seeds', 1, 'seeds trained together as one compiled program (each device runs its seeds as '
+        'mesh.members says)', compiled=False, **untaught)  # fmt: skip
+  field('rounds', 40, 'rounds of Algorithm 1 after pretraining', compiled=False, resumable=True, **untaught)
+  field('batch_size', 10, 'examples per update')
+  field('k_d', 20, 'discriminator updates per round (the authors count passes over the data instead)', **untaught)
+  field('k_t', 10, 'teacher updates per round', **untaught)
+  field('k_s', 10, 'student updates per round', **untaught)
+  field('teacher_cache', '', "where two-phase baselines keep trained teachers for reuse ('' = no cache)",
+        compiled=False, place=True, **untaught)  # fmt: skip
+  group('pretrain', 'supervised pretraining steps before round 1')
+  field('student', 400, 'student cross-entropy steps', **untaught)
+  field('teacher', 400, 'teacher cross-entropy steps', **untaught)
+  field('discriminator', 100, 'discriminator steps against the pretrained generators', **untaught)
+  field('frozen_teacher', 2000, "the two-phase baselines' teacher: all the training it has")
+  group('augment', 'on-device augmentation of every training minibatch (images only); all 0 = off')
+  field('rotation', 10.0, 'rotation by U(±rotation) degrees')
+  field('shift', 2.0, 'shift by U(±shift) pixels')
+  field('zoom', 0.1, 'zoom by U(1 ± zoom)')
+  field('flip', False, 'mirror half the images left-right (CIFAR-10, not digits)')
+  prefix = ''
+  field('subtract_pixel_mean', False, "subtract the training subsample's per-pixel mean from every split (CIFAR-10)")
+  for player, model, lr in (('student', 'mlp', 5e-4), ('teacher', 'lenet', 5e-4), ('discriminator', 'lenet', 1e-3)):
+    roles = dict(teacher=player == 'teacher')
+    group(player, f'the {player}')
+    field('model', model, 'a network of adjax.models.MODELS (or nets= from Python)', **roles)
+    field('learning_rate', lr, 'Adam learning rate (an array in the state: sweepable)', sweepable=True, **roles)
+    field('weight_decay', 4e-5, 'coupled L2 weight decay (sweepable)', sweepable=True, **roles)
+  group('game', 'the game: weights, distillation, estimator')
+  for name, weight in methods.WEIGHTS.items():
+    value = config_dict.placeholder(float) if weight.default is None else weight.default
+    defaults = ', '.join(f'{m} {d.defaults[name]:.4g}' for m, d in methods.METHODS.items() if name in d.defaults)
+    doc = weight.doc + (f'; unset: the method default ({defaults})' if defaults else '')
+    field(name, value, doc, sweepable=True, **untaught)
+  field('distillation', 'kl', 'the form of L_KD: kl | l2 (on logits) | mse (of the tempered logits: T cancels)',
+        **untaught)  # fmt: skip
+  field('kd_temperature', 4.0, 'Hinton T of the KL term (None: T = 1); 4 picked on validation', **untaught)
+  field('distn_alpha', 0.5, 'DISTN: (1 − α) CE + α T² KL, T = kd_temperature', **untaught)
+  field('noisy_sigma', 1.0, "NOISY: std of the Gaussian noise on the teacher's logits", **untaught)
+  field(
+    'estimator',
+    'concrete_reinforce',
+    "reinforce | concrete_reinforce | pathwise | straight_through | authors (the authors' code, SPEC §8: a sigmoid "
+    "cross-entropy pulling the logit at a sampled label towards D's probability of the generator's wanted outcome)",
+    **untaught,
+  )
+  field(
+    'generator_reward',
+    'minimax',
+    "what a generator descends at its samples: minimax (the value's log D_i: log(1 − D) for NGAN / ADIB) | "
+    'non_saturating (−log(1 − D_i): NGAN maximises log D; not with estimator=authors)',
+    added=True,
+    **untaught,
+  )
+  field(
+    'divide_by_batch',
+    False,
+    "divide cross-entropy (pretraining, STUDENT, TEACHER, the frozen teacher) and DISTN / MIMIC / NOISY's terms by "
+    "batch_size once more, as the authors' code does (SPEC §8); under Adam, whose steps ignore a constant loss scale, "
+    'its effect is a batch_size times stronger coupled weight decay against those terms',
+    added=True,
+  )
+  field('noisy_keep', 1.0, 'keep probability of the dropout mask of distill_terms noisy_multiplicative (1 = none)',
+        added=True, **untaught)  # fmt: skip
+  field(
+    'distill_terms',
+    {name: name for name in methods.DISTILLATION},
+    "the distillation term used where a method names another: e.g. hinton=hinton_mse (DISTN as the authors' MSE), "
+    'noisy=noisy_multiplicative (their multiplicative noise); terms of adjax.methods.DISTILLATION',
+    added=True,
+    normalize=_replacements,
+    **untaught,
+  )
+  field('baseline', 'batch_mean', 'none | batch_mean | moving_average', **untaught)
+  field('baseline_decay', 0.9, 'decay of the moving-average baseline', **untaught)
+  field('heads', 2, "ADIM discriminator: 2 = the paper's two binary networks, 3 = a softmax head", **untaught)
+  group('tau', 'concrete temperature τ(r) = max(tau_min, tau0 · decay^⌊r / every⌋)')
+  field('tau0', 10.0, 'initial temperature (sweepable)', sweepable=True, **untaught)
+  field('tau_min', 0.1, 'lowest temperature (<= tau0)', **untaught)
+  field('decay', 0.88, 'decay factor in (0, 1]', **untaught)
+  field('every', 1, 'rounds between decays', **untaught)
+  prefix = ''
+  field('eval_chunk', 500, 'examples per evaluation batch')
+  field('select_metric', '', "validation figure that selects each player's parameters ('' = accuracy; p@3 for tags)",
+        added=True)  # fmt: skip
+  field('rank_k', 3, 'k of the ranking metrics of multi-label data (P@k, R@k, F@k, NDCG@k)', added=True)
+  group('text', 'the text encoder of the models that read privileged text (text_mlp: the tag task)')
+  field('embed_dim', 64, 'word embedding size', added=True)
+  field('hidden', 64, "the LSTM's hidden size", added=True)
+  field('width', 256, 'the image and text projections and the hidden layer of the MLP on their product', added=True)
+  field('embeddings', '', "a .npy [vocab_size, embed_dim] of pretrained word vectors ('' = learned)", added=True)
+  group('mesh', "devices: members split over them (each device runs its share, mesh.members), JAX's sharding")
+  mesh = dict(added=True, **untaught)
+  field('devices', 0, "devices used of each process's (0 = all); members are padded to a multiple of the total",
+        place=True, **mesh)  # fmt: skip
+  field('batch', 1, 'data-parallel ways inside a member: each minibatch split over this many devices (divides '
+        'batch_size)', **mesh)  # fmt: skip
+  field(
+    'members',
+    'auto',
+    "how a device runs its members: 'vmap' (together: fast on accelerators; a vmapped dense layer is a batched "
+    "matmul, so a member differs from its run alone in float rounding), 'loop' (one after another: one member's "
+    "temporaries in memory, each member exactly its run alone; as fast on a CPU), 'auto' ('loop' on a CPU, else "
+    "'vmap')",
+    place=True,
+    **mesh,
+  )
+  return tuple(out)
+
+
+def fields() -> dict[str, Field]:
+  """The declared fields by dotted name."""
+  return {d.name: d for d in declarations() if isinstance(d, Field)}
+
+
+def names(**roles) -> tuple[str, ...]:
+  """The dotted names of the fields whose roles are as given: ``names(sweepable=True)``, ``names(place=True)``."""
+  return tuple(f.name for f in fields().values() if all(getattr(f, r) == v for r, v in roles.items()))
+
+
+def sweepable() -> tuple[str, ...]:
+  """Every field that is an array in the state: ``game.<weight>``, ``tau.tau0``, the players' lr and wd (in
+  Algorithm 1's order of players)."""
+  order = ['game', 'tau', *methods.PLAYERS]
+  return tuple(sorted(names(sweepable=True), key=lambda n: order.index(n.partition('.')[0])))
+
+
+def player_hyperparameters() -> tuple[str, ...]:
+  """A player's fields that are its optimizer's hyperparameters (arrays in its optax state)."""
+  return tuple(dict.fromkeys(n.partition('.')[2] for n in sweepable() if n.partition('.')[0] in methods.PLAYERS))
+
+
+def doc(name: str) -> str | None:
+  """A field's or group's doc."""
+  return next((d.doc for d in declarations() if d.name == name), None)
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """The config the declarations make: every group and field at its default."""
+  c = ml_collections.ConfigDict()
+  for d in declarations():
+    *groups, leaf = d.name.split('.')
+    node = c
+    for g in groups:
+      node = node[g]
+    default = d.default if isinstance(d, Field) else {}
+    node[leaf] = ml_collections.ConfigDict(default) if isinstance(default, dict) else default
+  return c
+
+
+def leaves(config: ml_collections.ConfigDict | dict, prefix: str = '') -> Iterator[tuple[str, Any]]:
+  """``(dotted name, value)`` of a config's fields: a declared field is one leaf even when its value is a dict."""
+  declared = fields()
+  items = config.items() if isinstance(config, dict) else config.to_dict().items()
+  for key, value in items:
+    name = f'{prefix}{key}'
+    if isinstance(value, dict) and name not in declared:
+      yield from leaves(value, f'{name}.')
+    else:
+      yield name, value
+
+
+def computed(config: ml_collections.ConfigDict | dict, **roles) -> dict[str, Any]:
+  """``{dotted name: value}`` of a config's fields that are not of the given roles (``computed(c, place=True)``:
+  all but the place fields); a field not declared is kept. Values are compared as their ``normalize`` says."""
+  declared, out = fields(), {}
+  for name, value in leaves(config):
+    f = declared.get(name)
+    if f is None or not any(getattr(f, r) == v for r, v in roles.items()):
+      out[name] = f.normalize(value) if f is not None and f.normalize else value
+  return out

@@ -1,0 +1,126 @@
+"""The functional core under ``train_and_evaluate``, public for a loop of one's own (as optax and flax users write).
+
+``setup`` checks a config (with the data, networks and optimizers given from
+Python) and gives a ``Setup``: the static ``game``, one config per member
+(``num_seeds`` seeds times the sweep's points), the split data, and the
+pieces the trainer runs — ``init()`` (the members' stacked initial states),
+``data(split)`` (a split as the programs read it) and ``programs()`` (the
+jitted ``pretrain``, ``play_round`` and ``accuracy`` over a leading member
+axis, from ``adjax.rounds.compile_fns``). ``train_and_evaluate`` calls the
+same functions; README "Your own loop" shows a loop that reproduces it::
+
+  s = adjax.setup(config)
+  pretrain, play_round, accuracy = s.programs()
+  state, train, val = s.init(), s.data('train'), s.data('val')
+  state, _ = pretrain(state, train, False)
+  for r in range(config.rounds):
+    state, metrics = play_round(state, train)
+    print(r + 1, accuracy('student', state['student']['params'], val)['accuracy'])
+"""
+
+import dataclasses
+
+from absl import logging
+import jax
+import ml_collections
+
+from adjax import config as config_lib
+from adjax import data as data_lib
+from adjax import game as game_lib
+from adjax import parallel
+from adjax import rounds
+from adjax import sweeps
+from adjax.errors import ConfigError
+from adjax.run import members as members_lib
+from adjax.run import results as results_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+  """A checked config and what it trains: the game, the members' configs, the data."""
+
+  config: ml_collections.ConfigDict  # validated (the method's default weights filled in)
+  sweep: list[dict] | None
+  configs: list[ml_collections.ConfigDict]  # one per member
+  overrides: list[dict]  # each member's sweep point
+  num_seeds: int
+  source: data_lib.Source
+  splits: data_lib.Splits  # every member's indices into the one pool of examples
+  game: game_lib.Game  # the config's, with the user's networks and optimizers
+
+  def init(self):
+    """The members' initial states stacked on a leading member axis (host arrays), as the trainer's round 0."""
+    return members_lib.init_members(self.game, self.configs, {k: a[:1] for k, a in self.splits.pool.items()})
+
+  def data(self, split: str) -> game_lib.Data:
+    """``train``, ``val`` or ``test`` as the programs read it (the members' indices into the shared pool)."""
+    return self.splits.data(split)
+
+  def programs(self) -> rounds.Programs:
+    """The jitted ``(pretrain, play_round, accuracy)`` on one device (``rounds.compile_fns``)."""
+    return rounds.compile_fns(self.game)
+
+  @property
+  def metric(self) -> str:
+    """The validation figure that selects parameters (``select_metric``; ``accuracy`` for class labels)."""
+    return results_lib.select_metric(self.config, self.splits)
+
+
+def check(
+  config: ml_collections.ConfigDict, sweep: list[dict] | None, nets: dict, optimizers: dict
+) -> tuple[ml_collections.ConfigDict, list[ml_collections.ConfigDict], list[dict]]:
+  """What needs no data: the validated config, each member's config and sweep point."""
+  config = config_lib.validate(config)
+  for option in config_lib.unused_options(config) if parallel.is_writer() else ():
+    logging.warning('%s: method=%s does not read it; it changes nothing', option, config.method)
+  parallel.check(config)
+  game_lib.check_players(config, nets, optimizers)
+  points = sweeps.check_sweep(config, sweep, optimizers) if sweep else [config]
+  seeds = [config.seed + i for i in range(config.num_seeds)]
+  configs = [sweeps.with_overrides(c, {'seed': seed}) for c in points for seed in seeds]
+  return config, configs, [point for point in (sweep or [{}]) for _ in seeds]
+
+
+def with_data(checked, sweep, data: data_lib.Source | None, nets: dict, optimizers: dict) -> Setup:
+  """``check``'s output with the data read and split, the networks' outputs checked and the game built."""
+  config, configs, overrides = checked
+  source = data if data is not None else data_lib.read(config)
+  splits = members_lib.load_members(configs, source, tuple(nets))
+  results_lib.select_metric(config, splits)
+  _check_outputs(nets, splits)
+  game = game_lib.build(config, splits.num_classes, nets, optimizers, splits.vocab_size)
+  return Setup(config, sweep, configs, overrides, config.num_seeds, source, splits, game)
+
+
+def setup(
+  config: ml_collections.ConfigDict,
+  sweep: list[dict] | None = None,
+  *,
+  data: data_lib.Source | None = None,
+  nets: dict | None = None,
+  optimizers: dict | None = None,
+) -> Setup:
+  """The checked ``Setup`` of a config; the arguments are ``train_and_evaluate``'s (without a workdir)."""
+  nets, optimizers = dict(nets or {}), dict(optimizers or {})
+  return with_data(check(config, sweep, nets, optimizers), sweep, data, nets, optimizers)
+
+
+def _shapes(x) -> str:
+  return ' and '.join(str(tuple(a.shape)) for a in jax.tree.leaves(x))
+
+
+def _check_outputs(nets: dict, splits: data_lib.Splits) -> None:
+  """A user's network must give ``[B, num_classes]`` scores: refused here, before anything is compiled or written."""
+  for player, net in nets.items():
+    x = jax.tree.map(lambda a: jax.ShapeDtypeStruct((2, *a.shape[1:]), a.dtype), game_lib.view(player, splits.pool))
+    try:
+      out = jax.eval_shape(lambda x, net=net: net.init_with_output(jax.random.key(0), x)[0], x)
+    except Exception as e:
+      raise ConfigError(
+        f'nets[{player!r}] fails on inputs of shape {_shapes(x)} ({type(e).__name__}: {str(e).splitlines()[0][:200]})'
+      ) from None
+    if not hasattr(out, 'shape') or tuple(out.shape) != (2, splits.num_classes):
+      raise ConfigError(
+        f'nets[{player!r}] gives outputs of shape {getattr(out, "shape", type(out))} for 2 examples; '
+        f'it must give [B, num_classes] = [B, {splits.num_classes}] scores'
+      )
