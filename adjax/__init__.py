@@ -35,8 +35,11 @@ from adjax.run.setup import Setup
 from adjax.run.setup import setup
 from adjax.train import finished
 from adjax.train import train_and_evaluate
+from adjax.values import DiscriminatorKind
+from adjax.values import register_discriminator_kind
 
 __all__ = [
+  'DiscriminatorKind',
   'Distillation',
   'Estimator',
   'Method',
@@ -47,6 +50,7 @@ __all__ = [
   'from_arrays',
   'get_config',
   'register_dataset',
+  'register_discriminator_kind',
   'register_distillation',
   'register_estimator',
   'register_method',

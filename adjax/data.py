@@ -8,7 +8,7 @@ split is class-balanced where it is drawn, drawn with the run's seed, and
 disjoint from the others.
 """
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 import dataclasses
 import functools
 import gzip
@@ -21,9 +21,6 @@ import zlib
 from absl import logging
 import numpy as np
 
-from adjax import augment
-from adjax import methods
-from adjax import models
 from adjax import registry
 from adjax import scenes
 from adjax.errors import ConfigError
@@ -372,17 +369,6 @@ def load_tfds(cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
   return x_train, y_train, x_test, y_test
 
 
-def check_input_shape(example_shape: tuple[int, ...], model: str, field: str) -> None:
-  """Refuses inputs a model cannot take (LeNet: ``[H, W]`` or ``[H, W, C]`` images with H, W divisible by 4)."""
-  if model == 'lenet':
-    ok = len(example_shape) in (2, 3) and example_shape[0] % 4 == 0 and example_shape[1] % 4 == 0
-    if not ok:
-      raise ConfigError(
-        f'{field}=lenet needs images of shape [H, W] or [H, W, C] with H and W divisible by 4, '
-        f'got examples of shape {example_shape}; use model=mlp for flat features'
-      )
-
-
 def _mnist5k(config) -> Source:
   x, y = load_mnist5k()
   return Source('mnist5k', x, y)  # test: the digits not drawn for train or validation
@@ -436,34 +422,16 @@ def read(config) -> Source:
   return DATASETS[config.dataset](config)
 
 
-def load(config, source: Source | None = None, own_nets: Collection[str] = ()) -> Splits:
+def load(config, source: Source | None = None) -> Splits:
   """The dataset (``source``, else the config's) split with ``config.seed`` (class-balanced train and validation).
 
-  ``own_nets``: players whose network the user gave; the built-in models'
-  input checks skip them.
+  What the players' networks and the augmentation need of the inputs is
+  checked by ``adjax.game.check_inputs``, not here.
   """
   source = source if source is not None else read(config)
-  x_all, y_all, y_test, xp_all = source.x, source.y, source.y_test, source.xp
+  y_all, y_test = source.y, source.y_test
   name = source.name  # non-finite inputs were refused when the source was made (Source.__post_init__)
   num_classes = check_classes(name, y_all, y_test, config.n_train + config.n_val)
-  players = [p for p in methods.METHODS[config.method].present if p not in own_nets]
-  reading = [p for p in players if config[p].model in models.TEXT_MODELS]
-  if 'student' in reading:
-    raise ConfigError(f'student.model={config.student.model} reads privileged text, but the student never sees text')
-  if reading and not is_text(xp_all):
-    fields = ', '.join(f'{p}.model={config[p].model}' for p in reading)
-    raise ConfigError(f'{fields} read privileged text, but {name} has none; use mlp or a dataset with text')
-  for player in players:
-    seen = xp_all if (xp_all is not None and player != 'student' and not is_text(xp_all)) else x_all
-    check_input_shape(seen.shape[1:], config[player].model, f'{player}.model')
-  augmented = not augment.is_identity(config.augment)
-  if augmented and x_all.ndim not in (3, 4):
-    raise ConfigError(f'augment needs image inputs [H, W] or [H, W, C], got examples of shape {x_all.shape[1:]}')
-  if augmented and xp_all is not None:
-    raise ConfigError(
-      f'{name} has privileged inputs, which augment does not transform alike; '
-      'set augment.rotation=0 augment.shift=0 augment.zoom=0 augment.flip=False'
-    )
   rng = np.random.default_rng(config.seed)
   if y_all.ndim == 2:  # multi-label: uniform draws (no class balance to keep)
     if config.n_train + config.n_val > y_all.shape[0]:

@@ -19,9 +19,12 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from adjax import augment
+from adjax import data as data_lib
 from adjax import fields
 from adjax import methods
 from adjax import models
+from adjax import values
 from adjax.errors import ConfigError
 
 State = dict[str, Any]
@@ -141,6 +144,35 @@ def check_players(config: ml_collections.ConfigDict, nets: dict, optimizers: dic
         raise ConfigError(f'{kind}[{player!r}] must be a {cls.__module__}.{cls.__qualname__}, got {type(obj)}')
 
 
+def check_inputs(config: ml_collections.ConfigDict, source: data_lib.Source, own_nets=()) -> None:
+  """Refuses data the config's players or augmentation cannot take: a model that reads privileged text without
+  text (or as the student), inputs a built-in model does not accept (``models.Model.accepts``), augmentation of
+  anything but images or of data with privileged inputs (it would not transform both views alike). ``own_nets``:
+  players whose network the user gave (checked on its outputs instead)."""
+  x_all, xp_all, name = source.x, source.xp, source.name
+  players = [p for p in methods.METHODS[config.method].present if p not in own_nets]
+  reading = [p for p in players if models.MODELS[config[p].model].reads_text]
+  if 'student' in reading:
+    raise ConfigError(f'student.model={config.student.model} reads privileged text, but the student never sees text')
+  if reading and not data_lib.is_text(xp_all):
+    fields = ', '.join(f'{p}.model={config[p].model}' for p in reading)
+    raise ConfigError(f'{fields} read privileged text, but {name} has none; use mlp or a dataset with text')
+  for player in players:
+    seen = xp_all if (xp_all is not None and player != 'student' and not data_lib.is_text(xp_all)) else x_all
+    accepts = models.MODELS[config[player].model].accepts
+    reason = accepts(seen.shape[1:]) if accepts else None
+    if reason:
+      raise ConfigError(f'{player}.model={config[player].model} {reason}; use model=mlp for flat features')
+  augmented = not augment.is_identity(config.augment)
+  if augmented and x_all.ndim not in (3, 4):
+    raise ConfigError(f'augment needs image inputs [H, W] or [H, W, C], got examples of shape {x_all.shape[1:]}')
+  if augmented and xp_all is not None:
+    raise ConfigError(
+      f'{name} has privileged inputs, which augment does not transform alike; '
+      'set augment.rotation=0 augment.shift=0 augment.zoom=0 augment.flip=False'
+    )
+
+
 def build(
   config: ml_collections.ConfigDict,
   num_classes: int,
@@ -150,23 +182,22 @@ def build(
 ) -> Game:
   """The ``Game`` of a validated config; ``nets`` / ``optimizers`` replace players' built-in ones.
 
-  A network given for an ADIM discriminator is one head: ``models.Heads``
-  stacks ``game.heads`` copies of it. ``vocab_size``: the text's (its
-  largest token id + 1), for the models that read text
-  (``models.TEXT_MODELS``, with the config's ``text`` group).
+  A network given for a discriminator whose kind has ``heads`` (ADIM's) is
+  one head: ``models.Heads`` stacks ``game.heads`` copies of it. ``vocab_size``: the text's (its
+  largest token id + 1), for the models that read text (``models.Model.reads_text``, made with the config's
+  ``text`` group).
   """
   method = methods.resolved(methods.METHODS[config.method], config.game)
   nets, optimizers = dict(nets or {}), dict(optimizers or {})
   for player in method.present:
     pc = config[player]
     net = nets.get(player, pc.model)
-    if isinstance(net, str) and net in models.TEXT_MODELS:
-      t = config.text
-      net = models.TEXT_MODELS[net](num_classes, vocab_size, t.embed_dim, t.hidden, t.width, t.embeddings)
-    if player == 'discriminator' and method.discriminator == 'multiclass':
+    if isinstance(net, str) and models.MODELS[net].reads_text:
+      net = models.make(net, num_classes, vocab_size, config.text)
+    if player == 'discriminator' and values.discriminator_kind(method.discriminator).heads:
       nets[player] = models.Heads(net, config.game.heads, num_classes)
     elif isinstance(net, str):
-      nets[player] = models.MODELS[net](num_outputs=num_classes)
+      nets[player] = models.make(net, num_classes)
     else:
       nets[player] = net
     optimizers.setdefault(player, default_optimizer())

@@ -19,6 +19,7 @@ import ml_collections
 
 from adjax import losses
 from adjax import registry
+from adjax import values
 
 # Roles as indexed in the value functions (adjax.values / adjax.discriminators).
 REAL, STUDENT, TEACHER = 0, 1, 2
@@ -126,7 +127,7 @@ class Method:
 
   Attributes:
     players: the players it trains, a subset of ``PLAYERS``.
-    discriminator: ``None``, ``'binary'`` or ``'multiclass'``.
+    discriminator: ``None`` or a key of ``values.DISCRIMINATOR_KINDS`` (``'binary'``, ``'multiclass'``).
     adversarial: ``(w_real, w_student, w_teacher)``, the weights of the
       adversarial terms (SPEC §3): each a constant or the name of a weight
       field of ``config.game`` (``WEIGHTS``).
@@ -235,7 +236,7 @@ def register_method(name: str, method: Method) -> Method:
   for player in method.present:
     if player not in PLAYERS:
       raise ValueError(f'method {name!r}: player {player!r} is not one of {", ".join(PLAYERS)}')
-  kinds = ('binary', 'multiclass')  # adjax.values.DISCRIMINATOR_KINDS
+  kinds = tuple(values.DISCRIMINATOR_KINDS)
   if method.discriminator not in (None, *kinds):
     raise ValueError(f'method {name!r}: discriminator={method.discriminator!r} is not None or one of {kinds}')
   if (method.discriminator is None) != ('discriminator' not in method.players):

@@ -1,6 +1,7 @@
 """Flax Linen models, looked up by name (SPEC §6)."""
 
 from collections.abc import Callable, Sequence
+import dataclasses
 import functools
 
 import flax.linen as nn
@@ -95,8 +96,9 @@ class LeNet(nn.Module):
 class Heads(nn.Module):
   """``num_heads`` independent copies of a network, stacked: ``[B, H, K]`` scores (the ADIM discriminator).
 
-  ``network``: a name in ``MODELS`` (built with ``num_outputs``), or a user's
-  Linen module whose outputs are ``[B, K]`` scores (cloned once per head).
+  ``network``: a name in ``MODELS`` (made with ``num_outputs``, as
+  ``register_model`` documents), or a user's Linen module whose outputs are
+  ``[B, K]`` scores; either is cloned once per head.
   """
 
   network: str | nn.Module
@@ -106,13 +108,11 @@ class Heads(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     if isinstance(self.network, str):
-      make = lambda i: MODELS[self.network](num_outputs=self.num_outputs, name=f'h{i + 1}')
+      network = MODELS[self.network].make(num_outputs=self.num_outputs)
     else:
-      make = lambda i: self.network.clone(name=f'h{i + 1}', parent=self)
-    return jnp.stack([make(i)(x) for i in range(self.num_heads)], axis=1)
-
-
-MODELS = {'mlp': MLP, 'lenet': LeNet}
+      network = self.network
+    heads = [network.clone(name=f'h{i + 1}', parent=self) for i in range(self.num_heads)]
+    return jnp.stack([head(x) for head in heads], axis=1)
 
 
 def parameter_count(params) -> int:
@@ -216,24 +216,70 @@ class TextImageMLP(nn.Module):
     return nn.Dense(self.num_outputs)(h_BxW)
 
 
-# Models that read the privileged text: built with the data's vocabulary and the config's ``text`` group.
-TEXT_MODELS = {'text_mlp': TextImageMLP}
+def _images(divisible_by: int = 1, ranks=(2, 3)):
+  """An input contract: examples of rank ``ranks`` whose height and width are multiples of ``divisible_by``."""
+  shapes = ' or '.join({2: '[H, W]', 3: '[H, W, C]'}[r] for r in ranks)
+  multiple = f' with H and W divisible by {divisible_by}' if divisible_by > 1 else ''
 
-MODELS.update(
-  {
-    'text_mlp': TextImageMLP,
-    'cifar_student': CifarStudent,
-    'densenet': DenseNet,  # DenseNet-BC 40, growth 12: 0.18M, trains on a CPU
-    'densenet_paper': functools.partial(DenseNet, depth=250, growth=24),  # 15.3M, the paper's size
-  }
-)
+  def accepts(example_shape: tuple[int, ...]) -> str | None:
+    ok = len(example_shape) in ranks and all(d % divisible_by == 0 for d in example_shape[:2])
+    return None if ok else f'needs images of shape {shapes}{multiple}, got examples of shape {example_shape}'
+
+  return accepts
 
 
-def register_model(name: str, make: Callable[..., nn.Module]) -> None:
-  """Adds ``config.<player>.model=name``: ``make(num_outputs=K)`` returns a Linen module giving ``[B, K]``.
+@dataclasses.dataclass(frozen=True)
+class Model:
+  """A network by name (``config.<player>.model``): how to make it and the inputs it takes.
+
+  Attributes:
+    make: ``make(num_outputs=K)`` returns a Linen module giving ``[B, K]``
+      scores. A model that ``reads_text`` is made with the data's vocabulary
+      and the config's ``text`` group as well: ``make(num_outputs=K,
+      vocab_size=V, embed_dim=..., hidden=..., width=..., embeddings=...)``.
+    reads_text: it takes ``(image, token ids)``, the privileged text (so
+      never the student's model).
+    accepts: ``example_shape -> None`` or why it cannot take examples of
+      that shape; checked before anything is compiled. None: any shape.
+  """
+
+  make: Callable[..., nn.Module]
+  reads_text: bool = False
+  accepts: Callable[[tuple[int, ...]], str | None] | None = None
+
+
+MODELS: dict[str, Model] = {
+  'mlp': Model(MLP),
+  'lenet': Model(LeNet, accepts=_images(4)),  # two 2x2 poolings
+  'text_mlp': Model(TextImageMLP, reads_text=True),
+  'cifar_student': Model(CifarStudent, accepts=_images(4)),
+  'densenet': Model(DenseNet, accepts=_images(4, ranks=(3,))),  # DenseNet-BC 40, growth 12: 0.18M, trains on a CPU
+  'densenet_paper': Model(functools.partial(DenseNet, depth=250, growth=24), accepts=_images(4, ranks=(3,))),
+}
+
+
+def register_model(
+  name: str,
+  make: Callable[..., nn.Module],
+  *,
+  reads_text: bool = False,
+  accepts: Callable[[tuple[int, ...]], str | None] | None = None,
+) -> None:
+  """Adds ``config.<player>.model=name``: ``make(num_outputs=K)`` returns a Linen module giving ``[B, K]`` scores
+  (``Model`` says what ``reads_text`` and ``accepts`` declare).
 
   A network used once, from Python, needs no name: pass it to
   ``adjax.train_and_evaluate(..., nets={player: module})``.
   """
-  if registry.is_new('model', MODELS, name, make):
-    MODELS[name] = make
+  model = Model(make, reads_text, accepts)
+  if registry.is_new('model', MODELS, name, model):
+    MODELS[name] = model
+
+
+def make(name: str, num_outputs: int, vocab_size: int = 0, text=None) -> nn.Module:
+  """The registered model ``name`` giving ``[B, num_outputs]``; one that reads text gets ``vocab_size`` and the
+  ``text`` group's fields (``embed_dim``, ``hidden``, ``width``, ``embeddings``)."""
+  model = MODELS[name]
+  if not model.reads_text:
+    return model.make(num_outputs=num_outputs)
+  return model.make(num_outputs=num_outputs, vocab_size=vocab_size, **dict(text or {}))

@@ -13,14 +13,63 @@ training uses); the *exact* form enumerates the labels and weights them by
 """
 
 from collections.abc import Callable
+import dataclasses
 
 import jax
 import jax.numpy as jnp
 
 from adjax import discriminators
 from adjax import losses
+from adjax import registry
 
-DISCRIMINATOR_KINDS = ('binary', 'multiclass')
+
+@dataclasses.dataclass(frozen=True)
+class DiscriminatorKind:
+  """A kind of discriminator: how its scores give each role's terms, and what network it is.
+
+  Attributes:
+    log_probs: ``(h, y_BxK) -> [B, 3]``, ``log D_i(x, y)`` of the roles real, student, teacher.
+    log_complements: ``(h, y_BxK) -> [B, 3]``, ``log(1 − D_i(x, y))`` without cancellation (the non-saturating
+      reward reads it).
+    heads: the discriminator is ``game.heads`` copies of the player's network stacked to ``[B, H, K]`` scores
+      (``models.Heads``); otherwise the network itself, ``[B, K]``.
+  """
+
+  log_probs: Callable[[jax.Array, jax.Array], jax.Array]
+  log_complements: Callable[[jax.Array, jax.Array], jax.Array]
+  heads: bool = False
+
+
+def _binary_log_probs(h_BxK: jax.Array, y_BxK: jax.Array) -> jax.Array:
+  log_d_B, log_not_d_B = discriminators.binary_log_probs(h_BxK, y_BxK)
+  return jnp.stack([log_d_B, log_not_d_B, log_not_d_B], axis=-1)  # both generators share the fake term
+
+
+def _binary_log_complements(h_BxK: jax.Array, y_BxK: jax.Array) -> jax.Array:
+  return _binary_log_probs(h_BxK, y_BxK)[:, jnp.array([1, 0, 0])]  # (log(1 − D), log D, log D)
+
+
+# The discriminator kinds a method may name (``Method.discriminator``): ``binary`` (NGAN, ADIB: one head, ``log D``
+# for real and ``log(1 − D)`` for both generators), ``multiclass`` (ADIM: ``log D_r, log D_s, log D_t``).
+DISCRIMINATOR_KINDS: dict[str, DiscriminatorKind] = {
+  'binary': DiscriminatorKind(_binary_log_probs, _binary_log_complements),
+  'multiclass': DiscriminatorKind(
+    discriminators.multiclass_log_probs, discriminators.multiclass_log_complements, heads=True
+  ),
+}
+
+
+def register_discriminator_kind(name: str, kind: DiscriminatorKind) -> None:
+  """Adds a discriminator kind that a method can name (``Method(discriminator=name)``)."""
+  if registry.is_new('discriminator kind', DISCRIMINATOR_KINDS, name, kind):
+    DISCRIMINATOR_KINDS[name] = kind
+
+
+def discriminator_kind(kind: str) -> DiscriminatorKind:
+  """The registered kind ``kind``; ``ValueError`` naming the valid ones otherwise."""
+  if kind not in DISCRIMINATOR_KINDS:
+    raise ValueError(f'unknown discriminator kind {kind!r}; valid: {", ".join(DISCRIMINATOR_KINDS)}')
+  return DISCRIMINATOR_KINDS[kind]
 
 
 def role_log_probs(kind: str, h: jax.Array, y_BxK: jax.Array) -> jax.Array:
@@ -30,7 +79,7 @@ def role_log_probs(kind: str, h: jax.Array, y_BxK: jax.Array) -> jax.Array:
   term. For ``'multiclass'`` they are ``(log D_r, log D_s, log D_t)``.
 
   Args:
-    kind: ``'binary'`` or ``'multiclass'``; anything else raises ``ValueError``.
+    kind: a key of ``DISCRIMINATOR_KINDS`` (``'binary'``, ``'multiclass'``); anything else raises ``ValueError``.
     h: discriminator scores; the rank depends on ``kind``: ``[B, K]`` float scores (one head) for ``'binary'``,
       ``[B, H, K]`` float scores of ``H = 2`` or ``3`` heads for ``'multiclass'``. Scores, not probabilities.
     y_BxK: ``[B, K]`` float label vectors, one-hot or on the simplex; the same ``y`` is scored for every role.
@@ -41,12 +90,7 @@ def role_log_probs(kind: str, h: jax.Array, y_BxK: jax.Array) -> jax.Array:
   References:
     SPEC.md §2, the binary and multi-class discriminators; SPEC.md §3, the per-role terms of Eqs. 3, 4 and 6.
   """
-  if kind == 'binary':
-    log_d_B, log_not_d_B = discriminators.binary_log_probs(h, y_BxK)
-    return jnp.stack([log_d_B, log_not_d_B, log_not_d_B], axis=-1)
-  if kind == 'multiclass':
-    return discriminators.multiclass_log_probs(h, y_BxK)
-  raise ValueError(f'unknown discriminator kind {kind!r}; valid: {", ".join(DISCRIMINATOR_KINDS)}')
+  return discriminator_kind(kind).log_probs(h, y_BxK)
 
 
 def role_log_complements(kind: str, h: jax.Array, y_BxK: jax.Array) -> jax.Array:
@@ -57,18 +101,14 @@ def role_log_complements(kind: str, h: jax.Array, y_BxK: jax.Array) -> jax.Array
   reward ``−log(1 − D_i)`` (``game.generator_reward``) reads it.
 
   Args:
-    kind: ``'binary'`` or ``'multiclass'``; anything else raises ``ValueError``.
+    kind: a key of ``DISCRIMINATOR_KINDS``; anything else raises ``ValueError``.
     h: discriminator scores, as ``role_log_probs`` takes them.
     y_BxK: ``[B, K]`` float label vectors.
 
   Returns:
     ``[B, 3]`` ``log(1 − D_i)``, columns in the order real, student, teacher.
   """
-  if kind == 'binary':
-    return role_log_probs(kind, h, y_BxK)[:, jnp.array([1, 0, 0])]  # (log(1 − D), log D, log D)
-  if kind == 'multiclass':
-    return discriminators.multiclass_log_complements(h, y_BxK)
-  raise ValueError(f'unknown discriminator kind {kind!r}; valid: {", ".join(DISCRIMINATOR_KINDS)}')
+  return discriminator_kind(kind).log_complements(h, y_BxK)
 
 
 # What a generator descends at its sampled labels, per role column (``game.generator_reward``): ``minimax`` the

@@ -31,7 +31,7 @@ def _data_bytes(members: int) -> dict:
   """Device bytes of the training data of ``members`` members placed as a run places them, and what one copy is."""
   c = tiny_config('adim', num_seeds=members, n_train=3000, n_val=1000)
   configs = [sweeps.with_overrides(c, {'seed': s}) for s in range(members)]
-  splits = members_lib.load_members(configs, data_lib.read(c), ())
+  splits = members_lib.load_members(configs, data_lib.read(c))
   mesh = parallel.make_mesh(c)
   placed = members_lib.Members(mesh, members, splits).data('train')
   held = sum(s.data.nbytes for a in jax.tree.leaves(placed) for s in a.addressable_shards)

@@ -20,7 +20,7 @@ HOST_BUDGET, BUDGET = 300, 500
 MIGRATED = {
   *(f'augment.{n}' for n in ('flip', 'rotation', 'shift', 'zoom')),
   *(f'{p}.{n}' for p in ('student', 'teacher', 'discriminator') for n in ('model', 'learning_rate', 'weight_decay')),
-  *(f'game.{n}' for n in methods.WEIGHTS),
+  *(f'game.{n}' for n in ('omega_r', 'omega_s', 'omega_t', 'nu', 'mu', 'upsilon')),  # the built-in weights
   *(f'game.{n}' for n in ('baseline', 'baseline_decay', 'distill_terms', 'distillation', 'distn_alpha')),
   *(f'game.{n}' for n in ('divide_by_batch', 'estimator', 'generator_reward', 'heads', 'kd_temperature')),
   *(f'game.{n}' for n in ('noisy_keep', 'noisy_sigma')),
@@ -110,7 +110,7 @@ class LayoutTest(absltest.TestCase):
     self.assertEqual(role(compiled=False), {'seed', 'num_seeds', 'rounds', 'data_file', 'teacher_cache'})
     self.assertEqual(
       role(sweepable=True),
-      {*(f'game.{w}' for w in methods.WEIGHTS), 'tau.tau0'}
+      ({*(f'game.{w}' for w in methods.WEIGHTS), 'tau.tau0'} & MIGRATED)
       | {f'{p}.{h}' for p in methods.PLAYERS for h in ('learning_rate', 'weight_decay')},
     )
     self.assertEqual(fields.player_hyperparameters(), ('learning_rate', 'weight_decay'))

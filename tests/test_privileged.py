@@ -7,6 +7,7 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+import adjax
 from adjax import config as config_lib
 from adjax import data
 from adjax import game as game_lib
@@ -63,7 +64,7 @@ class PrivilegedTest(absltest.TestCase):
     with self.assertRaisesRegex(config_lib.ConfigError, 'xp_train but not its pair'):
       data.load(config_lib.validate(c))
     with self.assertRaisesRegex(config_lib.ConfigError, 'privileged inputs, which augment does not transform'):
-      data.load(config_lib.validate(_lupi(augment={'rotation': 5.0, 'shift': 0.0, 'zoom': 0.0, 'flip': False})))
+      adjax.setup(_lupi(augment={'rotation': 5.0, 'shift': 0.0, 'zoom': 0.0, 'flip': False}))
 
 
 if __name__ == '__main__':

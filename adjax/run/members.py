@@ -31,13 +31,13 @@ def init_members(game: game_lib.Game, configs: list[ml_collections.ConfigDict], 
   return stacked
 
 
-def load_members(configs: list[ml_collections.ConfigDict], source: data_lib.Source, own_nets) -> data_lib.Splits:
+def load_members(configs: list[ml_collections.ConfigDict], source: data_lib.Source) -> data_lib.Splits:
   """Each member's indices (and means), stacked on a leading axis, into the one shared pool of examples (seeds draw
   different subsamples; a seed's are drawn once)."""
   by_seed = {}
   for c in configs:
     if c.seed not in by_seed:
-      by_seed[c.seed] = data_lib.load(c, source, own_nets)
+      by_seed[c.seed] = data_lib.load(c, source)
   per_member = [by_seed[c.seed] for c in configs]
   first = per_member[0]
   return data_lib.Splits(

@@ -85,7 +85,8 @@ def with_data(checked, sweep, data: data_lib.Source | None, nets: dict, optimize
   """``check``'s output with the data read and split, the networks' outputs checked and the game built."""
   config, configs, overrides = checked
   source = data if data is not None else data_lib.read(config)
-  splits = members_lib.load_members(configs, source, tuple(nets))
+  game_lib.check_inputs(config, source, tuple(nets))
+  splits = members_lib.load_members(configs, source)
   results_lib.select_metric(config, splits)
   _check_outputs(nets, splits)
   game = game_lib.build(config, splits.num_classes, nets, optimizers, splits.vocab_size)
