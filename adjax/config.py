@@ -32,11 +32,12 @@ def _leaves(tree: dict, prefix: str = ''):
 
 
 def unused_options(config: ml_collections.ConfigDict) -> list[str]:
-  """Those of the authors' options (SPEC §8) set away from their defaults that ``config.method`` never reads
-  (each would change nothing), as ``field=value``: the generators' estimator and reward without a discriminator
-  (or with an estimator the method forces), a ``distill_terms`` entry for a term the method does not name,
-  ``noisy_keep`` without ``noisy_multiplicative``. Sweeps refuse unread weights (``sweeps.check_sweep``); the other
-  fields are not checked here."""
+  """The game's options set away from their defaults that ``config.method`` never reads (each would change
+  nothing), as ``field=value``: the generators' estimator and reward without a discriminator (or with an estimator
+  the method forces), a ``distill_terms`` entry for a term the method does not name, and a distillation term's
+  option (``Distillation.options``: ``noisy_keep``, ``noisy_sigma``, ``distn_alpha``, ``kd_temperature``, …) that
+  the method's term does not take. Sweeps refuse unread weights (``sweeps.check_sweep``); the other fields are not
+  checked here."""
   g, default, method = config.game, fields.get_config().game, methods.METHODS[config.method]
   unused = []
   if g.estimator != default.estimator and (method.discriminator is None or method.estimator is not None):
@@ -46,8 +47,11 @@ def unused_options(config: ml_collections.ConfigDict) -> list[str]:
   for term, replacement in (g.get('distill_terms') or {}).items():
     if term not in (replacement, method.distill):
       unused.append(f'game.distill_terms.{term}={replacement!r}')
-  if g.noisy_keep != default.noisy_keep and methods.resolved(method, g).distill != 'noisy_multiplicative':
-    unused.append(f'game.noisy_keep={g.noisy_keep!r}')
+  term = methods.resolved(method, g).distill
+  read = methods.DISTILLATION[term].options if term else ()
+  for name in dict.fromkeys(o for d in methods.DISTILLATION.values() for o in d.options):
+    if g[name] != default[name] and name not in read:
+      unused.append(f'game.{name}={g[name]!r}')
   return unused
 
 

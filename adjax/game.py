@@ -100,6 +100,11 @@ class Game:
     return self.method.estimator or self.config.game.estimator
 
   @functools.cached_property
+  def distillation(self):
+    """The method's distillation term with the config's options bound: ``(target, logits, y, key, hp) -> [B]``."""
+    return methods.DISTILLATION[self.method.distill].bind(self.config.game)
+
+  @functools.cached_property
   def _key(self) -> tuple:
     """Everything that enters the compiled programs: ``compile_fns`` is cached on it.
 

@@ -21,16 +21,13 @@ Moments = tuple[jax.Array, dict, dict]  # (count, mean per term, summed squared 
 
 def term_gradients(game: game_lib.Game, state: game_lib.State, role: str, data: game_lib.Data, key: jax.Array) -> dict:
   """One draw: ``{term: gradient pytree}`` of each unweighted term of ``role``'s loss on a fresh minibatch."""
-  k_batch, k_noise = jax.random.split(key)
-  phase = rounds.draw_batches(game, data, k_batch, 1)  # one minibatch, augmented as in training
-  players = rounds.fixed_players(game, state, role, 'game')
-  others = jax.tree.map(lambda a: a[0], rounds.fixed_outputs(game, state, players, data, phase))
-  x, y = jax.tree.map(lambda a: a[0], game_lib.view(role, phase)), phase['y'][0]
+  batches, k_noise = rounds.phase_batches(game, state, role, data, key, 1, 'game')  # one minibatch, as in training
+  batch = jax.tree.map(lambda a: a[0], batches)
   tau = rounds.round_tau(game, state, state['round'])
   ctx = objectives.Context(game, role, k_noise, tau, state[role]['reward_average'], state['hparams'])
 
   def terms(params):
-    return objectives.generator_terms(params, objectives.Batch(x, y, others), ctx)[0]
+    return objectives.generator_terms(params, batch, ctx)[0]
 
   return jax.jacrev(terms)(state[role]['params'])
 

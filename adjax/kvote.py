@@ -10,6 +10,7 @@ the selection figure (P@3 by default), and test is scored once.
 import jax
 import jax.numpy as jnp
 
+from adjax import figures
 from adjax import ranking
 
 KS = (1, 3, 5, 10, 20, 50, 100)
@@ -43,5 +44,5 @@ def run(splits, metric: str | None = None, rank_k: int = 3, ks=KS) -> dict:
     'k': best,
     'validation': {str(k): {m: float(v) for m, v in figures.items()} for k, figures in on_val.items()},
     'test': {m: float(v) for m, v in on_test.items()},
-    f'val_{metric}': float(on_val[best][metric]),
+    figures.val(metric): float(on_val[best][metric]),
   }

@@ -12,6 +12,7 @@ a new weight field with ``register_weight``, a new distillation term with
 
 from collections.abc import Callable
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -57,13 +58,17 @@ class Distillation:
   """A generator's term towards the other generator's current outputs.
 
   Attributes:
-    loss: ``(target_BxK, logits_BxK, y_B, key, hp, game_config) -> [B]``, the
-      per-example term, unweighted; ``hp`` is the state's ``hparams``.
+    loss: ``(target_BxK, logits_BxK, y_B[, key], **fields) -> [B]``, the
+      per-example term, unweighted. It takes a PRNG ``key`` when ``random``,
+      and as keywords the weight fields it ``reads`` (arrays of the state's
+      ``hparams``: swept values) and the ``options`` it reads (``config.game``
+      fields, Python values bound when the game is built: ``bind``).
     weights: the weight field of each role (``{'student': 'nu', 'teacher':
       'mu'}``); a role not named is weighted 1.
-    reads: other weight fields ``loss`` reads from ``hp`` (``kd``: υ). A
-      loss must read swept values from ``hp``, never from ``game_config``
-      (swept fields are not part of the compiled program).
+    reads: other weight fields ``loss`` takes (``kd``: υ).
+    options: the ``config.game`` fields ``loss`` takes (``kd``: the
+      temperature and the form); never a swept field (those are ``reads``).
+    random: ``loss`` takes a PRNG key (NOISY's noise).
     batch_divided: with ``game.divide_by_batch`` the term is divided by the
       batch size once more, as the authors' code does to DISTN, MIMIC and
       NOISY (SPEC §8).
@@ -72,52 +77,57 @@ class Distillation:
   loss: Callable
   weights: dict[str, str] = dataclasses.field(default_factory=dict)
   reads: tuple[str, ...] = ()
+  options: tuple[str, ...] = ()
+  random: bool = False
   batch_divided: bool = False
 
+  def bind(self, game_config) -> Callable:
+    """The term with its options bound: ``(target_BxK, logits_BxK, y_B, key, hp) -> [B]``."""
+    loss = functools.partial(self.loss, **{name: game_config[name] for name in self.options})
 
-def _kd(target_BxK, logits_BxK, y_B, key, hp, g):
-  del key
-  return losses.distillation(target_BxK, logits_BxK, y_B, hp['upsilon'], g.kd_temperature, g.distillation)
+    def term(target_BxK, logits_BxK, y_B, key, hp):
+      return loss(target_BxK, logits_BxK, y_B, *([key] if self.random else []), **{r: hp[r] for r in self.reads})
 
-
-def _hinton(target_BxK, logits_BxK, y_B, key, hp, g, form='kl'):
-  del key, hp
-  soft_B = losses.distillation(target_BxK, logits_BxK, y_B, 0.0, g.kd_temperature, form)
-  return g.distn_alpha * soft_B + (1 - g.distn_alpha) * losses.cross_entropy(logits_BxK, y_B)
+    return term
 
 
-def _hinton_mse(target_BxK, logits_BxK, y_B, key, hp, g):
-  return _hinton(target_BxK, logits_BxK, y_B, key, hp, g, form='mse')
+def _kd(target_BxK, logits_BxK, y_B, *, upsilon, kd_temperature, distillation):
+  return losses.distillation(target_BxK, logits_BxK, y_B, upsilon, kd_temperature, distillation)
 
 
-def _mimic(target_BxK, logits_BxK, y_B, key, hp, g):
-  del key, hp, g
+def _hinton(target_BxK, logits_BxK, y_B, *, kd_temperature, distn_alpha, form='kl'):
+  soft_B = losses.distillation(target_BxK, logits_BxK, y_B, 0.0, kd_temperature, form)
+  return distn_alpha * soft_B + (1 - distn_alpha) * losses.cross_entropy(logits_BxK, y_B)
+
+
+def _mimic(target_BxK, logits_BxK, y_B):
   return losses.distillation(target_BxK, logits_BxK, y_B, 0.0, form='l2')
 
 
-def _noisy(target_BxK, logits_BxK, y_B, key, hp, g):
-  noisy_BxK = target_BxK + g.noisy_sigma * jax.random.normal(key, target_BxK.shape)
-  return _mimic(noisy_BxK, logits_BxK, y_B, key, hp, g)
+def _noisy(target_BxK, logits_BxK, y_B, key, *, noisy_sigma):
+  return _mimic(target_BxK + noisy_sigma * jax.random.normal(key, target_BxK.shape), logits_BxK, y_B)
 
 
-def _noisy_multiplicative(target_BxK, logits_BxK, y_B, key, hp, g):
-  del hp
+def _noisy_multiplicative(target_BxK, logits_BxK, y_B, key, *, noisy_sigma, noisy_keep):
   k_mask, k_noise = jax.random.split(key)
-  mask_BxK = jax.random.bernoulli(k_mask, g.noisy_keep, target_BxK.shape) / g.noisy_keep
-  noise_BxK = g.noisy_sigma * jax.random.normal(k_noise, target_BxK.shape)
+  mask_BxK = jax.random.bernoulli(k_mask, noisy_keep, target_BxK.shape) / noisy_keep
+  noise_BxK = noisy_sigma * jax.random.normal(k_noise, target_BxK.shape)
   return losses.distillation(target_BxK * (mask_BxK + noise_BxK), logits_BxK, y_B, 0.0, form='l2')
 
 
+_HINTON = {'options': ('kd_temperature', 'distn_alpha'), 'batch_divided': True}
+_NOISY = {'random': True, 'batch_divided': True}
 DISTILLATION: dict[str, Distillation] = {
-  'kd': Distillation(_kd, {'student': 'nu', 'teacher': 'mu'}, ('upsilon',)),  # ν L_KD(p_t||p_s), µ L_KD(p_s||p_t)
-  'hinton': Distillation(_hinton, batch_divided=True),  # (1−α) CE + α T² KL
+  # ν L_KD(p_t||p_s), µ L_KD(p_s||p_t)
+  'kd': Distillation(_kd, {'student': 'nu', 'teacher': 'mu'}, ('upsilon',), ('kd_temperature', 'distillation')),
+  'hinton': Distillation(_hinton, **_HINTON),  # (1−α) CE + α T² KL
   'mimic': Distillation(_mimic, batch_divided=True),  # L2 on logits
-  'noisy': Distillation(_noisy, batch_divided=True),  # L2 on logits perturbed by Gaussian noise
+  'noisy': Distillation(_noisy, options=('noisy_sigma',), **_NOISY),  # L2 on logits perturbed by Gaussian noise
   # The authors' code (SPEC §8), chosen with game.distill_terms: (1−α) CE + α T² MSE(z_t/T, z_s/T) (mean over
   # classes; T cancels) for DISTN; for NOISY, L2 to z_t ⊙ (m + ε), m a dropout mask (keep game.noisy_keep, scaled
   # by 1/keep: mean 1), ε ~ N(0, noisy_sigma²). SPEC gives neither the authors' keep nor their σ.
-  'hinton_mse': Distillation(_hinton_mse, batch_divided=True),
-  'noisy_multiplicative': Distillation(_noisy_multiplicative, batch_divided=True),
+  'hinton_mse': Distillation(functools.partial(_hinton, form='mse'), **_HINTON),
+  'noisy_multiplicative': Distillation(_noisy_multiplicative, options=('noisy_sigma', 'noisy_keep'), **_NOISY),
 }
 
 

@@ -4,6 +4,8 @@ import sys
 
 from absl import logging
 
+from adjax import figures
+
 
 class MetricWriter:
   """``write_scalars(step, {name: value})`` to event files under ``logdir``; nothing when not ``enabled`` (the
@@ -55,12 +57,12 @@ def log_round(
   logging.log(level, 'round %d/%d (%.2fs%s) %s', round_, rounds, last, seeds, scalars)
   recent = seconds[1:][-5:] or [last]
   eta = (rounds - round_) * sum(recent) / len(recent)
-  figures = '  '.join(
-    f'{p} {mean[f"{p}_val_{metric}"]:.4f}' for p in ('student', 'teacher') if f'{p}_val_{metric}' in mean
+  shown_figures = '  '.join(
+    f'{p} {mean[figures.history(p, metric)]:.4f}' for p in figures.GENERATORS if figures.history(p, metric) in mean
   )
   shown = '' if metric == 'accuracy' else f' {metric}'
   print(
-    f'round {round_}/{rounds}  {last:.2f} s  ETA {_clock(eta)}  val{shown}: {figures}{seeds}',
+    f'round {round_}/{rounds}  {last:.2f} s  ETA {_clock(eta)}  val{shown}: {shown_figures}{seeds}',
     file=sys.stdout,
     flush=True,
   )

@@ -216,7 +216,7 @@ class TextImageMLP(nn.Module):
     return nn.Dense(self.num_outputs)(h_BxW)
 
 
-def _images(divisible_by: int = 1, ranks=(2, 3)):
+def image_shapes(divisible_by: int = 1, ranks=(2, 3)):
   """An input contract: examples of rank ``ranks`` whose height and width are multiples of ``divisible_by``."""
   shapes = ' or '.join({2: '[H, W]', 3: '[H, W, C]'}[r] for r in ranks)
   multiple = f' with H and W divisible by {divisible_by}' if divisible_by > 1 else ''
@@ -250,11 +250,11 @@ class Model:
 
 MODELS: dict[str, Model] = {
   'mlp': Model(MLP),
-  'lenet': Model(LeNet, accepts=_images(4)),  # two 2x2 poolings
+  'lenet': Model(LeNet, accepts=image_shapes(4)),  # two 2x2 poolings
   'text_mlp': Model(TextImageMLP, reads_text=True),
-  'cifar_student': Model(CifarStudent, accepts=_images(4)),
-  'densenet': Model(DenseNet, accepts=_images(4, ranks=(3,))),  # DenseNet-BC 40, growth 12: 0.18M, trains on a CPU
-  'densenet_paper': Model(functools.partial(DenseNet, depth=250, growth=24), accepts=_images(4, ranks=(3,))),
+  'cifar_student': Model(CifarStudent, accepts=image_shapes(4)),
+  'densenet': Model(DenseNet, accepts=image_shapes(4, ranks=(3,))),  # DenseNet-BC 40, growth 12: 0.18M, trains on a CPU
+  'densenet_paper': Model(functools.partial(DenseNet, depth=250, growth=24), accepts=image_shapes(4, ranks=(3,))),
 }
 
 

@@ -112,7 +112,7 @@ def generator_loss(params, batch: Batch, ctx: Context) -> tuple[jax.Array, jax.A
 def distillation_term(game: Game, target_BxK, logits_BxK, y_B, key, hp) -> jax.Array:
   """The generator's per-example term ``[B]`` towards the other generator's logits ``target_BxK``
   (``Method.distill``, an entry of ``methods.DISTILLATION``), unweighted."""
-  return methods.DISTILLATION[game.method.distill].loss(target_BxK, logits_BxK, y_B, key, hp, game.config.game)
+  return game.distillation(target_BxK, logits_BxK, y_B, key, hp)
 
 
 def discriminator_loss(params, batch: Batch, ctx: Context) -> tuple[jax.Array, jax.Array]:

@@ -105,34 +105,42 @@ def draw_batches(game: Game, data: Data, key: jax.Array, num_updates: int) -> di
     return {**batches, 'idx': idx_UxB, 'augmented': augmented}
 
 
-def player_updates(
-  game: Game, state: State, player: str, data: Data, key: jax.Array, num_updates: int, tau, objective: str
-):
-  """``num_updates`` updates of one player as a ``lax.scan``; the others are held fixed.
+def phase_batches(
+  game: Game, state: State, player: str, data: Data, key: jax.Array, num_updates: int, objective: str
+) -> tuple[objectives.Batch, jax.Array]:
+  """A phase's ``num_updates`` minibatches as ``player`` sees them, and the phase's noise key.
 
-  Each update has its own minibatch (all drawn up front, so the fixed players'
-  outputs on them are computed in one batched pass) and its own noise key.
+  The ``Batch`` has a leading update axis: the player's view ``[U, B, ...]``,
+  the labels and the held-fixed players' outputs on every minibatch (drawn up
+  front, so those outputs come from one batched pass; ``objective``: the
+  players held fixed, ``'game'`` or ``'supervised'``). Under data parallelism
+  (``mesh.batch > 1``) it is this device's share of each minibatch, with its
+  own noise key.
   """
-  optimizer = game.optimizers[player]
   k_batches, k_noise = jax.random.split(key)
   batches = draw_batches(game, data, k_batches, num_updates)
   ways = game.config.mesh.batch
-  if ways > 1:  # data parallelism: this device's share of every minibatch, its own noise
+  if ways > 1:
     batches = _share(batches, ways)
     k_noise = jax.random.fold_in(k_noise, jax.lax.axis_index(parallel.BATCH))
-  others_all = fixed_outputs(game, state, fixed_players(game, state, player, objective), data, batches)
+  others = fixed_outputs(game, state, fixed_players(game, state, player, objective), data, batches)
+  return objectives.Batch(view(player, batches), batches['y'], others), k_noise
 
+
+def player_updates(state: State, batches: objectives.Batch, ctx: objectives.Context) -> tuple[dict, dict]:
+  """One update of ``ctx.role`` per minibatch of ``batches`` (``phase_batches``) as a ``lax.scan``; the others
+  are held fixed. Update ``i`` draws its noise from ``fold_in(ctx.key, i)``; ``ctx.reward_average`` is the
+  player's own, carried through the updates."""
+  game, player = ctx.game, ctx.role
+  optimizer = game.optimizers[player]
+  ways = game.config.mesh.batch
   loss_fn = objectives.discriminator_loss if player == 'discriminator' else objectives.generator_loss
 
   def step(player_state, inputs):
-    i, x, y, others = inputs
-    key = jax.random.fold_in(k_noise, i)
-    axis = parallel.BATCH if ways > 1 else None
-    ctx = objectives.Context(game, player, key, tau, player_state.get('reward_average'), state['hparams'], axis)
+    i, batch = inputs
+    update_ctx = ctx._replace(key=jax.random.fold_in(ctx.key, i), reward_average=player_state.get('reward_average'))
     with jax.named_scope('loss_and_gradient'):
-      (loss, reward_B), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        player_state['params'], objectives.Batch(x, y, others), ctx
-      )
+      (loss, reward_B), grads = jax.value_and_grad(loss_fn, has_aux=True)(player_state['params'], batch, update_ctx)
     if ways > 1:  # the whole minibatch's mean loss, gradient and reward (equal shares: the mean of the means)
       # The parameters are the same on every device of the batch axis, so shard_map's autodiff already summed
       # their gradients over it: the mean is that sum over the number of shares.
@@ -148,10 +156,17 @@ def player_updates(
       )
     return new, {'loss': loss, 'reward': jnp.mean(reward_B), 'grad_norm': optax.global_norm(grads)}
 
-  new_player_state, metrics = jax.lax.scan(
-    step, state[player], (jnp.arange(num_updates), view(player, batches), batches['y'], others_all)
-  )
+  num_updates = batches.y.shape[0]
+  new_player_state, metrics = jax.lax.scan(step, state[player], (jnp.arange(num_updates), batches))
   return new_player_state, jax.tree.map(jnp.mean, metrics)
+
+
+def _phase(game: Game, state: State, player: str, data: Data, key, num_updates: int, tau, objective: str):
+  """``num_updates`` updates of ``player`` on a phase's minibatches (``phase_batches``, then ``player_updates``)."""
+  batches, k_noise = phase_batches(game, state, player, data, key, num_updates, objective)
+  axis = parallel.BATCH if game.config.mesh.batch > 1 else None
+  ctx = objectives.Context(game, player, k_noise, tau, None, state['hparams'], axis)
+  return player_updates(state, batches, ctx)
 
 
 def _share(batches: dict, ways: int) -> dict:
@@ -178,9 +193,8 @@ def play_round(game: Game, state: State, data: Data) -> tuple[State, dict]:
   metrics = {'tau': tau}
   for i, player in enumerate(methods.PLAYERS):
     if player in game.method.players and counts[player] > 0:
-      state[player], metrics[player] = player_updates(
-        game, state, player, data, jax.random.fold_in(key, i), counts[player], tau, 'game'
-      )
+      player_key = jax.random.fold_in(key, i)
+      state[player], metrics[player] = _phase(game, state, player, data, player_key, counts[player], tau, 'game')
   state['round'] = round_ + 1
   return state, metrics
 
@@ -230,7 +244,7 @@ def pretrain(game: Game, state: State, data: Data, frozen: bool = False, segment
     else:
       steps, player_key = game.config.pretrain[player], jax.random.fold_in(key, i)
     if steps > 0:
-      state[player], metrics[player] = player_updates(game, state, player, data, player_key, steps, tau, 'supervised')
+      state[player], metrics[player] = _phase(game, state, player, data, player_key, steps, tau, 'supervised')
   return state, metrics
 
 

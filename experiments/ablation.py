@@ -19,8 +19,6 @@ and of ADIB over the best baseline against the seeds' spread) and
 ``DIR/ablation.json``.
 """
 
-import functools
-import hashlib
 import json
 import math
 import os
@@ -28,20 +26,17 @@ import statistics
 
 from absl import flags
 from absl import logging
-import jax
-import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from adjax import config as config_lib
 from adjax import data as data_lib
 from adjax import fields
 from adjax import game as game_lib
 from adjax import parallel
-from adjax import rounds
 from adjax import sweeps
 from adjax import train
 from adjax import workdir as workdir_lib
+from adjax.run import identity as identity_lib
 from experiments import cells as cells_lib
 from experiments import cli
 from experiments.configs import mnist_authors
@@ -65,25 +60,9 @@ def _define_flags() -> None:
 
 
 def programs(config: ml_collections.ConfigDict, split: game_lib.Split) -> str:
-  """The jaxprs of a config's programs (pretraining, the frozen players' pretraining, a round) on ``split`` and a
-  digest of each one's constants: equal strings compute the same thing (the state's hyperparameters are inputs,
-  not in them: ``cell_configs`` refuses a condition that sets one)."""
-  game = game_lib.build(config, int(split['y'].max()) + 1)
-  state = game_lib.init_state(game, jax.random.key(0), split)
-  data = game_lib.as_data(split)
-  out = [jax.make_jaxpr(functools.partial(rounds.pretrain, game))(state, data)]
-  if game.method.frozen:
-    out.append(jax.make_jaxpr(functools.partial(rounds.pretrain, game, frozen=True))(state, data))
-  out.append(jax.make_jaxpr(functools.partial(rounds.play_round, game))(state, data))
-  return '\n'.join(f'{closed}\nconsts: {_digest(closed.consts)}' for closed in out)
-
-
-def _digest(arrays) -> str:
-  h = hashlib.sha256()
-  for const in arrays:
-    a = np.asarray(jax.random.key_data(const) if jnp.issubdtype(const.dtype, jax.dtypes.prng_key) else const)
-    h.update(f'{a.dtype}{a.shape}'.encode() + a.tobytes())
-  return h.hexdigest()
+  """A digest of what a config's programs compute on ``split`` (``adjax.run.identity.programs``; ``cell_configs``
+  refuses a condition that sets a state hyperparameter, which the digest would not see)."""
+  return identity_lib.programs(game_lib.build(config, int(split['y'].max()) + 1), split)
 
 
 def cell_configs(base, conditions: list[str], methods: list[str], num_seeds: int, workdir: str) -> dict:

@@ -8,6 +8,7 @@ import os
 import ml_collections
 
 from adjax import config as config_lib
+from adjax import figures
 from adjax import methods as methods_lib
 
 
@@ -51,7 +52,7 @@ def late_gain(history: list[dict]) -> float | None:
   Near 0: the schedule has converged; positive: the student was still learning when it stopped. None with fewer
   than 4 rounds.
   """
-  val = [h['student_val_accuracy'] for h in history if h['round'] >= 1]
+  val = [h[figures.history('student', 'accuracy')] for h in history if h['round'] >= 1]
   q = len(val) // 4
   if q == 0:
     return None

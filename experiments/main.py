@@ -9,6 +9,7 @@ import os
 from absl import flags
 from absl import logging
 
+from adjax import figures
 from adjax import parallel
 from adjax import train
 from adjax.run import results as results_lib
@@ -27,7 +28,7 @@ def main(argv):
     return
   student = results['final']['student'] or results['final']['teacher']
   metric = results_lib.selected_figure(results)
-  print(f'{results["method"]}: test {metric} {student[f"test_{metric}"]:.4f} (selected on validation {metric})')
+  print(f'{results["method"]}: test {metric} {student[figures.test(metric)]:.4f} (selected on validation {metric})')
 
 
 if __name__ == '__main__':

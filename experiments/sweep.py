@@ -33,6 +33,7 @@ import numpy as np
 
 from adjax import config as config_lib
 from adjax import data as data_lib
+from adjax import figures
 from adjax import parallel
 from adjax import sweeps
 from adjax import train
@@ -61,7 +62,7 @@ def _summary(entry: dict, figure: str) -> dict:
   for p in GENERATORS:
     final = entry['final'][p] if entry['final'] is not None else None
     if final is not None:
-      for name in (f'test_{figure}', f'val_{figure}'):
+      for name in (figures.test(figure), figures.val(figure)):
         out[f'{p}_{name}'] = final[name]
         out[f'{p}_{name}_std'] = final.get(f'{name}_std', 0.0)
   return out
@@ -86,7 +87,7 @@ def plot(rows: list[dict], field: str, path: str, figure: str = 'accuracy') -> N
           continue
         xs = [math.log10(v) if log_x else v for v, _ in pts]
         ax.plot(xs, [scale * a for _, a in pts], style, alpha=alpha, label=f'n={n} {p} {split}')
-    lost = sorted(r['value'] for r in rows if r['n_train'] == n and f'student_test_{figure}' not in r)
+    lost = sorted(r['value'] for r in rows if r['n_train'] == n and f'student_{figures.test(figure)}' not in r)
     if lost:  # every seed diverged: marked on the axis, no accuracy to plot
       xs = [math.log10(v) if log_x else v for v in lost]
       ax.plot(xs, [0] * len(xs), 'rx', clip_on=False, label=f'n={n} diverged')
@@ -108,7 +109,11 @@ def markdown(rows: list[dict], figure: str = 'accuracy') -> str:
   ]
   for r in rows:
     cells = []
-    for key in (f'student_test_{figure}', f'student_val_{figure}', f'teacher_test_{figure}'):
+    for key in (
+      f'student_{figures.test(figure)}',
+      figures.history('student', figure),
+      f'teacher_{figures.test(figure)}',
+    ):
       scale, digits = (100, 2) if percent else (1, 4)
       cells.append(f'{scale * r[key]:.{digits}f} ± {scale * r[key + "_std"]:.{digits}f}' if key in r else '—')
     swept = ', '.join(f'{k}={v:.4g}' for k, v in r['overrides'].items())

@@ -20,6 +20,7 @@ from absl import logging
 import ml_collections
 
 from adjax import data as data_lib
+from adjax import figures
 from adjax import parallel
 from adjax import train
 from adjax import workdir as workdir_lib
@@ -92,7 +93,7 @@ def plot_curves(cells: dict, n: int, methods: list[str], path: str) -> None:
     if r := cells.get((n, m)):
       curves[m] = (
         np.array([h['round'] for h in r['history']]),
-        100 * np.array([h['student_val_accuracy'] for h in r['history']]),
+        100 * np.array([h[figures.history('student', 'accuracy')] for h in r['history']]),
       )
   fig, (ax, zoom) = plt.subplots(1, 2, figsize=(11, 4))
   late = {m: (r[r >= r.max() / 2], v[r >= r.max() / 2]) for m, (r, v) in curves.items()}

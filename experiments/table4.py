@@ -13,6 +13,7 @@ and ``DIR/fig9.png``: mean student validation P@3 per round (the paper's
 Fig. 9).
 """
 
+import dataclasses
 import os
 
 from absl import flags
@@ -22,6 +23,7 @@ import numpy as np
 
 from adjax import config as config_lib
 from adjax import data as data_lib
+from adjax import figures
 from adjax import kvote
 from adjax import parallel
 from adjax import ranking
@@ -68,7 +70,8 @@ def _player(results: dict) -> str:
 def _figure(final: dict | None, name: str) -> str:
   if final is None:
     return '—'
-  return f'{final[f"test_{name}"]:.4f} ± {final.get(f"test_{name}_std", 0.0):.4f}'
+  test = figures.Figure(name)
+  return f'{final[str(test)]:.4f} ± {final.get(str(dataclasses.replace(test, std=True)), 0.0):.4f}'
 
 
 def run_kvote(base: ml_collections.ConfigDict, num_seeds: int) -> dict:
@@ -81,7 +84,8 @@ def run_kvote(base: ml_collections.ConfigDict, num_seeds: int) -> dict:
   final = {}
   for name in runs[0]['test']:
     values = np.array([r['test'][name] for r in runs])
-    final[f'test_{name}'], final[f'test_{name}_std'] = float(values.mean()), float(values.std())
+    final[figures.test(name)] = float(values.mean())
+    final[str(figures.Figure(name, std=True))] = float(values.std())
   return {'final': final, 'k': [r['k'] for r in runs]}
 
 
@@ -98,14 +102,14 @@ def markdown(cells: dict, kv: dict, dataset: str, num_seeds: int, k: int = 3) ->
   for m, r in cells.items():
     final = r['final'][_player(r)] if r['final'] else None
     teacher = r['final'].get('teacher') if r['final'] and m != 'teacher' else None
-    t = '—' if teacher is None else f'{teacher["test_map"]:.4f} / {teacher[f"test_p@{k}"]:.4f}'
+    t = '—' if teacher is None else f'{teacher[figures.test("map")]:.4f} / {teacher[figures.test(f"p@{k}")]:.4f}'
     diverged = len(r.get('diverged', []))
     name = m.upper() + (' (its own figures)' if m == 'teacher' else '') + (f', {diverged} diverged' if diverged else '')
     lines.append(f'| {name} | ' + ' | '.join(_figure(final, n) for n in cols) + f' | {t} |')
   lines += ['', 'The paper on YFCC100M, popular tags (Table 4, at k = 3):', '']
   lines += ['| method | ' + ' | '.join(n.upper() for n in columns(3)) + ' |', '|---|' + '---|' * len(cols)]
-  for m, figures in PAPER.items():
-    lines.append(f'| {m.upper()} | ' + ' | '.join(f'{v:.4f}' for v in figures) + ' |')
+  for m, paper in PAPER.items():
+    lines.append(f'| {m.upper()} | ' + ' | '.join(f'{v:.4f}' for v in paper) + ' |')
   return '\n'.join(lines)
 
 
@@ -118,7 +122,7 @@ def plot_curves(cells: dict, path: str, k: int = 3) -> None:
 
   fig, ax = plt.subplots(figsize=(6, 4))
   for m, r in cells.items():
-    key = f'{_player(r)}_val_p@{k}'
+    key = figures.history(_player(r), f'p@{k}')
     ax.plot([h['round'] for h in r['history']], [h[key] for h in r['history']], label=m)
   ax.set_xlabel('round')
   ax.set_ylabel(f'student validation P@{k}')

@@ -10,8 +10,8 @@ from adjax import sweeps
 from adjax import train
 from experiments import ablation
 from experiments.configs import mnist_authors
-from tests.test_train import _without_timings
 from tests.test_train import tiny_config
+from tests.test_train import without_timings
 
 
 class SameAsDefaultsTest(absltest.TestCase):
@@ -41,7 +41,7 @@ class SameAsDefaultsTest(absltest.TestCase):
       with tempfile.TemporaryDirectory() as workdir:
         runs.append(train.train_and_evaluate(config_lib.validate(c), workdir))
     first, second = (r['per_seed'][0] for r in runs)
-    self.assertEqual(_without_timings(first['history']), _without_timings(second['history']))
+    self.assertEqual(without_timings(first['history']), without_timings(second['history']))
     self.assertEqual(first['final'], second['final'])
 
   def test_unknown_condition_is_refused_with_the_valid_ones(self):

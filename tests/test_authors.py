@@ -139,9 +139,9 @@ class DistillationTermsTest(absltest.TestCase):
     got = objectives.distillation_term(game, self.z_t, self.z_s, self.y, key, {})
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     # Unbiased: the mean perturbed target is the teacher's logits (8,000 draws: 4 std errors ≈ 0.05 |z|).
-    term = methods.DISTILLATION['noisy_multiplicative'].loss
+    term = methods.DISTILLATION['noisy_multiplicative'].bind(c.game)
     # At z_s = 0 the gradient of ½‖target − z_s‖² is −target.
-    target_draw = lambda k: -jax.grad(lambda s: term(self.z_t, s, self.y, k, {}, c.game).sum())(0 * self.z_s)
+    target_draw = lambda k: -jax.grad(lambda s: term(self.z_t, s, self.y, k, {}).sum())(0 * self.z_s)
     draws = jax.vmap(target_draw)(jax.random.split(key, 8000))
     np.testing.assert_allclose(draws.mean(0), self.z_t, atol=0.06 * float(jnp.abs(self.z_t).max()))
 

@@ -34,6 +34,25 @@ MIGRATED = {
 }  # fmt: skip
 
 
+# The architecture, bottom up: a module imports only modules of its own layer or below (WORKSPACE.md, "Layers").
+LAYERS = {
+  'base': ('errors', 'registry', 'figures'),
+  'theory': ('discriminators', 'losses', 'values', 'estimators', 'ranking'),
+  'nets': ('conv', 'models', 'augment'),
+  'data': ('data', 'scenes', 'yfcc'),
+  'config': ('methods', 'fields', 'default_config', 'config', 'sweeps'),
+  'program': ('parallel', 'game', 'objectives', 'rounds', 'gradients', 'kvote'),
+  'host': ('checkpoint', 'workdir', 'metric_writer', 'train', 'run'),
+}
+
+
+def _layer(module: str) -> int:
+  name = module.removeprefix('adjax.').split('.')[0]
+  if module == 'adjax':
+    return len(LAYERS)  # the public API sits on top
+  return next(i for i, names in enumerate(LAYERS.values()) if name in names)
+
+
 def _modules() -> dict[str, pathlib.Path]:
   out = {}
   for path in sorted(PACKAGE.rglob('*.py')):
@@ -77,6 +96,15 @@ class LayoutTest(absltest.TestCase):
       if m not in state:
         visit(m, [m])
 
+  def test_every_module_imports_only_its_layer_or_below(self):
+    modules = _modules()
+    for module, path in modules.items():
+      for name, node in _imports(ast.parse(path.read_text()), module, modules):
+        if name == 'adjax':
+          continue
+        with self.subTest(module=module, imports=name):
+          self.assertLessEqual(_layer(name), _layer(module), f'{module}:{node.lineno} imports {name}, a higher layer')
+
   def test_imports_are_at_the_top_but_optional_packages(self):
     for module, path in _modules().items():
       tree = ast.parse(path.read_text())
@@ -86,6 +114,25 @@ class LayoutTest(absltest.TestCase):
           names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
           with self.subTest(module=module, line=node.lineno):
             self.assertTrue(all(n.split('.')[0] in LAZY for n in names), f'{module}:{node.lineno} imports {names}')
+
+  def test_tests_use_no_private_name_of_the_project(self):
+    project = ('adjax', 'experiments', 'benchmarks', 'tests')
+    for path in sorted(pathlib.Path(__file__).resolve().parent.glob('*.py')):
+      tree = ast.parse(path.read_text())
+      aliases = set()
+      for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+          aliases |= {(a.asname or a.name).split('.')[0] for a in node.names if a.name.startswith(project)}
+        elif isinstance(node, ast.ImportFrom) and (node.module or '').startswith(project):
+          aliases |= {a.asname or a.name for a in node.names}
+          for a in node.names:
+            with self.subTest(test=path.name, line=node.lineno):
+              self.assertFalse(a.name.startswith('_'), f'{path.name} imports {node.module}.{a.name}')
+      for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+          with self.subTest(test=path.name, line=node.lineno):
+            private = node.attr.startswith('_') and not node.attr.startswith('__')
+            self.assertFalse(private, f'{path.name}:{node.lineno} uses {node.value.id}.{node.attr}')
 
   def test_modules_within_their_line_budget(self):
     for module, path in _modules().items():

@@ -9,6 +9,7 @@ import sys
 from absl.testing import absltest
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -19,6 +20,7 @@ from adjax import game as game_lib
 from adjax import methods
 from adjax import sweeps
 from adjax import train
+from adjax import values
 from adjax.run import identity as identity_lib
 from tests import plugin_method
 from tests.test_train import tiny_config
@@ -130,3 +132,49 @@ class RegistryTest(absltest.TestCase):
 
 if __name__ == '__main__':
   absltest.main()
+
+
+class DeclaredEntriesTest(absltest.TestCase):
+  def test_a_registered_discriminator_kind_is_what_a_method_names(self):
+    # A "binary" discriminator whose real and fake columns are swapped: D scores fakes. Its terms are binary's,
+    # permuted, so the exact value at the same scores is binary's value with the roles' log-probabilities swapped.
+    binary = values.DISCRIMINATOR_KINDS['binary']
+    swap = lambda f: lambda h, y: f(h, y)[:, np.array([1, 0, 0])]
+    adjax.register_discriminator_kind(
+      'fake_detector', adjax.DiscriminatorKind(swap(binary.log_probs), swap(binary.log_complements))
+    )
+    h = jax.random.normal(jax.random.key(0), (4, 5))
+    y = jax.nn.one_hot(jnp.arange(4), 5)
+    np.testing.assert_allclose(
+      values.role_log_probs('fake_detector', h, y)[:, 0], values.role_log_probs('binary', h, y)[:, 1]
+    )
+    adjax.register_method('ngan_fake', adjax.Method(players=('discriminator', 'student'), discriminator='fake_detector',
+                                                    adversarial=(1.0, 1.0, 0.0)))  # fmt: skip
+    with self.assertRaisesRegex(ValueError, "discriminator='no_such_kind' is not None or one of .*fake_detector"):
+      adjax.register_method('bad', adjax.Method(players=('discriminator', 'student'), discriminator='no_such_kind'))
+    game = game_lib.build(config_lib.validate(tiny_config('ngan_fake')), 10)
+    self.assertIsInstance(game.nets['discriminator'], nn.Module)  # no heads: the network itself
+
+  def test_a_registered_model_is_made_with_num_outputs_alone_also_as_adim_heads(self):
+    class Tiny(nn.Module):
+      num_outputs: int
+
+      @nn.compact
+      def __call__(self, x):
+        return nn.Dense(self.num_outputs)(x.reshape(x.shape[0], -1))
+
+    def make(num_outputs):  # the documented contract: no other argument (ADIM's heads once passed name=)
+      return Tiny(num_outputs)
+
+    def accepts(shape):
+      return None if shape[:2] == (28, 28) else f'needs 28x28, got {shape}'
+
+    adjax.register_model('tiny_square', make, accepts=accepts)
+    c = tiny_config('adim')
+    c.discriminator.model = 'tiny_square'
+    game = game_lib.build(config_lib.validate(c), 10)
+    state = game_lib.init_state(game, jax.random.key(0), {'x': np.zeros((1, 28, 28, 1), np.float32)})
+    self.assertEqual(set(state['discriminator']['params']['params']), {'h1', 'h2'})  # game.heads copies
+    x, y = np.zeros((40, 8, 8), np.float32), np.arange(40) % 4
+    with self.assertRaisesRegex(config_lib.ConfigError, r'discriminator.model=tiny_square needs 28x28, got \(8, 8\)'):
+      adjax.setup(c, data=adjax.from_arrays(x, y, x[:8], y[:8]))

@@ -18,15 +18,15 @@ from adjax import game as game_lib
 from adjax import train
 from adjax import workdir as workdir_lib
 from adjax.run import members as members_lib
-from tests.test_train import _without_timings
 from tests.test_train import assert_member_equals_alone
 from tests.test_train import tiny_config
+from tests.test_train import without_timings
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _same_run(test, a: dict, b: dict) -> None:
-  test.assertEqual(_without_timings(a['history']), _without_timings(b['history']))
+  test.assertEqual(without_timings(a['history']), without_timings(b['history']))
   test.assertEqual(a['final'], b['final'])
 
 

@@ -61,7 +61,7 @@ def one_seed(tree):
   return jax.tree.map(lambda a: a[None], tree)
 
 
-def _without_timings(history):
+def without_timings(history):
   return [{k: v for k, v in h.items() if k != 'seconds'} for h in history]
 
 
@@ -180,9 +180,9 @@ class TrainTest(parameterized.TestCase):
 
   def test_same_seed_same_results_other_seed_differs(self):
     runs = [train.train_and_evaluate(tiny_config('adib', seed=s), self.create_tempdir().full_path) for s in (0, 0, 1)]
-    self.assertEqual(_without_timings(runs[0]['history']), _without_timings(runs[1]['history']))
+    self.assertEqual(without_timings(runs[0]['history']), without_timings(runs[1]['history']))
     self.assertEqual(runs[0]['final'], runs[1]['final'])
-    self.assertNotEqual(_without_timings(runs[0]['history']), _without_timings(runs[2]['history']))
+    self.assertNotEqual(without_timings(runs[0]['history']), without_timings(runs[2]['history']))
 
   def test_vmapped_seeds_equal_separate_runs(self):
     together = train.train_and_evaluate(tiny_config('adim', num_seeds=3), self.create_tempdir().full_path)
@@ -199,7 +199,7 @@ class TrainTest(parameterized.TestCase):
     full = train.train_and_evaluate(tiny_config('adim', rounds=4), whole)
     train.train_and_evaluate(tiny_config('adim', rounds=2), parts)  # stopped after round 2's checkpoint
     resumed = train.train_and_evaluate(tiny_config('adim', rounds=4), parts)
-    self.assertEqual(_without_timings(full['history']), _without_timings(resumed['history']))
+    self.assertEqual(without_timings(full['history']), without_timings(resumed['history']))
     self.assertEqual(full['final'], resumed['final'])
     like = jax.device_get(checkpoint.Checkpoints(os.path.join(whole, 'checkpoints')).restore(4, _abstract(whole))[0])
     other = jax.device_get(checkpoint.Checkpoints(os.path.join(parts, 'checkpoints')).restore(4, _abstract(parts))[0])
@@ -229,7 +229,7 @@ class TrainTest(parameterized.TestCase):
     self.assertLen(os.listdir(cache), 2)
     trained = train.train_and_evaluate(tiny_config('mimic', num_seeds=2), self.create_tempdir().full_path)
     self.assertEqual(reused['final'], trained['final'])
-    self.assertEqual(_without_timings(reused['history']), _without_timings(trained['history']))
+    self.assertEqual(without_timings(reused['history']), without_timings(trained['history']))
     # Where the cache lives is not part of the run: a moved cache still finds the finished run.
     workdir = self.create_tempdir().full_path
     finished = train.train_and_evaluate(tiny_config('mimic', teacher_cache=cache, num_seeds=2), workdir)
@@ -333,7 +333,7 @@ class KillTest(absltest.TestCase):
       subprocess.run(self._command(w), cwd=self.REPO, check=True, capture_output=True, timeout=600)
       with open(os.path.join(w, 'results.json')) as f:
         results.append(json.load(f))
-    self.assertEqual(_without_timings(results[0]['history']), _without_timings(results[1]['history']))
+    self.assertEqual(without_timings(results[0]['history']), without_timings(results[1]['history']))
     self.assertEqual(results[0]['final'], results[1]['final'])
 
 

@@ -3,6 +3,7 @@ fields (``adjax.fields`` says which) and the run's identity: the data's fingerpr
 player's network and the optimizers given from Python."""
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ import numpy as np
 from adjax import data as data_lib
 from adjax import fields
 from adjax import game as game_lib
+from adjax import rounds
 from adjax import workdir as workdir_lib
 from adjax.errors import ConfigError
 
@@ -117,17 +119,39 @@ def describe_net(net, example) -> dict:
 _PROBE_PARAMS = {'params': {'Dense_0': {'kernel': np.full((3, 2), 0.5, np.float32), 'bias': np.zeros(2, np.float32)}}}
 
 
+def computation(closed_jaxprs, arrays=()) -> str:
+  """A digest of what traced programs compute: each jaxpr's text, and the dtype, shape and bytes of its constants
+  and of ``arrays`` (a constant written into the code is a literal or a constant; PRNG keys by their data)."""
+  h = hashlib.sha256()
+  for closed in closed_jaxprs:
+    h.update(str(closed.jaxpr).encode())
+  for const in [*(c for closed in closed_jaxprs for c in closed.consts), *arrays]:
+    key = jnp.issubdtype(const.dtype, jax.dtypes.prng_key)
+    a = np.ascontiguousarray(np.asarray(jax.random.key_data(const) if key else const))
+    h.update(f'{a.dtype}{a.shape}'.encode() + a.tobytes())
+  return h.hexdigest()[:16]
+
+
 def describe_optimizer(opt, params=None) -> dict:
-  """An optax transformation's identity: digests of its initial state on ``params`` (zeros shaped like a
-  player's parameters; a probe tree by default: injected hyperparameters are values there) and of the jaxpr of its
-  update, constants included (a learning rate or a momentum written into the code is a literal or a constant)."""
+  """An optax transformation's identity: ``computation`` of its update and its initial state on ``params``
+  (zeros shaped like a player's parameters; a probe tree by default: injected hyperparameters are values there),
+  so a learning rate or a momentum written into the code counts."""
   params = _PROBE_PARAMS if params is None else params
   state = opt.init(params)
   closed = jax.make_jaxpr(opt.update)(params, state, params)
-  h = hashlib.sha256(str(closed.jaxpr).encode())
-  for leaf in [*closed.consts, *jax.tree.leaves(state)]:
-    h.update(np.ascontiguousarray(np.asarray(leaf)).view(np.uint8))
-  return {'type': describe(opt.update), 'computation': h.hexdigest()[:16]}
+  return {'type': describe(opt.update), 'computation': computation([closed], jax.tree.leaves(state))}
+
+
+def programs(game: game_lib.Game, split: game_lib.Split) -> str:
+  """``computation`` of a game's programs on ``split``: pretraining, the frozen players' pretraining, a round.
+  Equal digests compute the same thing; the state's hyperparameters (swept values) are inputs, not in them."""
+  state = game_lib.init_state(game, jax.random.key(0), split)
+  data = game_lib.as_data(split)
+  closed = [jax.make_jaxpr(functools.partial(rounds.pretrain, game))(state, data)]
+  if game.method.frozen:
+    closed.append(jax.make_jaxpr(functools.partial(rounds.pretrain, game, frozen=True))(state, data))
+  closed.append(jax.make_jaxpr(functools.partial(rounds.play_round, game))(state, data))
+  return computation(closed)
 
 
 def example(splits: data_lib.Splits, player: str):
