@@ -12,10 +12,13 @@ Underneath it, the functional core for a loop of one's own: ``adjax.setup(config
 gives the game, ``init()``, ``data(split)`` and the jitted ``programs()`` that ``train_and_evaluate`` runs
 (``adjax.run.setup``).
 
+Importing it pulls in no ``experiments``, torch, tensorboardX or matplotlib (``tests/test_registry.py``).
+
 Extension points (each a dict plus a ``register_*`` function): methods and
 their weight fields (``adjax.methods``), distillation terms, estimators
-(``adjax.estimators``), models (``adjax.models``) and datasets
-(``adjax.data``).
+(``adjax.estimators``), discriminator kinds (``adjax.values``), models
+(``adjax.models``) and datasets (``adjax.data``). Config fields are declared
+in ``adjax.fields``.
 """
 
 from adjax.data import Source

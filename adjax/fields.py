@@ -8,7 +8,7 @@ repeats them:
   are read on the host.
 - ``sweepable``: an array in the state (weights, τ0, players' learning rate
   and weight decay); configs that differ only in these share one program and
-  can be members of one sweep. Implies not compiled.
+  can be members of one sweep. Declared sweepable, a field is not compiled.
 - ``place``: where things are kept or run, not what is computed; a resume
   and ``adjax.finished`` ignore it.
 - ``resumable``: a resumed run may change it (more rounds continue the same
@@ -67,15 +67,21 @@ def _replacements(terms):
 def declarations() -> tuple[Field | Group, ...]:
   """Every group and field of the default config, in its order (ADIM on mnist5k)."""
   out: list[Field | Group] = []
-  prefix = ''
 
-  def field(name: str, default, doc: str, **roles) -> None:
-    out.append(Field(prefix + name, default, doc, **roles))
+  def setter(prefix: str):
+    def field(name: str, default, doc: str, **roles) -> None:
+      if roles.get('sweepable'):  # an array in the state, not part of the program
+        roles.setdefault('compiled', False)
+      out.append(Field(prefix + name, default, doc, **roles))
 
-  def group(name: str, doc: str) -> None:
-    nonlocal prefix
+    return field
+
+  def group(name: str, doc: str):
+    """A group and the setter of its fields."""
     out.append(Group(name, doc))
-    prefix = f'{name}.'
+    return setter(f'{name}.')
+
+  field = setter('')
 
   untaught = dict(teacher=False)  # fields that leave the frozen teacher as it is
   field('method', 'adim', 'a method of adjax.methods.METHODS: ' + ' | '.join(methods.METHODS), **untaught)
@@ -83,13 +89,12 @@ def declarations() -> tuple[Field | Group, ...]:
         '(tfds.name)')  # fmt: skip
   field('data_file', '', '.npz with x_train, y_train, x_test, y_test [, xp_train, xp_test] (dataset=npz)',
         compiled=False)  # fmt: skip
-  group('tfds', 'a prepared TensorFlow Datasets image dataset (dataset=tfds), read without TensorFlow')
-  field('name', 'mnist', 'tfds dataset name, e.g. mnist or cifar10')
-  field('data_dir', '', "tfds data directory ('' = tfds's default)")
-  field('download', False, 'let tfds download and prepare it (needs the internet, often TensorFlow)')
-  field('train_split', 'train', 'the split train and validation are drawn from')
-  field('test_split', 'test', 'the test split')
-  prefix = ''
+  tfds = group('tfds', 'a prepared TensorFlow Datasets image dataset (dataset=tfds), read without TensorFlow')
+  tfds('name', 'mnist', 'tfds dataset name, e.g. mnist or cifar10')
+  tfds('data_dir', '', "tfds data directory ('' = tfds's default)")
+  tfds('download', False, 'let tfds download and prepare it (needs the internet, often TensorFlow)')
+  tfds('train_split', 'train', 'the split train and validation are drawn from')
+  tfds('test_split', 'test', 'the test split')
   field('n_train', 100, 'class-balanced training subsample, drawn with the seed')
   field('n_val', 1000, 'class-balanced validation split held out of the rest (model selection)')
   field('seed', 0, 'first seed; seeds seed, seed+1, … draw data, initialise and sample', compiled=False, **untaught)
@@ -102,43 +107,42 @@ def declarations() -> tuple[Field | Group, ...]:
   field('k_s', 10, 'student updates per round', **untaught)
   field('teacher_cache', '', "where two-phase baselines keep trained teachers for reuse ('' = no cache)",
         compiled=False, place=True, **untaught)  # fmt: skip
-  group('pretrain', 'supervised pretraining steps before round 1')
-  field('student', 400, 'student cross-entropy steps', **untaught)
-  field('teacher', 400, 'teacher cross-entropy steps', **untaught)
-  field('discriminator', 100, 'discriminator steps against the pretrained generators', **untaught)
-  field('frozen_teacher', 2000, "the two-phase baselines' teacher: all the training it has")
-  group('augment', 'on-device augmentation of every training minibatch (images only); all 0 = off')
-  field('rotation', 10.0, 'rotation by U(±rotation) degrees')
-  field('shift', 2.0, 'shift by U(±shift) pixels')
-  field('zoom', 0.1, 'zoom by U(1 ± zoom)')
-  field('flip', False, 'mirror half the images left-right (CIFAR-10, not digits)')
-  prefix = ''
+  pretrain = group('pretrain', 'supervised pretraining steps before round 1')
+  pretrain('student', 400, 'student cross-entropy steps', **untaught)
+  pretrain('teacher', 400, 'teacher cross-entropy steps', **untaught)
+  pretrain('discriminator', 100, 'discriminator steps against the pretrained generators', **untaught)
+  pretrain('frozen_teacher', 2000, "the two-phase baselines' teacher: all the training it has")
+  augment = group('augment', 'on-device augmentation of every training minibatch (images only); all 0 = off')
+  augment('rotation', 10.0, 'rotation by U(±rotation) degrees')
+  augment('shift', 2.0, 'shift by U(±shift) pixels')
+  augment('zoom', 0.1, 'zoom by U(1 ± zoom)')
+  augment('flip', False, 'mirror half the images left-right (CIFAR-10, not digits)')
   field('subtract_pixel_mean', False, "subtract the training subsample's per-pixel mean from every split (CIFAR-10)")
   for player, model, lr in (('student', 'mlp', 5e-4), ('teacher', 'lenet', 5e-4), ('discriminator', 'lenet', 1e-3)):
     roles = dict(teacher=player == 'teacher')
-    group(player, f'the {player}')
-    field('model', model, 'a network of adjax.models.MODELS (or nets= from Python)', **roles)
-    field('learning_rate', lr, 'Adam learning rate (an array in the state: sweepable)', sweepable=True, **roles)
-    field('weight_decay', 4e-5, 'coupled L2 weight decay (sweepable)', sweepable=True, **roles)
-  group('game', 'the game: weights, distillation, estimator')
+    g = group(player, f'the {player}')
+    g('model', model, 'a network of adjax.models.MODELS (or nets= from Python)', **roles)
+    g('learning_rate', lr, 'Adam learning rate (an array in the state: sweepable)', sweepable=True, **roles)
+    g('weight_decay', 4e-5, 'coupled L2 weight decay (sweepable)', sweepable=True, **roles)
+  game = group('game', 'the game: weights, distillation, estimator')
   for name, weight in methods.WEIGHTS.items():
     value = config_dict.placeholder(float) if weight.default is None else weight.default
     defaults = ', '.join(f'{m} {d.defaults[name]:.4g}' for m, d in methods.METHODS.items() if name in d.defaults)
     doc = weight.doc + (f'; unset: the method default ({defaults})' if defaults else '')
-    field(name, value, doc, sweepable=True, **untaught)
-  field('distillation', 'kl', 'the form of L_KD: kl | l2 (on logits) | mse (of the tempered logits: T cancels)',
+    game(name, value, doc, sweepable=True, **untaught)
+  game('distillation', 'kl', 'the form of L_KD: kl | l2 (on logits) | mse (of the tempered logits: T cancels)',
         **untaught)  # fmt: skip
-  field('kd_temperature', 4.0, 'Hinton T of the KL term (None: T = 1); 4 picked on validation', **untaught)
-  field('distn_alpha', 0.5, 'DISTN: (1 − α) CE + α T² KL, T = kd_temperature', **untaught)
-  field('noisy_sigma', 1.0, "NOISY: std of the Gaussian noise on the teacher's logits", **untaught)
-  field(
+  game('kd_temperature', 4.0, 'Hinton T of the KL term (None: T = 1); 4 picked on validation', **untaught)
+  game('distn_alpha', 0.5, 'DISTN: (1 − α) CE + α T² KL, T = kd_temperature', **untaught)
+  game('noisy_sigma', 1.0, "NOISY: std of the Gaussian noise on the teacher's logits", **untaught)
+  game(
     'estimator',
     'concrete_reinforce',
     "reinforce | concrete_reinforce | pathwise | straight_through | authors (the authors' code, SPEC §8: a sigmoid "
     "cross-entropy pulling the logit at a sampled label towards D's probability of the generator's wanted outcome)",
     **untaught,
   )
-  field(
+  game(
     'generator_reward',
     'minimax',
     "what a generator descends at its samples: minimax (the value's log D_i: log(1 − D) for NGAN / ADIB) | "
@@ -146,7 +150,7 @@ def declarations() -> tuple[Field | Group, ...]:
     added=True,
     **untaught,
   )
-  field(
+  game(
     'divide_by_batch',
     False,
     "divide cross-entropy (pretraining, STUDENT, TEACHER, the frozen teacher) and DISTN / MIMIC / NOISY's terms by "
@@ -154,9 +158,9 @@ def declarations() -> tuple[Field | Group, ...]:
     'its effect is a batch_size times stronger coupled weight decay against those terms',
     added=True,
   )
-  field('noisy_keep', 1.0, 'keep probability of the dropout mask of distill_terms noisy_multiplicative (1 = none)',
+  game('noisy_keep', 1.0, 'keep probability of the dropout mask of distill_terms noisy_multiplicative (1 = none)',
         added=True, **untaught)  # fmt: skip
-  field(
+  game(
     'distill_terms',
     {name: name for name in methods.DISTILLATION},
     "the distillation term used where a method names another: e.g. hinton=hinton_mse (DISTN as the authors' MSE), "
@@ -165,31 +169,30 @@ def declarations() -> tuple[Field | Group, ...]:
     normalize=_replacements,
     **untaught,
   )
-  field('baseline', 'batch_mean', 'none | batch_mean | moving_average', **untaught)
-  field('baseline_decay', 0.9, 'decay of the moving-average baseline', **untaught)
-  field('heads', 2, "ADIM discriminator: 2 = the paper's two binary networks, 3 = a softmax head", **untaught)
-  group('tau', 'concrete temperature τ(r) = max(tau_min, tau0 · decay^⌊r / every⌋)')
-  field('tau0', 10.0, 'initial temperature (sweepable)', sweepable=True, **untaught)
-  field('tau_min', 0.1, 'lowest temperature (<= tau0)', **untaught)
-  field('decay', 0.88, 'decay factor in (0, 1]', **untaught)
-  field('every', 1, 'rounds between decays', **untaught)
-  prefix = ''
+  game('baseline', 'batch_mean', 'none | batch_mean | moving_average', **untaught)
+  game('baseline_decay', 0.9, 'decay of the moving-average baseline', **untaught)
+  game('heads', 2, "ADIM discriminator: 2 = the paper's two binary networks, 3 = a softmax head", **untaught)
+  tau = group('tau', 'concrete temperature τ(r) = max(tau_min, tau0 · decay^⌊r / every⌋)')
+  tau('tau0', 10.0, 'initial temperature (sweepable)', sweepable=True, **untaught)
+  tau('tau_min', 0.1, 'lowest temperature (<= tau0)', **untaught)
+  tau('decay', 0.88, 'decay factor in (0, 1]', **untaught)
+  tau('every', 1, 'rounds between decays', **untaught)
   field('eval_chunk', 500, 'examples per evaluation batch')
   field('select_metric', '', "validation figure that selects each player's parameters ('' = accuracy; p@3 for tags)",
         added=True)  # fmt: skip
   field('rank_k', 3, 'k of the ranking metrics of multi-label data (P@k, R@k, F@k, NDCG@k)', added=True)
-  group('text', 'the text encoder of the models that read privileged text (text_mlp: the tag task)')
-  field('embed_dim', 64, 'word embedding size', added=True)
-  field('hidden', 64, "the LSTM's hidden size", added=True)
-  field('width', 256, 'the image and text projections and the hidden layer of the MLP on their product', added=True)
-  field('embeddings', '', "a .npy [vocab_size, embed_dim] of pretrained word vectors ('' = learned)", added=True)
-  group('mesh', "devices: members split over them (each device runs its share, mesh.members), JAX's sharding")
-  mesh = dict(added=True, **untaught)
-  field('devices', 0, "devices used of each process's (0 = all); members are padded to a multiple of the total",
-        place=True, **mesh)  # fmt: skip
-  field('batch', 1, 'data-parallel ways inside a member: each minibatch split over this many devices (divides '
-        'batch_size)', **mesh)  # fmt: skip
-  field(
+  text = group('text', 'the text encoder of the models that read privileged text (text_mlp: the tag task)')
+  text('embed_dim', 64, 'word embedding size', added=True)
+  text('hidden', 64, "the LSTM's hidden size", added=True)
+  text('width', 256, 'the image and text projections and the hidden layer of the MLP on their product', added=True)
+  text('embeddings', '', "a .npy [vocab_size, embed_dim] of pretrained word vectors ('' = learned)", added=True)
+  mesh = group('mesh', "devices: members split over them (each device runs its share, mesh.members), JAX's sharding")
+  mesh_roles = dict(added=True, **untaught)
+  mesh('devices', 0, "devices used of each process's (0 = all); members are padded to a multiple of the total",
+        place=True, **mesh_roles)  # fmt: skip
+  mesh('batch', 1, 'data-parallel ways inside a member: each minibatch split over this many devices (divides '
+        'batch_size)', **mesh_roles)  # fmt: skip
+  mesh(
     'members',
     'auto',
     "how a device runs its members: 'vmap' (together: fast on accelerators; a vmapped dense layer is a batched "
@@ -197,7 +200,7 @@ def declarations() -> tuple[Field | Group, ...]:
     "temporaries in memory, each member exactly its run alone; as fast on a CPU), 'auto' ('loop' on a CPU, else "
     "'vmap')",
     place=True,
-    **mesh,
+    **mesh_roles,
   )
   return tuple(out)
 
@@ -222,11 +225,6 @@ def sweepable() -> tuple[str, ...]:
 def player_hyperparameters() -> tuple[str, ...]:
   """A player's fields that are its optimizer's hyperparameters (arrays in its optax state)."""
   return tuple(dict.fromkeys(n.partition('.')[2] for n in sweepable() if n.partition('.')[0] in methods.PLAYERS))
-
-
-def doc(name: str) -> str | None:
-  """A field's or group's doc."""
-  return next((d.doc for d in declarations() if d.name == name), None)
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -112,7 +112,7 @@ class Game:
     activation is another network); optimizers by identity (``build`` shares
     one, whose hyperparameters are arrays in the state).
     """
-    compiled = fields.computed(self.config, compiled=False, sweepable=True)
+    compiled = fields.computed(self.config, compiled=False)
     nets = tuple((p, _hashable(net)) for p, net in sorted(self.nets.items()))
     optimizers = tuple((p, _hashable(opt)) for p, opt in sorted(self.optimizers.items()))
     return (self.method, json.dumps(compiled, sort_keys=True, default=str), self.num_classes, nets, optimizers)

@@ -21,6 +21,8 @@ Moments = tuple[jax.Array, dict, dict]  # (count, mean per term, summed squared 
 
 def term_gradients(game: game_lib.Game, state: game_lib.State, role: str, data: game_lib.Data, key: jax.Array) -> dict:
   """One draw: ``{term: gradient pytree}`` of each unweighted term of ``role``'s loss on a fresh minibatch."""
+  if game.config.mesh.batch > 1:
+    raise ValueError(f'gradient statistics run a member on one device; set mesh.batch=1, not {game.config.mesh.batch}')
   batches, k_noise = rounds.phase_batches(game, state, role, data, key, 1, 'game')  # one minibatch, as in training
   batch = jax.tree.map(lambda a: a[0], batches)
   tau = rounds.round_tau(game, state, state['round'])

@@ -253,8 +253,8 @@ MODELS: dict[str, Model] = {
   'lenet': Model(LeNet, accepts=image_shapes(4)),  # two 2x2 poolings
   'text_mlp': Model(TextImageMLP, reads_text=True),
   'cifar_student': Model(CifarStudent, accepts=image_shapes(4)),
-  'densenet': Model(DenseNet, accepts=image_shapes(4, ranks=(3,))),  # DenseNet-BC 40, growth 12: 0.18M, trains on a CPU
-  'densenet_paper': Model(functools.partial(DenseNet, depth=250, growth=24), accepts=image_shapes(4, ranks=(3,))),
+  'densenet': Model(DenseNet, accepts=image_shapes(1, ranks=(3,))),  # DenseNet-BC 40, growth 12: 0.18M, trains on a CPU
+  'densenet_paper': Model(functools.partial(DenseNet, depth=250, growth=24), accepts=image_shapes(1, ranks=(3,))),
 }
 
 

@@ -97,7 +97,7 @@ def draw_batches(game: Game, data: Data, key: jax.Array, num_updates: int) -> di
     k_idx, k_aug = jax.random.split(key)
     idx_UxB = jax.random.randint(k_idx, (num_updates, game.config.batch_size), 0, data['index'].shape[0])
     batches, aug = examples(data, idx_UxB), game.config.augment
-    augmented = not augment.is_identity(aug)  # refused with privileged inputs (adjax.data): x alone is augmented
+    augmented = not augment.is_identity(aug)  # refused with privileged inputs (game.check_inputs): x alone is augmented
     if augmented:
       x_UxB = batches['x']
       with jax.named_scope('augment'):
@@ -129,8 +129,8 @@ def phase_batches(
 
 def player_updates(state: State, batches: objectives.Batch, ctx: objectives.Context) -> tuple[dict, dict]:
   """One update of ``ctx.role`` per minibatch of ``batches`` (``phase_batches``) as a ``lax.scan``; the others
-  are held fixed. Update ``i`` draws its noise from ``fold_in(ctx.key, i)``; ``ctx.reward_average`` is the
-  player's own, carried through the updates."""
+  are held fixed. Update ``i`` draws its noise from ``fold_in(ctx.key, i)``; each update reads the reward moving
+  average from the player's state as the scan carries it (``ctx.reward_average`` is not read)."""
   game, player = ctx.game, ctx.role
   optimizer = game.optimizers[player]
   ways = game.config.mesh.batch

@@ -19,6 +19,7 @@ from adjax.run import loop as loop_lib
 from adjax.run import members as members_lib
 from adjax.run import preflight
 from adjax.run import results as results_lib
+from adjax.run import setup as setup_lib
 
 
 def train_and_evaluate(
@@ -61,10 +62,10 @@ def train_and_evaluate(
   (``workdir.Preempted``). Only one process may run in a workdir at a time.
   """
   run = preflight.prepare(config, workdir, sweep, data, nets, optimizers)
-  identity_lib.check_resume(workdir, run.config, sweep, run.identity)
+  identity_lib.check_resume(workdir, run.setup.config, sweep, run.identity)
   with workdir_lib.exclusive(workdir), workdir_lib.stop_on_sigterm() as sigterm:
     # Again, under the lock: another run may have started meanwhile.
-    identity_lib.check_resume(workdir, run.config, sweep, run.identity)
+    identity_lib.check_resume(workdir, run.setup.config, sweep, run.identity)
     return _run(run, sigterm)
 
 
@@ -72,13 +73,13 @@ def _run(run: preflight.Run, sigterm) -> dict:
   """The run, under the workdir lock: start (round 0) or resume, the rounds, the results."""
   config_path = os.path.join(run.workdir, 'config.json')
   if parallel.is_writer() and not os.path.exists(config_path):
-    workdir_lib.write_json(config_path, identity_lib.run_json(run.config, run.sweep, run.identity))
-  mesh = parallel.make_mesh(run.config, len(run.configs))
-  members = members_lib.Members(mesh, len(run.configs), run.splits)
-  loop = loop_lib.Loop(run, rounds.compile_fns(run.game, mesh), members, sigterm)
+    workdir_lib.write_json(config_path, identity_lib.run_json(run.setup.config, run.setup.sweep, run.identity))
+  mesh = parallel.make_mesh(run.setup.config, len(run.setup.configs))
+  members = members_lib.Members(mesh, len(run.setup.configs), run.setup.splits)
+  loop = loop_lib.Loop(run, rounds.compile_fns(run.setup.game, mesh), members, sigterm)
   try:
     state, best, meta = loop.start()
-    for r in range(int(members.get(state['round'])[0]), run.config.rounds):
+    for r in range(int(members.get(state['round'])[0]), run.setup.config.rounds):
       state, best = loop.play(r + 1, state, best, meta)
     results = results_lib.build(run, members, meta, loop.test(state, best), loop.metric)
     loop.ckpt.wait()  # the last round's checkpoint is on disk before the results are
@@ -110,6 +111,7 @@ def finished(
   now = identity_lib.what_is_computed(json.loads(config.to_json()))
   points = [s.get('overrides') for s in results.get('sweep', [])]
   same = identity_lib.what_is_computed(results['config']) == now and points == (sweep or [])
-  if same and 'identity' in results:
-    same = results['identity'] == preflight.prepare(config, workdir, sweep, data, nets, optimizers).identity
+  if same and 'identity' in results:  # the setup and identity alone: no mesh, workdir or option checks
+    s = setup_lib.setup(config, sweep, data=data, nets=nets, optimizers=optimizers)
+    same = results['identity'] == identity_lib.identity(s.source, s.game, s.splits, dict(optimizers or {}))
   return results if same else None

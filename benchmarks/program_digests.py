@@ -18,7 +18,7 @@ from adjax import game as game_lib
 from adjax import rounds
 from experiments.configs import mnist
 
-METHODS = ('adim', 'adib', 'distn', 'ngan', 'codis')
+METHODS = ('adim', 'adib', 'distn', 'mimic', 'noisy', 'ngan', 'codis', 'student')
 
 
 def digests() -> dict[str, str]:

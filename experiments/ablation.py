@@ -31,6 +31,7 @@ import ml_collections
 from adjax import config as config_lib
 from adjax import data as data_lib
 from adjax import fields
+from adjax import figures
 from adjax import game as game_lib
 from adjax import parallel
 from adjax import sweeps
@@ -149,7 +150,7 @@ def markdown(results: dict, same: set, conditions: list[str], methods: list[str]
     parts = [f'{m.upper()} {got[m]["margin"]:+.2f} (± {got[m]["spread"]:.2f})' for m in ('adim', 'adib') if m in got]
     row.append(f'vs {got["best_baseline"].upper()}: ' + ', '.join(parts) if parts else '—')
   lines = [
-    *grid(results, same, conditions, methods, 'test_accuracy'),
+    *grid(results, same, conditions, methods, figures.test('accuracy')),
     '| margin over the best baseline | ' + ' | '.join(row) + ' |',
     '',
     'Student test accuracy (%) picked on validation, mean ± std over seeds (seeds). `=`: the condition does not enter '
@@ -159,7 +160,7 @@ def markdown(results: dict, same: set, conditions: list[str], methods: list[str]
     '',
     'Student test accuracy (%) of the last round (a collapsed method shows here):',
     '',
-    *grid(results, same, conditions, methods, 'last_test_accuracy'),
+    *grid(results, same, conditions, methods, str(figures.Figure('accuracy', last=True))),
   ]
   return '\n'.join(lines)
 
@@ -170,7 +171,9 @@ def _per_method(results: dict, same: set, condition: str, methods: list[str]) ->
   for m in methods:
     r = results.get(('defaults', m) if (condition, m) in same else (condition, m))
     if r and r['final'] is not None:
-      out[m] = [p['final']['student']['test_accuracy'] for p in r['per_seed'] if p['final']['student'] is not None]
+      out[m] = [
+        p['final']['student'][figures.test('accuracy')] for p in r['per_seed'] if p['final']['student'] is not None
+      ]
   return out
 
 

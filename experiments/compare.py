@@ -21,6 +21,7 @@ import ml_collections
 import numpy as np
 
 from adjax import config as config_lib
+from adjax import figures
 from adjax import parallel
 from adjax import train
 from experiments import cli
@@ -47,8 +48,8 @@ def _table(rows: dict[str, list[dict]], n_train: int) -> str:
   for method, all_runs in rows.items():
     runs = [r for r in all_runs if r['final'] is not None]  # diverged seeds have no figures
     diverged = f' ({len(all_runs) - len(runs)} diverged)' if len(runs) < len(all_runs) else ''
-    sel = 100 * np.array([r['final']['student']['test_accuracy'] for r in runs])
-    last = 100 * np.array([r['final']['student']['last_test_accuracy'] for r in runs])
+    sel = 100 * np.array([r['final']['student'][figures.test('accuracy')] for r in runs])
+    last = 100 * np.array([r['final']['student'][str(figures.Figure('accuracy', last=True))] for r in runs])
     sel_cell, last_cell = f'{sel.mean():.2f} ± {sel.std():.2f}', f'{last.mean():.2f} ± {last.std():.2f}'
     lines.append(f'| {method} | {sel_cell} | {last_cell} | {len(runs)}{diverged} |')
   return '\n'.join(lines)
@@ -79,8 +80,8 @@ def main(argv):
         continue
       s = r['final']['student']
       print(
-        f'{method} seed {r["seed"]}: student test {s["test_accuracy"]:.4f} '
-        f'(round {s["selected_round"]} on validation), last {s["last_test_accuracy"]:.4f}',
+        f'{method} seed {r["seed"]}: student test {s[figures.test("accuracy")]:.4f} '
+        f'(round {s["selected_round"]} on validation), last {s[str(figures.Figure("accuracy", last=True))]:.4f}',
         flush=True,
       )
     print(f'{method}: {len(rows[method])} seeds in {time.perf_counter() - t0:.0f}s', flush=True)

@@ -52,14 +52,12 @@ _CHUNK = flags.DEFINE_integer(
 )
 _CONFIG = cli.define_config(os.path.join(os.path.dirname(__file__), 'configs', 'mnist.py'), 'Base config.')
 
-GENERATORS = ('student', 'teacher')
-
 
 def _summary(entry: dict, figure: str) -> dict:
   """A point's figures (``figure``: what its runs selected on); a point with diverged seeds says which round each
   diverged in."""
   out = {'diverged': entry['diverged']} if entry.get('diverged') else {}
-  for p in GENERATORS:
+  for p in figures.GENERATORS:
     final = entry['final'][p] if entry['final'] is not None else None
     if final is not None:
       for name in (figures.test(figure), figures.val(figure)):

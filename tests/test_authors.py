@@ -8,6 +8,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from adjax import config as config_lib
@@ -217,6 +218,13 @@ class DivideByBatchTest(parameterized.TestCase):
     divided.game.divide_by_batch = True
     self.assertEqual(path(other_term), path(c))  # the same teacher serves another distillation term
     self.assertNotEqual(path(divided), path(c))  # a teacher trained on divided cross-entropy is another teacher
+    self.assertEqual(os.path.basename(path(c)), 'teacher_506208a2d713fd3a')  # pinned: a change of key is deliberate
+    older = ml_collections.ConfigDict(c.to_dict())  # a config from before the text group and divide_by_batch
+    del older['text'], older.game['divide_by_batch']
+    self.assertEqual(path(older), path(c))  # the teachers it cached stay valid
+    other_k = c.copy_and_resolve_references()
+    other_k.rank_k = 5
+    self.assertNotEqual(path(other_k), path(c))  # an added field set away from its default is another teacher
 
 
 # Another value of every field of the game group that is not a swept weight (those are arrays in the state).

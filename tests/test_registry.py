@@ -18,6 +18,7 @@ from adjax import config as config_lib
 from adjax import fields
 from adjax import game as game_lib
 from adjax import methods
+from adjax import models
 from adjax import sweeps
 from adjax import train
 from adjax import values
@@ -148,6 +149,7 @@ class DeclaredEntriesTest(absltest.TestCase):
     np.testing.assert_allclose(
       values.role_log_probs('fake_detector', h, y)[:, 0], values.role_log_probs('binary', h, y)[:, 1]
     )
+    self.addCleanup(methods.METHODS.pop, 'ngan_fake', None)
     adjax.register_method('ngan_fake', adjax.Method(players=('discriminator', 'student'), discriminator='fake_detector',
                                                     adversarial=(1.0, 1.0, 0.0)))  # fmt: skip
     with self.assertRaisesRegex(ValueError, "discriminator='no_such_kind' is not None or one of .*fake_detector"):
@@ -170,6 +172,7 @@ class DeclaredEntriesTest(absltest.TestCase):
       return None if shape[:2] == (28, 28) else f'needs 28x28, got {shape}'
 
     adjax.register_model('tiny_square', make, accepts=accepts)
+    self.addCleanup(models.MODELS.pop, 'tiny_square')  # other tests list the registered models
     c = tiny_config('adim')
     c.discriminator.model = 'tiny_square'
     game = game_lib.build(config_lib.validate(c), 10)

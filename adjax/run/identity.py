@@ -126,20 +126,24 @@ def computation(closed_jaxprs, arrays=()) -> str:
   for closed in closed_jaxprs:
     h.update(str(closed.jaxpr).encode())
   for const in [*(c for closed in closed_jaxprs for c in closed.consts), *arrays]:
-    key = jnp.issubdtype(const.dtype, jax.dtypes.prng_key)
+    key = jnp.issubdtype(jnp.result_type(const), jax.dtypes.prng_key)
     a = np.ascontiguousarray(np.asarray(jax.random.key_data(const) if key else const))
     h.update(f'{a.dtype}{a.shape}'.encode() + a.tobytes())
   return h.hexdigest()[:16]
 
 
 def describe_optimizer(opt, params=None) -> dict:
-  """An optax transformation's identity: ``computation`` of its update and its initial state on ``params``
-  (zeros shaped like a player's parameters; a probe tree by default: injected hyperparameters are values there),
-  so a learning rate or a momentum written into the code counts."""
+  """An optax transformation's identity: digests of its initial state on ``params`` (zeros shaped like a
+  player's parameters; a probe tree by default: injected hyperparameters are values there) and of the jaxpr of its
+  update, constants included (a learning rate or a momentum written into the code is a literal or a constant).
+  Its bytes are those recorded since optimizers had identities (so runs with them still resume)."""
   params = _PROBE_PARAMS if params is None else params
   state = opt.init(params)
   closed = jax.make_jaxpr(opt.update)(params, state, params)
-  return {'type': describe(opt.update), 'computation': computation([closed], jax.tree.leaves(state))}
+  h = hashlib.sha256(str(closed.jaxpr).encode())
+  for leaf in [*closed.consts, *jax.tree.leaves(state)]:
+    h.update(np.ascontiguousarray(np.asarray(leaf)).view(np.uint8))
+  return {'type': describe(opt.update), 'computation': h.hexdigest()[:16]}
 
 
 def programs(game: game_lib.Game, split: game_lib.Split) -> str:

@@ -24,17 +24,15 @@ from adjax.errors import ConfigError
 from adjax.run import members as members_lib
 from adjax.run import results as results_lib
 from adjax.run import teacher as teacher_lib
-from adjax.run.results import evaluate
-from adjax.run.results import params
 
 
 class Loop:
   """What every round of a run needs (programs, data on the device, writers) and the round itself."""
 
   def __init__(self, run, programs: rounds.Programs, members: members_lib.Members, sigterm):
-    self.run, self.game, self.programs, self.members, self.sigterm = run, run.game, programs, members, sigterm
+    self.run, self.game, self.programs, self.members, self.sigterm = run, run.setup.game, programs, members, sigterm
     self.train, self.val = members.data('train'), members.data('val')
-    self.metric = results_lib.select_metric(run.config, members.splits)  # what selects parameters on validation
+    self.metric = run.setup.metric  # what selects parameters on validation
     self.key = figures.val(self.metric)
     self.ckpt = checkpoint.Checkpoints(os.path.join(run.workdir, 'checkpoints'))
     self.writer = metric_writer.MetricWriter(os.path.join(run.workdir, 'tensorboard'), enabled=parallel.is_writer())
@@ -46,8 +44,8 @@ class Loop:
   def tag(self, i: int) -> str:
     """Member ``i``'s prefix in TensorBoard and the log: its sweep point and seed."""
     run = self.run
-    names = [f'{k}={v:g}' for k, v in run.overrides[i].items()]
-    names += [f'seed_{run.configs[i].seed}'] if run.num_seeds > 1 else []
+    names = [f'{k}={v:g}' for k, v in run.setup.overrides[i].items()]
+    names += [f'seed_{run.setup.configs[i].seed}'] if run.setup.num_seeds > 1 else []
     return ''.join(n + '/' for n in names)
 
   def _stop_if_preempted(self, round_: int) -> None:
@@ -66,20 +64,22 @@ class Loop:
     """``(state, best, meta)``: the newest intact checkpoint's, or round 0's (frozen teacher, pretraining)."""
     run, members = self.run, self.members
     example = {k: a[:1] for k, a in members.splits.pool.items()}
-    one = members_lib.init_member(self.game, run.configs[0], example)
+    one = members_lib.init_member(self.game, run.setup.configs[0], example)
     stacked = lambda a: jax.ShapeDtypeStruct((members.count, *np.shape(a)), np.asarray(a).dtype)
-    restored = _restore_latest(self.ckpt, jax.tree.map(stacked, {'state': one, 'best': params(one)}), run.workdir)
+    restored = _restore_latest(
+      self.ckpt, jax.tree.map(stacked, {'state': one, 'best': results_lib.params(one)}), run.workdir
+    )
     if restored is not None:
       arrays, meta = restored
       meta.setdefault('diverged', [None] * members.count)
       arrays = members.put(arrays)
       return arrays['state'], arrays['best'], meta
     t0 = time.perf_counter()
-    state = members.put_each(lambda i: members_lib.init_member(self.game, run.configs[i], example))
+    state = members.put_each(lambda i: members_lib.init_member(self.game, run.setup.configs[i], example))
     state = teacher_lib.frozen(run, state, members, self.programs, self.metric)
     state, metrics = self.programs.pretrain(state, self.train, False, 0)
-    val = evaluate(self.programs.accuracy, params(state), self.val, members)
-    best = {p: jax.tree.map(jnp.copy, a) for p, a in params(state).items()}
+    val = results_lib.evaluate(self.programs.accuracy, results_lib.params(state), self.val, members)
+    best = {p: jax.tree.map(jnp.copy, a) for p, a in results_lib.params(state).items()}
     metrics = members.get(metrics)
     history = [[{'round': 0, **results_lib.round_scalars(metrics, val, i)}] for i in range(members.count)]
     params_finite_S = members.get(_all_finite(best))
@@ -90,7 +90,7 @@ class Loop:
       'diverged': [None if ok else 0 for ok in finite],
       'seconds': [time.perf_counter() - t0],
     }
-    _check_members(meta, history, 0, self.tag, stop_when_all=not run.sweep)
+    _check_members(meta, history, 0, self.tag, stop_when_all=not run.setup.sweep)
     for i in np.flatnonzero(finite):
       self.writer.write_scalars(0, {self.tag(i) + k: v for k, v in history[i][0].items()})
     self._save(0, state, best, meta)
@@ -115,15 +115,15 @@ class Loop:
     t0 = time.perf_counter()
     active = np.array([d is None for d in meta['diverged']])
     state, metrics = self.programs.play_round(state, self.train, members.put(active))
-    trained = {p: v for p, v in params(state).items() if p not in self.game.method.frozen}
-    val = {**evaluate(self.programs.accuracy, trained, self.val, members), **self._frozen_figures(meta)}
+    trained = {p: v for p, v in results_lib.params(state).items() if p not in self.game.method.frozen}
+    val = {**results_lib.evaluate(self.programs.accuracy, trained, self.val, members), **self._frozen_figures(meta)}
     metrics = members.get(metrics)
     finite = metrics.pop('finite')
     history = [[{'round': round_, **results_lib.round_scalars(metrics, val, i)}] for i in range(members.count)]
     for i in np.flatnonzero(active):
       if not finite[i] or _nonfinite(history[i][0]):
         meta['diverged'][i] = round_
-    _check_members(meta, history, round_, self.tag, stop_when_all=not self.run.sweep)
+    _check_members(meta, history, round_, self.tag, stop_when_all=not self.run.setup.sweep)
     live = np.array([d is None for d in meta['diverged']])
     for i in np.flatnonzero(live):
       meta['history'][i].append(history[i][0])
@@ -138,15 +138,15 @@ class Loop:
     meta['seconds'].append(time.perf_counter() - t0)
     live_last = [meta['history'][i][-1] for i in np.flatnonzero(live)]
     if parallel.is_writer():
-      metric_writer.log_round(round_, self.run.config.rounds, live_last, meta['seconds'], self.metric)
+      metric_writer.log_round(round_, self.run.setup.config.rounds, live_last, meta['seconds'], self.metric)
     self._save(round_, state, best, meta)
     return state, best
 
   def test(self, state, best) -> dict:
     """Each generator's per-member test figures ``(selected on validation, last round)``."""
     test = self.members.data('test')
-    selected = evaluate(self.programs.accuracy, best, test, self.members)
-    last = evaluate(self.programs.accuracy, params(state), test, self.members)
+    selected = results_lib.evaluate(self.programs.accuracy, best, test, self.members)
+    last = results_lib.evaluate(self.programs.accuracy, results_lib.params(state), test, self.members)
     return {p: (selected[p], last[p]) for p in best}
 
 

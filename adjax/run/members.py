@@ -1,5 +1,6 @@
 """Where a run's members live: their initial states, their data (one shared pool, each member's indices) and their
-arrays on the mesh (padded to a multiple of its ``members`` axis with copies of member 0, never reported)."""
+arrays on the mesh (padded to a multiple of its ``members`` axis with copies of member 0, never reported).
+Checkpoints hold only the real members (``Members.get``), so a run resumes on another number of devices."""
 
 import functools
 

@@ -7,10 +7,13 @@ run is recognised by exactly what would train it.
 import dataclasses
 import os
 
+from absl import logging
 import ml_collections
 
 from adjax import checkpoint
+from adjax import config as config_lib
 from adjax import data as data_lib
+from adjax import parallel
 from adjax import workdir as workdir_lib
 from adjax.errors import ConfigError
 from adjax.run import identity as identity_lib
@@ -18,11 +21,12 @@ from adjax.run import setup as setup_lib
 
 
 @dataclasses.dataclass(frozen=True)
-class Run(setup_lib.Setup):
+class Run:
   """What one call of ``train_and_evaluate`` works on, checked: the ``Setup``, its workdir and its identity."""
 
-  workdir: str = ''
-  identity: dict = dataclasses.field(default_factory=dict)
+  setup: setup_lib.Setup
+  workdir: str
+  identity: dict
 
 
 def prepare(
@@ -37,10 +41,12 @@ def prepare(
   outputs and identity (not the resume: ``identity.check_resume``)."""
   nets, optimizers = dict(nets or {}), dict(optimizers or {})
   checked = setup_lib.check(config, sweep, nets, optimizers)
-  _check_workdir(workdir, checked[0])
+  for option in config_lib.unused_options(checked.config) if parallel.is_writer() else ():
+    logging.warning('%s: method=%s does not read it; it changes nothing', option, checked.config.method)
+  parallel.check(checked.config)
+  _check_workdir(workdir, checked.config)
   s = setup_lib.with_data(checked, sweep, data, nets, optimizers)
-  identity = identity_lib.identity(s.source, s.game, s.splits, optimizers)
-  return Run(**{f.name: getattr(s, f.name) for f in dataclasses.fields(s)}, workdir=workdir, identity=identity)
+  return Run(s, workdir, identity_lib.identity(s.source, s.game, s.splits, optimizers))
 
 
 def _check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:

@@ -65,10 +65,10 @@ def round_scalars(metrics: dict, val: dict, seed_index: int) -> dict[str, float]
 
 def build(run, members, meta: dict, test: dict, metric: str) -> dict:
   """``results.json``: ``test`` holds each generator's per-member test figures ``(selected, last)``."""
-  config, sweep, overrides = run.config, run.sweep, run.overrides
+  config, sweep, overrides = run.setup.config, run.setup.sweep, run.setup.overrides
   key = figures.val(metric)
   per_seed = []
-  for i, c in enumerate(run.configs):
+  for i, c in enumerate(run.setup.configs):
     entry = {'seed': c.seed, **({'overrides': overrides[i]} if sweep else {})}
     if meta['diverged'][i] is not None:  # its figures would be those of a broken run: none are reported
       per_seed.append({**entry, 'diverged_round': meta['diverged'][i], 'final': None, 'history': meta['history'][i]})
@@ -85,16 +85,16 @@ def build(run, members, meta: dict, test: dict, metric: str) -> dict:
     per_seed.append({**entry, 'final': final, 'history': meta['history'][i]})
   return {
     'method': config.method,
-    'dataset': run.source.name,
+    'dataset': run.setup.source.name,
     'n_train': config.n_train,
     'n_val': int(members.splits.index['val'].shape[-1]),
     'n_test': int(members.splits.index['test'].shape[-1]),
     'seed': config.seed,
-    'num_seeds': run.num_seeds,
+    'num_seeds': run.setup.num_seeds,
     'rounds': config.rounds,
     'seconds_per_round': meta['seconds'],
     # One seed: its figures; several: mean and std over the seeds that did not diverge (each under per_seed).
-    **_group(per_seed, run.num_seeds, sweep),
+    **_group(per_seed, run.setup.num_seeds, sweep),
     'per_seed': per_seed,
     'config': json.loads(config.to_json()),
     'identity': run.identity,

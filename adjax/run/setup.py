@@ -19,8 +19,9 @@ same functions; README "Your own loop" shows a loop that reproduces it::
 """
 
 import dataclasses
+import functools
+from typing import NamedTuple
 
-from absl import logging
 import jax
 import ml_collections
 
@@ -52,45 +53,56 @@ class Setup:
     """The members' initial states stacked on a leading member axis (host arrays), as the trainer's round 0."""
     return members_lib.init_members(self.game, self.configs, {k: a[:1] for k, a in self.splits.pool.items()})
 
+  @functools.cached_property
+  def members(self) -> members_lib.Members:
+    """The members on one device, as the trainer places them (the pool placed once)."""
+    return members_lib.Members(parallel.single_device(), len(self.configs), self.splits)
+
   def data(self, split: str) -> game_lib.Data:
-    """``train``, ``val`` or ``test`` as the programs read it (the members' indices into the shared pool)."""
-    return self.splits.data(split)
+    """``train``, ``val`` or ``test`` as the programs read it: the pool (on the device, placed once) and the
+    members' indices into it."""
+    return self.members.data(split)
 
   def programs(self) -> rounds.Programs:
     """The jitted ``(pretrain, play_round, accuracy)`` on one device (``rounds.compile_fns``)."""
     return rounds.compile_fns(self.game)
 
-  @property
+  @functools.cached_property
   def metric(self) -> str:
     """The validation figure that selects parameters (``select_metric``; ``accuracy`` for class labels)."""
     return results_lib.select_metric(self.config, self.splits)
 
 
-def check(
-  config: ml_collections.ConfigDict, sweep: list[dict] | None, nets: dict, optimizers: dict
-) -> tuple[ml_collections.ConfigDict, list[ml_collections.ConfigDict], list[dict]]:
-  """What needs no data: the validated config, each member's config and sweep point."""
+class Checked(NamedTuple):
+  """What ``check`` finds without data: the validated config, and each member's config and sweep point."""
+
+  config: ml_collections.ConfigDict
+  configs: list[ml_collections.ConfigDict]
+  overrides: list[dict]
+
+
+def check(config: ml_collections.ConfigDict, sweep: list[dict] | None, nets: dict, optimizers: dict) -> Checked:
+  """Every check that needs no data: the config, the players given, the sweep."""
   config = config_lib.validate(config)
-  for option in config_lib.unused_options(config) if parallel.is_writer() else ():
-    logging.warning('%s: method=%s does not read it; it changes nothing', option, config.method)
-  parallel.check(config)
   game_lib.check_players(config, nets, optimizers)
   points = sweeps.check_sweep(config, sweep, optimizers) if sweep else [config]
   seeds = [config.seed + i for i in range(config.num_seeds)]
   configs = [sweeps.with_overrides(c, {'seed': seed}) for c in points for seed in seeds]
-  return config, configs, [point for point in (sweep or [{}]) for _ in seeds]
+  return Checked(config, configs, [point for point in (sweep or [{}]) for _ in seeds])
 
 
-def with_data(checked, sweep, data: data_lib.Source | None, nets: dict, optimizers: dict) -> Setup:
-  """``check``'s output with the data read and split, the networks' outputs checked and the game built."""
+def with_data(checked: Checked, sweep, data: data_lib.Source | None, nets: dict, optimizers: dict) -> Setup:
+  """``check``'s output with the data read and split, the inputs and the networks' outputs checked and the game
+  built."""
   config, configs, overrides = checked
   source = data if data is not None else data_lib.read(config)
   game_lib.check_inputs(config, source, tuple(nets))
   splits = members_lib.load_members(configs, source)
-  results_lib.select_metric(config, splits)
   _check_outputs(nets, splits)
   game = game_lib.build(config, splits.num_classes, nets, optimizers, splits.vocab_size)
-  return Setup(config, sweep, configs, overrides, config.num_seeds, source, splits, game)
+  setup = Setup(config, sweep, configs, overrides, config.num_seeds, source, splits, game)
+  setup.metric  # noqa: B018  (checked here: select_metric against what the data gives)
+  return setup
 
 
 def setup(

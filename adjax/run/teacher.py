@@ -23,10 +23,14 @@ def cache_path(config: ml_collections.ConfigDict, seed: int, identity: dict) -> 
   """Where the frozen teacher of ``config``'s ``seed`` is cached: a digest of all that trains it, data included.
 
   Every config field declared to train the teacher (``adjax.fields``; a
-  field not declared counts) is in it, so a field added later makes a cache
-  miss (the teacher is trained again), never a stale teacher.
+  field not declared counts) is in it, so a field unknown here makes a cache
+  miss (the teacher is trained again), never a stale teacher. A field
+  declared ``added`` enters only when set away from its default: the
+  teachers cached before it existed stay valid.
   """
-  key = fields.computed(config, teacher=False)
+  declared = fields.fields()
+  at_default = lambda name, value: name in declared and declared[name].added and value == declared[name].default
+  key = {n: v for n, v in fields.computed(config, teacher=False).items() if not at_default(n, v)}
   key.update(
     seed=seed,
     segments=rounds.FROZEN_SEGMENTS,
@@ -64,9 +68,9 @@ def frozen(run, state, members: members_lib.Members, programs: rounds.Programs, 
   It trains in ``rounds.FROZEN_SEGMENTS`` segments; each member keeps its
   parameters with the best validation ``metric`` after any segment.
   """
-  if not run.game.method.frozen:
+  if not run.setup.game.method.frozen:
     return state
-  paths = [cache_path(c, c.seed, run.identity) for c in run.configs] if run.config.teacher_cache else []
+  paths = [cache_path(c, c.seed, run.identity) for c in run.setup.configs] if run.setup.config.teacher_cache else []
   loaded = _load(paths, state, members)
   if loaded is not None:
     return loaded
