@@ -15,6 +15,7 @@ from typing import NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from adjax import augment
@@ -366,7 +367,9 @@ def compile_fns(game: Game, mesh: jax.sharding.Mesh | None = None) -> Programs:
     return jitted[0](jax.device_put(state, split), jax.device_put(data, data_split), frozen, segment)
 
   def run_round(state, data, active=None):
-    active = None if active is None else jax.device_put(active, split)
+    if active is None:  # every member active: the same compiled program as a caller passing the mask
+      active = np.ones(jax.tree.leaves(state)[0].shape[0], bool)
+    active = jax.device_put(active, split)
     return jitted[1](jax.device_put(state, split), jax.device_put(data, data_split), active)
 
   def run_accuracy(player, params, data):

@@ -11,12 +11,10 @@ import ml_collections
 
 from adjax import data as data_lib
 from adjax import parallel
-from adjax import rounds
 from adjax import workdir as workdir_lib
 from adjax.errors import ConfigError
 from adjax.run import identity as identity_lib
 from adjax.run import loop as loop_lib
-from adjax.run import members as members_lib
 from adjax.run import preflight
 from adjax.run import results as results_lib
 from adjax.run import setup as setup_lib
@@ -74,9 +72,8 @@ def _run(run: preflight.Run, sigterm) -> dict:
   config_path = os.path.join(run.workdir, 'config.json')
   if parallel.is_writer() and not os.path.exists(config_path):
     workdir_lib.write_json(config_path, identity_lib.run_json(run.setup.config, run.setup.sweep, run.identity))
-  mesh = parallel.make_mesh(run.setup.config, len(run.setup.configs))
-  members = members_lib.Members(mesh, len(run.setup.configs), run.setup.splits)
-  loop = loop_lib.Loop(run, rounds.compile_fns(run.setup.game, mesh), members, sigterm)
+  members = run.setup.members
+  loop = loop_lib.Loop(run, run.setup.programs(), members, sigterm)
   try:
     state, best, meta = loop.start()
     for r in range(int(members.get(state['round'])[0]), run.setup.config.rounds):

@@ -75,7 +75,7 @@ class Loop:
       arrays = members.put(arrays)
       return arrays['state'], arrays['best'], meta
     t0 = time.perf_counter()
-    state = members.put_each(lambda i: members_lib.init_member(self.game, run.setup.configs[i], example))
+    state = run.setup.init()
     state = teacher_lib.frozen(run, state, members, self.programs, self.metric)
     state, metrics = self.programs.pretrain(state, self.train, False, 0)
     val = results_lib.evaluate(self.programs.accuracy, results_lib.params(state), self.val, members)

@@ -50,13 +50,20 @@ class Setup:
   game: game_lib.Game  # the config's, with the user's networks and optimizers
 
   def init(self):
-    """The members' initial states stacked on a leading member axis (host arrays), as the trainer's round 0."""
-    return members_lib.init_members(self.game, self.configs, {k: a[:1] for k, a in self.splits.pool.items()})
+    """The members' initial states stacked on a leading member axis, placed on ``mesh`` as the trainer's round 0."""
+    example = {k: a[:1] for k, a in self.splits.pool.items()}
+    return self.members.put_each(lambda i: members_lib.init_member(self.game, self.configs[i], example))
+
+  @functools.cached_property
+  def mesh(self) -> jax.sharding.Mesh:
+    """The devices the members run on, as the trainer chooses them (``mesh`` fields; one device on a CPU)."""
+    parallel.check(self.config)
+    return parallel.make_mesh(self.config, len(self.configs))
 
   @functools.cached_property
   def members(self) -> members_lib.Members:
-    """The members on one device, as the trainer places them (the pool placed once)."""
-    return members_lib.Members(parallel.single_device(), len(self.configs), self.splits)
+    """The members on ``mesh``, as the trainer places them (the pool placed once)."""
+    return members_lib.Members(self.mesh, len(self.configs), self.splits)
 
   def data(self, split: str) -> game_lib.Data:
     """``train``, ``val`` or ``test`` as the programs read it: the pool (on the device, placed once) and the
@@ -64,8 +71,9 @@ class Setup:
     return self.members.data(split)
 
   def programs(self) -> rounds.Programs:
-    """The jitted ``(pretrain, play_round, accuracy)`` on one device (``rounds.compile_fns``)."""
-    return rounds.compile_fns(self.game)
+    """The jitted ``(pretrain, play_round, accuracy)`` over the members on ``mesh`` (``rounds.compile_fns``: the
+    trainer's programs, compiled once per game and mesh)."""
+    return rounds.compile_fns(self.game, self.mesh)
 
   @functools.cached_property
   def metric(self) -> str:
