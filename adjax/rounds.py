@@ -373,6 +373,9 @@ def compile_fns(game: Game, mesh: jax.sharding.Mesh | None = None) -> Programs:
     return jitted[1](jax.device_put(state, split), jax.device_put(data, data_split), active)
 
   def run_accuracy(player, params, data):
+    if player not in game.nets:
+      players = ', '.join(game.method.present)
+      raise ValueError(f"player {player!r} is not one of method={game.config.method}'s players: {players}")
     return jitted[2](player, jax.device_put(params, split), jax.device_put(data, data_split))
 
   for program, fn in zip(jitted, (run_pretrain, run_round, run_accuracy)):

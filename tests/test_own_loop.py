@@ -27,6 +27,7 @@ class OwnLoopTest(absltest.TestCase):
     with contextlib.redirect_stdout(out):
       exec(compile(script, 'README own loop', 'exec'), scope)
     config = scope['config']
+    self.assertRegex(out.getvalue(), r'^round 0:  val 0\.\d{3}  test 0\.\d{3}\n')
     self.assertRegex(out.getvalue(), r'round 4: student loss \d+\.\d{3}  val 0\.\d{3}  test 0\.\d{3}\n')
     results = adjax.train_and_evaluate(config, self.create_tempdir().full_path)
     curve = scope['curve']
@@ -40,6 +41,10 @@ class OwnLoopTest(absltest.TestCase):
     self.assertLen(s.configs, 4)
     self.assertEqual(s.data('train')['index'].shape, (4, 50))
     np.testing.assert_allclose(s.init()['hparams']['nu'], [0.5, 0.5, 2.0, 2.0])
+    with self.assertRaisesRegex(ValueError, "split 'valid' is not one of train, val, test"):
+      s.data('valid')
+    with self.assertRaisesRegex(ValueError, "player 'teacher' is not one of method=student's players: student"):
+      adjax.setup(tiny_config('student')).programs().accuracy('teacher', {}, s.data('val'))
 
 
 if __name__ == '__main__':

@@ -68,6 +68,8 @@ class Setup:
   def data(self, split: str) -> game_lib.Data:
     """``train``, ``val`` or ``test`` as the programs read it: the pool (on the device, placed once) and the
     members' indices into it."""
+    if split not in self.splits.index:
+      raise ValueError(f'split {split!r} is not one of {", ".join(self.splits.index)}')
     return self.members.data(split)
 
   def programs(self) -> rounds.Programs:
