@@ -84,6 +84,10 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       f'game.distill_terms.{term}={replacement!r} reads other weight fields than {term!r}; valid replacements: '
       + ', '.join(n for n, d in methods.DISTILLATION.items() if (d.weights, d.reads) == (old.weights, old.reads)),
     )
+  term = methods.resolved(method, g).distill
+  for option in methods.DISTILLATION[term].options if term else ():
+    _require(option in g, f'method={c.method} uses distillation term {term!r}, whose option game.{option} this '
+             'config lacks: register the term before building the config, or give the field')  # fmt: skip
   _one_of('game.baseline', g.baseline, estimators.BASELINES)
   _one_of('game.distillation', g.distillation, losses.DISTILLATION_FORMS)
   _one_of('game.heads', g.heads, (2, 3))

@@ -227,6 +227,10 @@ def register_distillation(name: str, term: Distillation) -> None:
   for field in (*term.weights.values(), *term.reads):
     if field not in WEIGHTS:
       raise ValueError(f'distillation term {name!r} reads game.{field}, which is not a registered weight')
+  for option in term.options:  # bound as a Python value: a swept weight would keep its base value at every point
+    if option in WEIGHTS:
+      raise ValueError(f'distillation term {name!r}: option game.{option} is a weight (an array in the state); '
+                       'name it in reads, not options')  # fmt: skip
   DISTILLATION[name] = term
 
 

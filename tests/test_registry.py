@@ -181,3 +181,18 @@ class DeclaredEntriesTest(absltest.TestCase):
     x, y = np.zeros((40, 8, 8), np.float32), np.arange(40) % 4
     with self.assertRaisesRegex(config_lib.ConfigError, r'discriminator.model=tiny_square needs 28x28, got \(8, 8\)'):
       adjax.setup(c, data=adjax.from_arrays(x, y, x[:8], y[:8]))
+
+
+class DistillationOptionsTest(absltest.TestCase):
+  def test_an_option_that_is_a_weight_or_not_a_field_is_refused(self):
+    loss = lambda target, logits, y, *, nu: nu * jnp.sum((target - logits) ** 2, -1)
+    with self.assertRaisesRegex(ValueError, 'option game.nu is a weight .* name it in reads'):
+      adjax.register_distillation('swept_option', adjax.Distillation(loss, options=('nu',)))
+    self.assertNotIn('swept_option', methods.DISTILLATION)
+    unknown = lambda target, logits, y, *, sharpness: sharpness * jnp.sum((target - logits) ** 2, -1)
+    adjax.register_distillation('sharp', adjax.Distillation(unknown, options=('sharpness',)))
+    self.addCleanup(methods.DISTILLATION.pop, 'sharp')
+    adjax.register_method('sharp_codis', adjax.Method(players=('teacher', 'student'), distill='sharp'))
+    self.addCleanup(methods.METHODS.pop, 'sharp_codis')
+    with self.assertRaisesRegex(config_lib.ConfigError, "term 'sharp', whose option game.sharpness this config lacks"):
+      config_lib.validate(tiny_config('sharp_codis'))
