@@ -191,9 +191,7 @@ def register_estimator(name: str, estimator: Estimator) -> None:
 
 
 def _lookup(estimator: str) -> Estimator:
-  if estimator not in ESTIMATORS:
-    raise ValueError(f'unknown estimator {estimator!r}; valid: {", ".join(ESTIMATORS)}')
-  return ESTIMATORS[estimator]
+  return registry.lookup('estimator', ESTIMATORS, estimator)
 
 
 def surrogate(

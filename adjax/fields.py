@@ -243,13 +243,16 @@ def get_config() -> ml_collections.ConfigDict:
 def leaves(config: ml_collections.ConfigDict | dict, prefix: str = '') -> Iterator[tuple[str, Any]]:
   """``(dotted name, value)`` of a config's fields: a declared field is one leaf even when its value is a dict."""
   declared = fields()
-  items = config.items() if isinstance(config, dict) else config.to_dict().items()
-  for key, value in items:
-    name = f'{prefix}{key}'
-    if isinstance(value, dict) and name not in declared:
-      yield from leaves(value, f'{name}.')
-    else:
-      yield name, value
+
+  def walk(tree: dict, prefix: str):
+    for key, value in tree.items():
+      name = f'{prefix}{key}'
+      if isinstance(value, dict) and name not in declared:
+        yield from walk(value, f'{name}.')
+      else:
+        yield name, value
+
+  yield from walk(config if isinstance(config, dict) else config.to_dict(), prefix)
 
 
 def computed(config: ml_collections.ConfigDict | dict, **roles) -> dict[str, Any]:

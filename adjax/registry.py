@@ -1,4 +1,5 @@
-"""What every registry (methods, weights, distillation terms, estimators, models, datasets) checks on a new entry."""
+"""What every registry (methods, weights, distillation terms, estimators, discriminator kinds, models, datasets)
+checks on a new entry, and its lookup by name."""
 
 
 def is_new(kind: str, table: dict, name: str, entry) -> bool:
@@ -15,3 +16,10 @@ def is_new(kind: str, table: dict, name: str, entry) -> bool:
       f'(registered: {", ".join(table)})'
     )
   return name not in table
+
+
+def lookup(kind: str, table: dict, name: str):
+  """``table[name]``; ``ValueError`` naming the registered ones otherwise."""
+  if name not in table:
+    raise ValueError(f'unknown {kind} {name!r}; valid: {", ".join(table)}')
+  return table[name]

@@ -67,9 +67,7 @@ def register_discriminator_kind(name: str, kind: DiscriminatorKind) -> None:
 
 def discriminator_kind(kind: str) -> DiscriminatorKind:
   """The registered kind ``kind``; ``ValueError`` naming the valid ones otherwise."""
-  if kind not in DISCRIMINATOR_KINDS:
-    raise ValueError(f'unknown discriminator kind {kind!r}; valid: {", ".join(DISCRIMINATOR_KINDS)}')
-  return DISCRIMINATOR_KINDS[kind]
+  return registry.lookup('discriminator kind', DISCRIMINATOR_KINDS, kind)
 
 
 def role_log_probs(kind: str, h: jax.Array, y_BxK: jax.Array) -> jax.Array:
