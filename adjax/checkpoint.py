@@ -5,11 +5,9 @@ array, and a digest of the metadata itself. ``restore`` checks all three, so a c
 is reported as ``Damaged`` (the run falls back to the one before), and one written for another state as
 ``OtherLayout`` (a refusal), never restored silently.
 
-In a run of one process, a save hashes and writes in a background thread while the next round computes
-(``Checkpoints.save`` first copies the arrays: jax arrays on their device, host arrays on the host; the next
-``save``, ``wait`` or ``close`` waits for it and raises its error, so a failed write still stops the run). That copy
-costs memory as large as the state: a state larger than ``BACKGROUND_FRACTION`` of the memory it lives in (the
-device's where it reports a limit, else the machine's) is written in the foreground, from the arrays themselves.
+In a run of one process, a save hashes and writes in a background thread while the next round computes, from a
+copy of the arrays (the next ``save``, ``wait`` or ``close`` raises its error, so a failed write still stops the
+run); a state larger than ``BACKGROUND_FRACTION`` of the memory it lives in is written in the foreground.
 """
 
 from concurrent import futures
@@ -27,6 +25,8 @@ from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+
+from adjax import workdir as workdir_lib
 
 INTEGRITY = '_integrity'
 BACKGROUND_FRACTION = 0.1  # of physical memory: the largest host copy a background save may hold
@@ -46,9 +46,8 @@ def _not_orbax(record) -> bool:
 
 
 def _late_tensorstore_callback(unraisable) -> bool:
-  """After a failed read, tensorstore completes the read's other futures on orbax's already closed event loop;
-  asyncio then raises 'Event loop is closed' in a callback. Harmless (the read has failed and is reported), so it
-  is dropped rather than printed as a traceback."""
+  """After a failed read, tensorstore completes its other futures on orbax's closed event loop, and asyncio raises
+  'Event loop is closed' in a callback: harmless (the failed read is reported), so not printed as a traceback."""
   tb = unraisable.exc_traceback
   while tb is not None and tb.tb_next is not None:
     tb = tb.tb_next
@@ -217,7 +216,7 @@ class Checkpoints:
     target = os.path.join(where, str(step))
     if jax.process_index() == 0:
       os.makedirs(where, exist_ok=True)
-      target = move_aside(os.path.join(self.directory, str(step)), target)
+      target = workdir_lib.move_aside(os.path.join(self.directory, str(step)), target)
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices(f'adjax set aside {step}')
     self._manager.reload()
@@ -232,19 +231,22 @@ class Checkpoints:
       self._manager.close()
 
 
+def newest_meta(directory: str) -> tuple[int, dict] | None:
+  """``(step, metadata)`` of the newest checkpoint whose metadata is intact, read without opening the directory."""
+  for step in sorted(saved_steps(directory), reverse=True):
+    try:
+      with open(os.path.join(directory, str(step), 'meta', 'metadata')) as f:
+        meta = json.load(f)
+      if meta.pop(INTEGRITY)['meta'] == _meta_digest(meta):
+        return step, meta
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+      pass
+  return None
+
+
 def saved_steps(directory: str) -> list[int]:
   """The steps a checkpoint directory holds, without opening (or creating) it."""
   return [int(d) for d in os.listdir(directory) if d.isdigit()] if os.path.isdir(directory) else []
-
-
-def move_aside(path: str, target: str) -> str:
-  """Moves ``path`` to ``target`` (``target.1``, ``target.2``, … if taken): damaged files are kept, never deleted."""
-  free, suffix = target, 0
-  while os.path.exists(free):
-    suffix += 1
-    free = f'{target}.{suffix}'
-  shutil.move(path, free)
-  return free
 
 
 def _first_line(e: Exception) -> str:

@@ -1,5 +1,6 @@
 """Checks a run config before anything is loaded, compiled or written."""
 
+import difflib
 import math
 
 import ml_collections
@@ -32,31 +33,54 @@ def _leaves(tree: dict, prefix: str = ''):
 
 
 def unused_options(config: ml_collections.ConfigDict) -> list[str]:
-  """The game's options set away from their defaults that ``config.method`` never reads (each would change
-  nothing), as ``field=value``: the generators' estimator and reward without a discriminator (or with an estimator
-  the method forces), a ``distill_terms`` entry for a term the method does not name, and a distillation term's
-  option (``Distillation.options``: ``noisy_keep``, ``noisy_sigma``, ``distn_alpha``, ``kd_temperature``, …) that
-  the method's term does not take. Sweeps refuse unread weights (``sweeps.check_sweep``); the other fields are not
-  checked here."""
-  g, default, method = config.game, fields.get_config().game, methods.METHODS[config.method]
-  unused = []
-  if g.estimator != default.estimator and (method.discriminator is None or method.estimator is not None):
-    unused.append(f'game.estimator={g.estimator!r}')
-  if g.generator_reward != default.generator_reward and method.discriminator is None:
-    unused.append(f'game.generator_reward={g.generator_reward!r}')
-  for term, replacement in (g.get('distill_terms') or {}).items():
+  """The fields of a validated config set away from their defaults that the run never reads (each would change
+  nothing), as ``field=value``: a declared field whose ``read`` predicate (``adjax.fields``) is false, a
+  ``distill_terms`` entry for a term the method does not name, and an option of a registered distillation term
+  that the method's term does not take. Sweeps refuse unread weights (``sweeps.check_sweep``)."""
+  declared, defaults = fields.fields(), dict(fields.leaves(fields.get_config()))
+  unused = [
+    f'{name}={value!r}'
+    for name, value in fields.leaves(config)
+    if name in declared and declared[name].read and value != defaults[name] and not declared[name].read(config)
+  ]
+  method = methods.METHODS[config.method]
+  for term, replacement in (config.game.get('distill_terms') or {}).items():
     if term not in (replacement, method.distill):
       unused.append(f'game.distill_terms.{term}={replacement!r}')
-  term = methods.resolved(method, g).distill
+  term = methods.resolved(method, config.game).distill
   read = methods.DISTILLATION[term].options if term else ()
-  for name in dict.fromkeys(o for d in methods.DISTILLATION.values() for o in d.options):
-    if g[name] != default[name] and name not in read:
-      unused.append(f'game.{name}={g[name]!r}')
+  for name in _term_options():
+    if f'game.{name}' not in declared and name in config.game and name not in read:
+      unused.append(f'game.{name}={config.game[name]!r}')
   return unused
+
+
+def _term_options() -> tuple[str, ...]:
+  """Every registered distillation term's options (fields of ``game``)."""
+  return tuple(dict.fromkeys(o for d in methods.DISTILLATION.values() for o in d.options))
+
+
+def check_fields(config: ml_collections.ConfigDict) -> None:
+  """Refuses a field that is not declared (a misspelling), naming the closest declared one."""
+  declared = fields.fields()
+  known = {*declared, *(f'game.{o}' for o in _term_options())}
+  for name, _ in fields.leaves(config):
+    if name not in known:
+      close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+      hint = f'did you mean {close[0]}? ' if close else ''
+      raise ConfigError(
+        f'{name} is not a config field; {hint}declare a field of your own with adjax.fields.register_field '
+        '(README "Configuration")'
+      )
 
 
 def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Returns a copy with the method's default weights filled in, or raises ``ConfigError``."""
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ConfigError(
+      f'config must be an ml_collections.ConfigDict (adjax.get_config() and changes), got {type(config).__name__}'
+    )
+  check_fields(config)
   c = ml_collections.ConfigDict(config.to_dict())
   for field, value in _leaves(c.to_dict()):  # inf / nan in any float field: every check below would pass it
     if isinstance(value, float):
@@ -104,7 +128,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   for name in ('rotation', 'shift', 'zoom'):
     _require(c.augment[name] >= 0, f'augment.{name}={c.augment[name]} must be >= 0')
   _require(c.augment.zoom < 1, f'augment.zoom={c.augment.zoom} must be < 1')
-  _require(isinstance(c.augment.flip, bool), f'augment.flip={c.augment.flip!r} must be True or False')
+  for name in ('flip', 'user_data'):
+    _require(isinstance(c.augment[name], bool), f'augment.{name}={c.augment[name]!r} must be True or False')
   t = c.tau
   _require(t.tau0 > 0, f'tau.tau0={t.tau0} must be > 0 (a concrete temperature)')
   _require(t.tau_min > 0, f'tau.tau_min={t.tau_min} must be > 0 (a concrete temperature)')

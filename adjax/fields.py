@@ -21,6 +21,13 @@ repeats them:
   unknown here makes another program or a cache miss, never a stale one.
 - ``normalize``: how its value is compared (``game.distill_terms``: only the
   replacements count, so a term registered later is not another run).
+- ``read``: when a run reads it, a predicate of the validated config (None:
+  always). A field set away from its default that the run does not read is
+  named by ``adjax.config.unused_options`` (``data_file`` without
+  ``dataset=npz``, a teacher's learning rate for STUDENT, …).
+
+A config holds only declared fields: a misspelt one is refused, naming the
+closest. A user's own field is declared with ``register_field``.
 
 Weight fields come from the method registry (``adjax.methods.WEIGHTS``), so
 a weight registered before the config is built is declared like the others.
@@ -34,6 +41,9 @@ import ml_collections
 from ml_collections import config_dict
 
 from adjax import methods
+from adjax import models
+from adjax import registry
+from adjax import values
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +60,7 @@ class Field:
   added: bool = False
   teacher: bool = True
   normalize: Callable[[Any], Any] | None = None
+  read: Callable[[ml_collections.ConfigDict], bool] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +69,53 @@ class Group:
 
   name: str
   doc: str
+
+
+# Users' own fields (``register_field``), declared after the built-in ones.
+REGISTERED: dict[str, Field] = {}
+
+
+def register_field(field: Field) -> None:
+  """Declares a field of one's own (``Field('my.option', 0.5, 'what it does', teacher=False)``); its groups are
+  made as needed. Declare it before building the config (``adjax.get_config``)."""
+  if field.name in {d.name for d in declarations()} - set(REGISTERED):
+    raise ValueError(f"config field {field.name!r} is adjax's own; choose another name")
+  for part in field.name.split('.'):
+    registry.is_new('config field', {}, part, field)  # each part an identifier
+  if registry.is_new('config field', REGISTERED, field.name, field):
+    REGISTERED[field.name] = field
+
+
+def _method(c) -> methods.Method:
+  return methods.resolved(methods.METHODS[c.method], c.game)
+
+
+def _trains(player: str):
+  return lambda c: player in _method(c).players
+
+
+def _has(player: str):
+  return lambda c: player in _method(c).present
+
+
+def _discriminated(c) -> bool:
+  return _method(c).discriminator is not None
+
+
+def _term_option(name: str):
+  def read(c) -> bool:
+    term = _method(c).distill
+    return term is not None and name in methods.DISTILLATION[term].options
+
+  return read
+
+
+def _reads_text(c) -> bool:
+  return any(c[p].model in models.MODELS and models.MODELS[c[p].model].reads_text for p in _method(c).present)
+
+
+def _dataset(name: str):
+  return lambda c: c.dataset == name
 
 
 def _replacements(terms):
@@ -88,13 +146,16 @@ def declarations() -> tuple[Field | Group, ...]:
   field('dataset', 'mnist5k', 'mnist5k (embedded) | mnist5k_lupi | mnist5k_scenes (tags) | npz (data_file) | tfds '
         '(tfds.name)')  # fmt: skip
   field('data_file', '', '.npz with x_train, y_train, x_test, y_test [, xp_train, xp_test] (dataset=npz)',
-        compiled=False)  # fmt: skip
+        compiled=False, read=_dataset('npz'))  # fmt: skip
+  field('multi_label', False, 'data_file holds [N, K] multi-hot tags (a tag task), not class labels', added=True,
+        read=_dataset('npz'))  # fmt: skip
   tfds = group('tfds', 'a prepared TensorFlow Datasets image dataset (dataset=tfds), read without TensorFlow')
-  tfds('name', 'mnist', 'tfds dataset name, e.g. mnist or cifar10')
-  tfds('data_dir', '', "tfds data directory ('' = tfds's default)")
-  tfds('download', False, 'let tfds download and prepare it (needs the internet, often TensorFlow)')
-  tfds('train_split', 'train', 'the split train and validation are drawn from')
-  tfds('test_split', 'test', 'the test split')
+  on_tfds = dict(read=_dataset('tfds'))
+  tfds('name', 'mnist', 'tfds dataset name, e.g. mnist or cifar10', **on_tfds)
+  tfds('data_dir', '', "tfds data directory ('' = tfds's default)", **on_tfds)
+  tfds('download', False, 'let tfds download and prepare it (needs the internet, often TensorFlow)', **on_tfds)
+  tfds('train_split', 'train', 'the split train and validation are drawn from', **on_tfds)
+  tfds('test_split', 'test', 'the test split', **on_tfds)
   field('n_train', 100, 'class-balanced training subsample, drawn with the seed')
   field('n_val', 1000, 'class-balanced validation split held out of the rest (model selection)')
   field('seed', 0, 'first seed; seeds seed, seed+1, … draw data, initialise and sample', compiled=False, **untaught)
@@ -102,24 +163,29 @@ def declarations() -> tuple[Field | Group, ...]:
         'mesh.members says)', compiled=False, **untaught)  # fmt: skip
   field('rounds', 40, 'rounds of Algorithm 1 after pretraining', compiled=False, resumable=True, **untaught)
   field('batch_size', 10, 'examples per update')
-  field('k_d', 20, 'discriminator updates per round (the authors count passes over the data instead)', **untaught)
-  field('k_t', 10, 'teacher updates per round', **untaught)
-  field('k_s', 10, 'student updates per round', **untaught)
+  field('k_d', 20, 'discriminator updates per round (the authors count passes over the data instead)',
+        read=_trains('discriminator'), **untaught)  # fmt: skip
+  field('k_t', 10, 'teacher updates per round', read=_trains('teacher'), **untaught)
+  field('k_s', 10, 'student updates per round', read=_trains('student'), **untaught)
   field('teacher_cache', '', "where two-phase baselines keep trained teachers for reuse ('' = no cache)",
         compiled=False, place=True, **untaught)  # fmt: skip
   pretrain = group('pretrain', 'supervised pretraining steps before round 1')
-  pretrain('student', 400, 'student cross-entropy steps', **untaught)
-  pretrain('teacher', 400, 'teacher cross-entropy steps', **untaught)
-  pretrain('discriminator', 100, 'discriminator steps against the pretrained generators', **untaught)
-  pretrain('frozen_teacher', 2000, "the two-phase baselines' teacher: all the training it has")
+  pretrain('student', 400, 'student cross-entropy steps', read=_trains('student'), **untaught)
+  pretrain('teacher', 400, 'teacher cross-entropy steps', read=_trains('teacher'), **untaught)
+  pretrain('discriminator', 100, 'discriminator steps against the pretrained generators',
+           read=_trains('discriminator'), **untaught)  # fmt: skip
+  pretrain('frozen_teacher', 2000, "the two-phase baselines' teacher: all the training it has",
+           read=lambda c: bool(_method(c).frozen))  # fmt: skip
   augment = group('augment', 'on-device augmentation of every training minibatch (images only); all 0 = off')
   augment('rotation', 10.0, 'rotation by U(±rotation) degrees')
   augment('shift', 2.0, 'shift by U(±shift) pixels')
   augment('zoom', 0.1, 'zoom by U(1 ± zoom)')
   augment('flip', False, 'mirror half the images left-right (CIFAR-10, not digits)')
+  augment('user_data', False, "augment a user's data too (from_arrays, data_file, a registered dataset); the built-in "
+          'datasets (mnist5k, mnist5k_lupi, tfds) always are', added=True)  # fmt: skip
   field('subtract_pixel_mean', False, "subtract the training subsample's per-pixel mean from every split (CIFAR-10)")
   for player, model, lr in (('student', 'mlp', 5e-4), ('teacher', 'lenet', 5e-4), ('discriminator', 'lenet', 1e-3)):
-    roles = dict(teacher=player == 'teacher')
+    roles = dict(teacher=player == 'teacher', read=_has(player))
     g = group(player, f'the {player}')
     g('model', model, 'a network of adjax.models.MODELS (or nets= from Python)', **roles)
     g('learning_rate', lr, 'Adam learning rate (an array in the state: sweepable)', sweepable=True, **roles)
@@ -129,17 +195,21 @@ def declarations() -> tuple[Field | Group, ...]:
     value = config_dict.placeholder(float) if weight.default is None else weight.default
     defaults = ', '.join(f'{m} {d.defaults[name]:.4g}' for m, d in methods.METHODS.items() if name in d.defaults)
     doc = weight.doc + (f'; unset: the method default ({defaults})' if defaults else '')
-    game(name, value, doc, sweepable=True, **untaught)
+    game(name, value, doc, sweepable=True, read=lambda c, name=name: name in _method(c).weight_fields(), **untaught)
   game('distillation', 'kl', 'the form of L_KD: kl | l2 (on logits) | mse (of the tempered logits: T cancels)',
         **untaught)  # fmt: skip
-  game('kd_temperature', 4.0, 'Hinton T of the KL term (None: T = 1); 4 picked on validation', **untaught)
-  game('distn_alpha', 0.5, 'DISTN: (1 − α) CE + α T² KL, T = kd_temperature', **untaught)
-  game('noisy_sigma', 1.0, "NOISY: std of the Gaussian noise on the teacher's logits", **untaught)
+  game('kd_temperature', 4.0, 'Hinton T of the KL term (None: T = 1); 4 picked on validation',
+       read=_term_option('kd_temperature'), **untaught)  # fmt: skip
+  game('distn_alpha', 0.5, 'DISTN: (1 − α) CE + α T² KL, T = kd_temperature', read=_term_option('distn_alpha'),
+       **untaught)  # fmt: skip
+  game('noisy_sigma', 1.0, "NOISY: std of the Gaussian noise on the teacher's logits",
+       read=_term_option('noisy_sigma'), **untaught)  # fmt: skip
   game(
     'estimator',
     'concrete_reinforce',
     "reinforce | concrete_reinforce | pathwise | straight_through | authors (the authors' code, SPEC §8: a sigmoid "
     "cross-entropy pulling the logit at a sampled label towards D's probability of the generator's wanted outcome)",
+    read=lambda c: _discriminated(c) and _method(c).estimator is None,
     **untaught,
   )
   game(
@@ -148,6 +218,7 @@ def declarations() -> tuple[Field | Group, ...]:
     "what a generator descends at its samples: minimax (the value's log D_i: log(1 − D) for NGAN / ADIB) | "
     'non_saturating (−log(1 − D_i): NGAN maximises log D; not with estimator=authors)',
     added=True,
+    read=_discriminated,
     **untaught,
   )
   game(
@@ -159,7 +230,7 @@ def declarations() -> tuple[Field | Group, ...]:
     added=True,
   )
   game('noisy_keep', 1.0, 'keep probability of the dropout mask of distill_terms noisy_multiplicative (1 = none)',
-        added=True, **untaught)  # fmt: skip
+        added=True, read=_term_option('noisy_keep'), **untaught)  # fmt: skip
   game(
     'distill_terms',
     {name: name for name in methods.DISTILLATION},
@@ -169,9 +240,15 @@ def declarations() -> tuple[Field | Group, ...]:
     normalize=_replacements,
     **untaught,
   )
-  game('baseline', 'batch_mean', 'none | batch_mean | moving_average', **untaught)
-  game('baseline_decay', 0.9, 'decay of the moving-average baseline', **untaught)
-  game('heads', 2, "ADIM discriminator: 2 = the paper's two binary networks, 3 = a softmax head", **untaught)
+  game('baseline', 'batch_mean', 'none | batch_mean | moving_average', read=_discriminated, **untaught)
+  game('baseline_decay', 0.9, 'decay of the moving-average baseline', read=_discriminated, **untaught)
+  game(
+    'heads',
+    2,
+    "ADIM discriminator: 2 = the paper's two binary networks, 3 = a softmax head",
+    read=lambda c: _discriminated(c) and values.DISCRIMINATOR_KINDS[_method(c).discriminator].heads,
+    **untaught,
+  )
   tau = group('tau', 'concrete temperature τ(r) = max(tau_min, tau0 · decay^⌊r / every⌋)')
   tau('tau0', 10.0, 'initial temperature (sweepable)', sweepable=True, **untaught)
   tau('tau_min', 0.1, 'lowest temperature (<= tau0)', **untaught)
@@ -182,10 +259,22 @@ def declarations() -> tuple[Field | Group, ...]:
         added=True)  # fmt: skip
   field('rank_k', 3, 'k of the ranking metrics of multi-label data (P@k, R@k, F@k, NDCG@k)', added=True)
   text = group('text', 'the text encoder of the models that read privileged text (text_mlp: the tag task)')
-  text('embed_dim', 64, 'word embedding size', added=True)
-  text('hidden', 64, "the LSTM's hidden size", added=True)
-  text('width', 256, 'the image and text projections and the hidden layer of the MLP on their product', added=True)
-  text('embeddings', '', "a .npy [vocab_size, embed_dim] of pretrained word vectors ('' = learned)", added=True)
+  text('embed_dim', 64, 'word embedding size', added=True, read=_reads_text)
+  text('hidden', 64, "the LSTM's hidden size", added=True, read=_reads_text)
+  text(
+    'width',
+    256,
+    'the image and text projections and the hidden layer of the MLP on their product',
+    added=True,
+    read=_reads_text,
+  )
+  text(
+    'embeddings',
+    '',
+    "a .npy [vocab_size, embed_dim] of pretrained word vectors ('' = learned)",
+    added=True,
+    read=_reads_text,
+  )
   mesh = group('mesh', "devices: members split over them (each device runs its share, mesh.members), JAX's sharding")
   mesh_roles = dict(added=True, **untaught)
   mesh('devices', 0, "devices used of each process's (0 = all); members are padded to a multiple of the total",
@@ -202,7 +291,7 @@ def declarations() -> tuple[Field | Group, ...]:
     place=True,
     **mesh_roles,
   )
-  return tuple(out)
+  return (*out, *REGISTERED.values())
 
 
 def fields() -> dict[str, Field]:
@@ -234,6 +323,8 @@ def get_config() -> ml_collections.ConfigDict:
     *groups, leaf = d.name.split('.')
     node = c
     for g in groups:
+      if g not in node:  # a registered field's group
+        node[g] = ml_collections.ConfigDict()
       node = node[g]
     default = d.default if isinstance(d, Field) else {}
     node[leaf] = ml_collections.ConfigDict(default) if isinstance(default, dict) else default

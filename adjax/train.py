@@ -12,7 +12,6 @@ import ml_collections
 from adjax import data as data_lib
 from adjax import parallel
 from adjax import workdir as workdir_lib
-from adjax.errors import ConfigError
 from adjax.run import identity as identity_lib
 from adjax.run import loop as loop_lib
 from adjax.run import preflight
@@ -64,14 +63,18 @@ def train_and_evaluate(
   with workdir_lib.exclusive(workdir), workdir_lib.stop_on_sigterm() as sigterm:
     # Again, under the lock: another run may have started meanwhile.
     identity_lib.check_resume(workdir, run.setup.config, sweep, run.identity)
+    stored = identity_lib.stored_results(workdir)
+    if stored is not None and stored.get('rounds') == run.setup.config.rounds:
+      logging.info('workdir=%r holds the finished results of this run; returned as stored', workdir)
+      return stored
     return _run(run, sigterm)
 
 
 def _run(run: preflight.Run, sigterm) -> dict:
   """The run, under the workdir lock: start (round 0) or resume, the rounds, the results."""
-  config_path = os.path.join(run.workdir, 'config.json')
-  if parallel.is_writer() and not os.path.exists(config_path):
-    workdir_lib.write_json(config_path, identity_lib.run_json(run.setup.config, run.setup.sweep, run.identity))
+  if parallel.is_writer():  # every record of the workdir has been checked against this run: the copy is rewritten
+    record = identity_lib.run_json(run.setup.config, run.setup.sweep, run.identity)
+    workdir_lib.write_json(os.path.join(run.workdir, 'config.json'), record)
   members = run.setup.members
   loop = loop_lib.Loop(run, run.setup.programs(), members, sigterm)
   try:
@@ -97,13 +100,8 @@ def finished(
   optimizers: dict | None = None,
 ) -> dict | None:
   """The results in ``workdir`` if that run finished with exactly this config, sweep, data, nets, optimizers."""
-  path = os.path.join(workdir, 'results.json')
-  if not os.path.exists(path):
-    return None
-  try:
-    results = workdir_lib.read_json(path, f'workdir={workdir!r}')
-  except ConfigError as e:  # the run writes it again from its checkpoints
-    logging.warning('%s', e)
+  results = identity_lib.stored_results(workdir)
+  if results is None:
     return None
   now = identity_lib.what_is_computed(json.loads(config.to_json()))
   points = [s.get('overrides') for s in results.get('sweep', [])]

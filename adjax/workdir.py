@@ -5,6 +5,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import signal
 import threading
 
@@ -101,3 +102,13 @@ def stop_on_sigterm():
     yield event
   finally:
     signal.signal(signal.SIGTERM, previous)
+
+
+def move_aside(path: str, target: str) -> str:
+  """Moves ``path`` to ``target`` (``target.1``, ``target.2``, … if taken): damaged files are kept, never deleted."""
+  free, suffix = target, 0
+  while os.path.exists(free):
+    suffix += 1
+    free = f'{target}.{suffix}'
+  shutil.move(path, free)
+  return free

@@ -23,6 +23,7 @@ swept value. A config file may carry the sweep in ``config.sweep`` (``specs``,
 here take precedence.
 """
 
+import json
 import math
 import os
 
@@ -38,6 +39,7 @@ from adjax import parallel
 from adjax import sweeps
 from adjax import train
 from adjax import workdir as workdir_lib
+from adjax.run import identity as identity_lib
 from adjax.run import results as results_lib
 from experiments import cli
 
@@ -123,13 +125,16 @@ def markdown(rows: list[dict], figure: str = 'accuracy') -> str:
 
 
 def run(base: ml_collections.ConfigDict, specs: list[str], combine: str, sizes: list[int], chunk: int, workdir: str):
-  """Checks everything, then runs every chunk of every size; returns the rows (one per point and size)."""
+  """Checks everything, then runs every chunk of every size; returns the rows (one per point and size), the swept
+  fields, the figure selected on and what ``sweep.json`` records of the sweep."""
   fields = sweeps.parse_sweeps(specs)
   if not fields:
     raise config_lib.ConfigError('nothing to sweep: give --sweep=FIELD=VALUES (or config.sweep.specs)')
   if chunk < 1:
     raise config_lib.ConfigError(f'--chunk={chunk} must be >= 1')
   base = config_lib.validate(base)
+  record = _record(base, specs, combine, sizes)
+  _check_summary(workdir, record)
   axes_points = sweeps.sweep_points(fields, combine, base.method)
   points = [p for _, p in axes_points]
   per_program = max(1, chunk // base.num_seeds)
@@ -150,7 +155,30 @@ def run(base: ml_collections.ConfigDict, specs: list[str], combine: str, sizes: 
     for (axis, point), entry in zip(axes_points, done[n], strict=True):
       value = point[axis] if axis else None
       rows.append({'n_train': n, 'axis': axis, 'value': value, 'overrides': point, **_summary(entry, figure)})
-  return rows, fields, figure
+  return rows, fields, figure, record
+
+
+def _record(base: ml_collections.ConfigDict, specs: list[str], combine: str, sizes: list[int]) -> dict:
+  """What ``sweep.json`` records of the sweep it summarises."""
+  return {'specs': list(specs), 'combine': combine, 'n_train': list(sizes), 'config': json.loads(base.to_json())}
+
+
+def _check_summary(workdir: str, record: dict) -> None:
+  """Refuses a workdir whose ``sweep.json`` summarises another sweep (its summary would be replaced, its chunks
+  mixed with this sweep's)."""
+  path = os.path.join(workdir, 'sweep.json')
+  if not os.path.exists(path):
+    return
+  saved = workdir_lib.read_json(path, f'workdir={workdir!r}')
+  now = {k: identity_lib.what_is_computed(v) if k == 'config' else v for k, v in record.items()}
+  changed = [
+    k for k in now if k in saved and (identity_lib.what_is_computed(saved[k]) if k == 'config' else saved[k]) != now[k]
+  ]
+  if changed:
+    raise config_lib.ConfigError(
+      f'workdir={workdir!r} holds the finished summary of another sweep (sweep.json differs in {", ".join(changed)}); '
+      'use a new workdir, or move that sweep out of it'
+    )
 
 
 def main(argv):
@@ -165,17 +193,18 @@ def main(argv):
   combine = _COMBINE.value or (preset.combine if preset else 'grid')
   sizes = [int(n) for n in (_N_TRAIN.value or (preset.n_train if preset else [base.n_train]))]
   with cli.reported():
-    rows, fields, figure = run(base, specs, combine, sizes, _CHUNK.value, _WORKDIR.value)
+    rows, fields, figure, record = run(base, specs, combine, sizes, _CHUNK.value, _WORKDIR.value)
   if parallel.is_writer():
-    _write(rows, fields, specs, combine, sizes, figure)
+    _write(rows, fields, record, figure)
 
 
-def _write(rows: list[dict], fields: dict, specs: list[str], combine: str, sizes: list[int], figure: str) -> None:
+def _write(rows: list[dict], fields: dict, record: dict, figure: str) -> None:
+  combine, sizes = record['combine'], record['n_train']
   table = markdown(rows, figure)
   print('\n' + table)
   with open(os.path.join(_WORKDIR.value, 'sweep.md'), 'w') as f:
     f.write(table + '\n')
-  workdir_lib.write_json(os.path.join(_WORKDIR.value, 'sweep.json'), {'specs': specs, 'combine': combine, 'rows': rows})
+  workdir_lib.write_json(os.path.join(_WORKDIR.value, 'sweep.json'), {**record, 'rows': rows})
   for field, values in fields.items():
     if combine == 'axes':
       field_rows = [r for r in rows if r['axis'] == field]

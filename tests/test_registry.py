@@ -86,7 +86,9 @@ class UserPartsTest(absltest.TestCase):
     c = tiny_config('student', rounds=1)
     workdir = self.create_tempdir().full_path
     train.train_and_evaluate(c, workdir, optimizers={'student': optax.sgd(0.05, momentum=0.9)})
-    with self.assertRaisesRegex(config_lib.ConfigError, r'different config \(fields: optimizers: optimizers.student'):
+    with self.assertRaisesRegex(
+      config_lib.ConfigError, r'holds another run \(its checkpoints/1 differs in optimizers: optimizers.student'
+    ):
       train.train_and_evaluate(c, workdir, optimizers={'student': optax.sgd(5.0, momentum=0.9)})
 
   def test_a_network_with_the_wrong_outputs_is_refused_before_anything_is_written(self):

@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -131,16 +132,58 @@ class BackgroundCheckpointTest(absltest.TestCase):
       ckpts.close()
 
 
-class RunLengthTest(absltest.TestCase):
+class RunIdentityTest(absltest.TestCase):
+  """A workdir's run is what its checkpoints and results record: config.json is a copy for people."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.finished = tempfile.mkdtemp()
+    cls.results = train.train_and_evaluate(tiny_config('student', rounds=2), cls.finished)
+
+  def _copy(self, *remove: str) -> str:
+    workdir = os.path.join(self.create_tempdir().full_path, 'run')
+    shutil.copytree(self.finished, workdir)
+    for name in remove:
+      (shutil.rmtree if os.path.isdir(os.path.join(workdir, name)) else os.remove)(os.path.join(workdir, name))
+    return workdir
+
+  def _refused(self, workdir: str, config, pattern: str) -> None:
+    before = {f: os.path.getmtime(f) for f in glob.glob(os.path.join(workdir, '**'), recursive=True)}
+    with self.assertRaisesRegex(config_lib.ConfigError, pattern):
+      train.train_and_evaluate(config, workdir)
+    self.assertEqual({f: os.path.getmtime(f) for f in glob.glob(os.path.join(workdir, '**'), recursive=True)}, before)
+
   def test_fewer_rounds_than_the_workdir_holds_is_refused_and_nothing_changes(self):
-    workdir = self.create_tempdir().full_path
-    train.train_and_evaluate(tiny_config('student', rounds=3), workdir)
-    with open(os.path.join(workdir, 'results.json'), 'rb') as f:
-      before = f.read()
-    with self.assertRaisesRegex(config_lib.ConfigError, r'rounds=2 but workdir=.* already holds 3 rounds'):
-      train.train_and_evaluate(tiny_config('student', rounds=2), workdir)
-    with open(os.path.join(workdir, 'results.json'), 'rb') as f:
-      self.assertEqual(f.read(), before)
+    self._refused(self._copy(), tiny_config('student', rounds=1), r'rounds=1 but workdir=.* already holds 2 rounds')
+    self._refused(  # its checkpoints deleted to free disk: the finished results are not replaced by a shorter run
+      self._copy('checkpoints'), tiny_config('student', rounds=1), r'holds the finished results of this run at rounds=2'
+    )
+
+  def test_without_config_json_another_config_is_refused_by_what_the_checkpoints_record(self):
+    other = tiny_config('student', rounds=2)
+    other.student.learning_rate = 0.5
+    restart = r'move its checkpoints/, results.json and config.json out of it'
+    self._refused(self._copy('config.json', 'results.json'), other, rf'its checkpoints/2 differs .*0\.5.*{restart}')
+    # config.json edited to the new command's config: the checkpoints still say which run they are of.
+    workdir = self._copy('results.json')
+    path = os.path.join(workdir, 'config.json')
+    with open(path) as f:
+      edited = json.load(f)
+    edited['n_train'] = 60
+    with open(path, 'w') as f:
+      json.dump(edited, f)
+    self._refused(workdir, tiny_config('student', rounds=2, n_train=60), r'its checkpoints/2 differs in n_train')
+    # Only finished results left: another config is refused by them.
+    self._refused(self._copy('config.json', 'checkpoints'), other, r'its results.json differs in student')
+
+  def test_a_finished_run_is_returned_as_stored_and_said_so(self):
+    workdir = self._copy('checkpoints', 'config.json')
+    with self.assertLogs(level='INFO') as logs:
+      again = train.train_and_evaluate(tiny_config('student', rounds=2), workdir)
+    self.assertEqual(again, self.results)
+    self.assertTrue(any('holds the finished results of this run' in line for line in logs.output), logs.output)
+    self.assertFalse(os.path.exists(os.path.join(workdir, 'checkpoints')))  # nothing was trained again
 
 
 class NonFiniteTest(absltest.TestCase):

@@ -100,6 +100,13 @@ class SweepTest(absltest.TestCase):
     stamp = os.path.getmtime(results)
     subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True, timeout=600)
     self.assertEqual(os.path.getmtime(results), stamp)  # finished chunks are reused
+    summary = os.path.join(workdir, 'sweep.json')
+    stamp = os.path.getmtime(summary)
+    other = [a.replace('0.1,1,3e38', '0.5') for a in command]  # another sweep into this one's directory: refused
+    failed = subprocess.run(other, check=False, cwd=REPO, capture_output=True, text=True, timeout=600)
+    self.assertEqual(failed.returncode, 1, failed.stderr)
+    self.assertIn('holds the finished summary of another sweep (sweep.json differs in specs)', failed.stderr)
+    self.assertEqual(os.path.getmtime(summary), stamp)
 
 
 if __name__ == '__main__':

@@ -9,11 +9,13 @@ import json
 import os
 import re
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from adjax import checkpoint
 from adjax import data as data_lib
 from adjax import fields
 from adjax import game as game_lib
@@ -53,22 +55,69 @@ def _get(node, key: str):
   return node.get(key) if isinstance(node, dict) else None
 
 
+RECORD = 'run'  # the key of a checkpoint's metadata that holds ``run_json`` of the run it belongs to
+
+
 def check_resume(workdir: str, config: ml_collections.ConfigDict, sweep: list[dict] | None, identity: dict) -> None:
-  """Refuses a workdir whose ``config.json`` is of another run (a resumable field may differ)."""
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
-    return
-  saved = what_is_computed(workdir_lib.read_json(path, f'workdir={workdir!r}'))
+  """Refuses a workdir that holds another run (only a resumable field may differ), as recorded where its state
+  lives: the newest checkpoint's metadata, a finished ``results.json`` (never replaced by another run, nor by one of
+  fewer rounds), and ``config.json`` (the copy for people, also checked so an edited one is noticed)."""
   now = what_is_computed(run_json(config, sweep, identity))
-  # A workdir written before adjax recorded identities is checked on its config alone.
+  for where, saved in _records(workdir):
+    _compare(workdir, where, what_is_computed(saved), now, identity)
+  results = stored_results(workdir)
+  if results is not None and results.get('rounds', 0) > config.rounds:
+    raise ConfigError(
+      f'rounds={config.rounds} but workdir={workdir!r} holds the finished results of this run at '
+      f'rounds={results["rounds"]}; set rounds>={results["rounds"]} to report or extend it, or use a new workdir'
+    )
+
+
+_RESTART = 'to start afresh in this workdir, move its checkpoints/, results.json and config.json out of it'
+
+
+def _records(workdir: str):
+  """``(where, run_json)`` of each record of the run a workdir holds."""
+  directory = os.path.join(workdir, 'checkpoints')
+  newest = checkpoint.newest_meta(directory)
+  if newest is not None and RECORD in newest[1]:
+    yield f'checkpoints/{newest[0]}', newest[1][RECORD]
+  elif checkpoint.saved_steps(directory) and not os.path.exists(os.path.join(workdir, 'config.json')):
+    raise ConfigError(
+      f'workdir={workdir!r} holds checkpoints that record no run (an older adjax wrote them, or their metadata is '
+      f'damaged) and no config.json: nothing shows which run they are of; use a new workdir, or {_RESTART}'
+    )
+  results = stored_results(workdir)
+  if results is not None and 'config' in results:
+    points = {'sweep': [s.get('overrides') for s in results['sweep']]} if 'sweep' in results else {}
+    yield 'results.json', {**results['config'], **points, **results.get('identity', {})}
+  path = os.path.join(workdir, 'config.json')
+  if os.path.exists(path):
+    yield 'config.json', workdir_lib.read_json(path, f'workdir={workdir!r}')
+
+
+def stored_results(workdir: str) -> dict | None:
+  """A workdir's ``results.json``, or None if it has none or it is unreadable (a run writes it again)."""
+  path = os.path.join(workdir, 'results.json')
+  if not os.path.exists(path):
+    return None
+  try:
+    return workdir_lib.read_json(path, f'workdir={workdir!r}')
+  except ConfigError as e:
+    logging.warning('%s', e)
+    return None
+
+
+def _compare(workdir: str, where: str, saved: dict, now: dict, identity: dict) -> None:
+  # A record written before adjax recorded identities is checked on its config alone.
   ignored = (*fields.names(resumable=True), *(k for k in identity if k not in saved))
   changed = sorted(k for k in set(saved) | set(now) if k not in ignored and saved.get(k) != now.get(k))
   if changed:
     details = [f'{path}: {a!r} -> {b!r}' for k in changed for path, a, b in differences(k, saved.get(k), now.get(k))]
     shown = '; '.join(details[:4]) + ('; …' if len(details) > 4 else '')
     raise ConfigError(
-      f'workdir={workdir!r} holds a run with a different config (fields: {", ".join(changed)}: {shown}); '
-      'use a new workdir, or the same config to resume'
+      f'workdir={workdir!r} holds another run (its {where} differs in {", ".join(changed)}: {shown}); '
+      f'use a new workdir, or the same config to resume; {_RESTART}'
     )
 
 

@@ -21,6 +21,7 @@ from adjax import parallel
 from adjax import rounds
 from adjax import workdir as workdir_lib
 from adjax.errors import ConfigError
+from adjax.run import identity as identity_lib
 from adjax.run import members as members_lib
 from adjax.run import results as results_lib
 from adjax.run import teacher as teacher_lib
@@ -35,6 +36,7 @@ class Loop:
     self.metric = run.setup.metric  # what selects parameters on validation
     self.key = figures.val(self.metric)
     self.ckpt = checkpoint.Checkpoints(os.path.join(run.workdir, 'checkpoints'))
+    self.record = identity_lib.run_json(run.setup.config, run.setup.sweep, run.identity)
     self.writer = metric_writer.MetricWriter(os.path.join(run.workdir, 'tensorboard'), enabled=parallel.is_writer())
 
   def close(self) -> None:
@@ -72,6 +74,7 @@ class Loop:
     if restored is not None:
       arrays, meta = restored
       meta.setdefault('diverged', [None] * members.count)
+      meta[identity_lib.RECORD] = self.record  # checked against the record it had (or config.json) already
       arrays = members.put(arrays)
       return arrays['state'], arrays['best'], meta
     t0 = time.perf_counter()
@@ -85,6 +88,7 @@ class Loop:
     params_finite_S = members.get(_all_finite(best))
     finite = [not _nonfinite(history[i][0]) and bool(params_finite_S[i]) for i in range(members.count)]
     meta = {
+      identity_lib.RECORD: self.record,
       'history': [h if ok else [] for h, ok in zip(history, finite)],
       'best': [{p: {'round': 0, self.key: float(val[p][self.metric][i])} for p in best} for i in range(members.count)],
       'diverged': [None if ok else 0 for ok in finite],

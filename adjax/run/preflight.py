@@ -41,8 +41,11 @@ def prepare(
   outputs and identity (not the resume: ``identity.check_resume``)."""
   nets, optimizers = dict(nets or {}), dict(optimizers or {})
   checked = setup_lib.check(config, sweep, nets, optimizers)
-  for option in config_lib.unused_options(checked.config) if parallel.is_writer() else ():
-    logging.warning('%s: method=%s does not read it; it changes nothing', option, checked.config.method)
+  unused = config_lib.unused_options(checked.config) if parallel.is_writer() else []
+  if unused:
+    c = checked.config
+    logging.warning('not read by a run of method=%s on dataset=%s (they change nothing): %s', c.method, c.dataset,
+                    ', '.join(unused))  # fmt: skip
   parallel.check(checked.config)
   _check_workdir(workdir, checked.config)
   s = setup_lib.with_data(checked, sweep, data, nets, optimizers)

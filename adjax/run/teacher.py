@@ -15,6 +15,7 @@ from adjax import checkpoint
 from adjax import fields
 from adjax import parallel
 from adjax import rounds
+from adjax import workdir as workdir_lib
 from adjax.run import members as members_lib
 from adjax.run import results as results_lib
 
@@ -58,7 +59,7 @@ def _load(paths: list[str], state, members: members_lib.Members):
     return dict(state, teacher=dict(state['teacher'], params=members.put(stacked)))
   logging.warning('cached teacher unusable (%s); training it again', error or 'in another process')
   for path in paths if parallel.is_writer() else []:
-    checkpoint.move_aside(path, path + '.damaged')
+    workdir_lib.move_aside(path, path + '.damaged')
   return None
 
 
