@@ -277,7 +277,7 @@ class UnusedOptionsTest(absltest.TestCase):
     c.method, c.dataset = 'distn', 'npz'  # now data_file, the teacher and pretrain.frozen_teacher are read
     self.assertCountEqual(
       config_lib.unused_options(config_lib.validate(c)),
-      ["tfds.name='cifar10'", 'k_d=5', 'teacher.learning_rate=0.1', 'game.nu=0.3', 'text.width=32'],
+      ["tfds.name='cifar10'", 'k_d=5', 'game.nu=0.3', 'text.width=32'],
     )
 
 
