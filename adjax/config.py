@@ -119,7 +119,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     _one_of(f'{player}.model', c[player].model, tuple(models.MODELS))
     _require(c[player].learning_rate > 0, f'{player}.learning_rate={c[player].learning_rate} must be > 0')
     _require(c[player].weight_decay >= 0, f'{player}.weight_decay={c[player].weight_decay} must be >= 0')
-  for field in ('n_train', 'n_val', 'batch_size', 'num_seeds'):
+  _require(isinstance(c.seed, int) and c.seed >= 0, f'seed={c.seed!r} must be an integer >= 0 (seeds draw data)')
+  for field in ('n_train', 'n_val', 'batch_size', 'num_seeds', 'eval_chunk'):
     _require(c[field] >= 1, f'{field}={c[field]} must be a positive integer')
   for field in ('rounds', 'k_d', 'k_t', 'k_s'):
     _require(c[field] >= 0, f'{field}={c[field]} must be >= 0')

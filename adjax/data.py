@@ -120,8 +120,9 @@ def _check_labels(name: str, y: np.ndarray, n: int) -> np.ndarray:
     raise ConfigError(f'{name} must be a vector of {n} labels or [{n}, K] multi-hot tags, got shape {y.shape}')
   if not np.issubdtype(y.dtype, np.integer):
     raise ConfigError(f'{name} must hold integer class labels 0..K-1, got dtype {y.dtype}')
-  if y.min() < 0:
-    raise ConfigError(f'{name} must hold integer class labels 0..K-1, got label {y.min()}')
+  if y.min() < 0 or y.max() > np.iinfo(np.int32).max:  # checked before the cast, which would wrap it
+    bad = y.min() if y.min() < 0 else y.max()
+    raise ConfigError(f'{name} must hold integer class labels 0..K-1, got label {bad}')
   return y.astype(np.int32)
 
 
@@ -136,8 +137,12 @@ def _check_tags(name: str, y: np.ndarray) -> np.ndarray:
   return y.astype(np.int32)
 
 
+MAX_TOKEN_ID = 2**24 - 1  # a vocabulary of 16.7 million words: beyond it the embedding table would not fit
+
+
 def is_text(xp: np.ndarray | None) -> bool:
-  """Integer privileged inputs are token ids (0 = padding): the teacher and discriminator see ``(x, tokens)``."""
+  """Integer privileged inputs (other than uint8 images) are token ids (0 = padding), cast to int32 when the source
+  is made: the teacher and discriminator see ``(x, tokens)``."""
   return xp is not None and np.issubdtype(xp.dtype, np.integer)
 
 
@@ -196,6 +201,7 @@ class Source:
   y_test: np.ndarray | None = None
   xp: np.ndarray | None = None
   xp_test: np.ndarray | None = None
+  builtin: bool = False  # one of adjax's datasets: ``augment`` applies (a user's data: with augment.user_data)
 
   def __post_init__(self):  # every source, whatever its loader, is checked once
     check_finite(self.name, {'x_train': self.x, 'x_test': self.x_test, 'xp_train': self.xp, 'xp_test': self.xp_test})
@@ -259,17 +265,22 @@ def _checked(source: str, arrays: dict[str, np.ndarray]) -> Source:
     if arrays[k].ndim == 0 or arrays[k].shape[0] == 0:
       raise ConfigError(f'{source}: {k} holds no examples (shape {arrays[k].shape})')
   x = {k: _as_inputs(source, k, arrays[k]) for k in ('x_train', 'x_test', *present) if k in arrays}
-  for k in present:  # token ids stay integers
-    if np.issubdtype(arrays[k].dtype, np.integer):
-      if arrays[k].min() < 0:
-        raise ConfigError(f'{source}: {k} holds token id {arrays[k].min()}; ids are 0 (padding) or positive')
-      x[k] = arrays[k].astype(np.int32)
-  if 'x_test' in x and x['x_train'].shape[1:] != x['x_test'].shape[1:]:
-    raise ConfigError(
-      f'{source}: x_train examples {x["x_train"].shape[1:]} and x_test examples {x["x_test"].shape[1:]} differ'
-    )
+  for k in present:  # token ids stay integers (uint8 privileged inputs are images, scaled like x)
+    a = arrays[k]
+    if np.issubdtype(a.dtype, np.integer) and a.dtype != np.uint8:
+      if a.min() < 0 or a.max() > MAX_TOKEN_ID:  # checked before the cast, which would wrap it
+        bad = a.min() if a.min() < 0 else a.max()
+        raise ConfigError(f'{source}: {k} holds token id {bad}; ids are 0 (padding) to {MAX_TOKEN_ID}')
+      x[k] = a.astype(np.int32)
   y_train = _check_labels('y_train', arrays['y_train'], x['x_train'].shape[0])
   y_test = _check_labels('y_test', arrays['y_test'], x['x_test'].shape[0]) if 'x_test' in x else None
+  for k, train, test in (('x', x['x_train'], x.get('x_test')), ('xp', x.get('xp_train'), x.get('xp_test')),
+                         ('y', y_train, y_test)):  # fmt: skip
+    if test is not None and (train.shape[1:], train.dtype) != (test.shape[1:], test.dtype):
+      raise ConfigError(
+        f'{source}: {k}_train examples {train.shape[1:]} ({train.dtype}) and {k}_test examples '
+        f'{test.shape[1:]} ({test.dtype}) differ; train and test must be alike'
+      )
   for xp_key, x_key in (('xp_train', 'x_train'), ('xp_test', 'x_test')):
     if xp_key in x and x[xp_key].shape[0] != x[x_key].shape[0]:
       raise ConfigError(f'{source}: {xp_key} must have one row per example of {x_key}, got {x[xp_key].shape}')
@@ -371,17 +382,17 @@ def load_tfds(cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 def _mnist5k(config) -> Source:
   x, y = load_mnist5k()
-  return Source('mnist5k', x, y)  # test: the digits not drawn for train or validation
+  return Source('mnist5k', x, y, builtin=True)  # test: the digits not drawn for train or validation
 
 
 def _mnist5k_lupi(config) -> Source:
   x, y = load_mnist5k()  # the student sees 7x7, the teacher and discriminator 28x28
-  return Source('mnist5k_lupi', downsample(x, 4), y, xp=x)
+  return Source('mnist5k_lupi', downsample(x, 4), y, xp=x, builtin=True)
 
 
 @functools.cache
 def _scenes_source() -> Source:
-  return from_arrays(**scenes.arrays(*load_mnist5k()), name='mnist5k_scenes')
+  return dataclasses.replace(from_arrays(**scenes.arrays(*load_mnist5k()), name='mnist5k_scenes'), builtin=True)
 
 
 def _mnist5k_scenes(config) -> Source:
@@ -398,7 +409,7 @@ def _tfds(config) -> Source:
   if not config.tfds.name:
     raise ConfigError('dataset=tfds needs tfds.name, e.g. mnist or cifar10')
   x, y, x_test, y_test = load_tfds(config.tfds)
-  return Source(f'tfds.name={config.tfds.name!r}', x, y, x_test, y_test)
+  return Source(f'tfds.name={config.tfds.name!r}', x, y, x_test, y_test, builtin=True)
 
 
 # Datasets by ``config.dataset``: a loader ``config -> Source``.
@@ -422,13 +433,32 @@ def read(config) -> Source:
   return DATASETS[config.dataset](config)
 
 
+def labelled(source: Source, multi_label: bool) -> Source:
+  """``source`` with labels as the config's ``multi_label`` says: ``[N, K]`` multi-hot tags only when asked for;
+  exactly one-hot rows otherwise become class labels (logged)."""
+  y, y_test = source.y, source.y_test
+  if multi_label and y.ndim != 2:
+    raise ConfigError(f'{source.name}: multi_label=True needs [N, K] multi-hot tags, got labels of shape {y.shape}')
+  if multi_label or y.ndim == 1:
+    return source
+  several = int((y.sum(axis=1) != 1).sum() + (0 if y_test is None else (y_test.sum(axis=1) != 1).sum()))
+  if several:
+    raise ConfigError(
+      f'{source.name}: y is [N, K] multi-hot tags ({several} examples have several); set multi_label=True for a '
+      'tag task (P@k, NDCG, …), or give class labels 0..K-1'
+    )
+  logging.info('%s: one-hot labels read as class labels 0..%d (multi_label=True for tags)', source.name, y.shape[1] - 1)
+  as_class = lambda a: None if a is None else a.argmax(axis=1).astype(np.int32)
+  return dataclasses.replace(source, y=as_class(y), y_test=as_class(y_test))
+
+
 def load(config, source: Source | None = None) -> Splits:
   """The dataset (``source``, else the config's) split with ``config.seed`` (class-balanced train and validation).
 
   What the players' networks and the augmentation need of the inputs is
   checked by ``adjax.game.check_inputs``, not here.
   """
-  source = source if source is not None else read(config)
+  source = labelled(source if source is not None else read(config), config.multi_label)
   y_all, y_test = source.y, source.y_test
   name = source.name  # non-finite inputs were refused when the source was made (Source.__post_init__)
   num_classes = check_classes(name, y_all, y_test, config.n_train + config.n_val)

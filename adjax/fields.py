@@ -147,8 +147,8 @@ def declarations() -> tuple[Field | Group, ...]:
         '(tfds.name)')  # fmt: skip
   field('data_file', '', '.npz with x_train, y_train, x_test, y_test [, xp_train, xp_test] (dataset=npz)',
         compiled=False, read=_dataset('npz'))  # fmt: skip
-  field('multi_label', False, 'data_file holds [N, K] multi-hot tags (a tag task), not class labels', added=True,
-        read=_dataset('npz'))  # fmt: skip
+  field('multi_label', False, 'the labels are [N, K] multi-hot tags (a tag task: mnist5k_scenes, a YFCC .npz); '
+        'otherwise [N, K] labels must be one-hot and are read as class labels', added=True)  # fmt: skip
   tfds = group('tfds', 'a prepared TensorFlow Datasets image dataset (dataset=tfds), read without TensorFlow')
   on_tfds = dict(read=_dataset('tfds'))
   tfds('name', 'mnist', 'tfds dataset name, e.g. mnist or cifar10', **on_tfds)

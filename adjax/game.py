@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
 from adjax import augment
@@ -162,6 +163,8 @@ def check_inputs(config: ml_collections.ConfigDict, source: data_lib.Source, own
   if reading and not data_lib.is_text(xp_all):
     fields = ', '.join(f'{p}.model={config[p].model}' for p in reading)
     raise ConfigError(f'{fields} read privileged text, but {name} has none; use mlp or a dataset with text')
+  if reading:
+    _check_vocabulary(config, source)
   for player in players:
     seen = xp_all if (xp_all is not None and player != 'student' and not data_lib.is_text(xp_all)) else x_all
     accepts = models.MODELS[config[player].model].accepts
@@ -175,6 +178,31 @@ def check_inputs(config: ml_collections.ConfigDict, source: data_lib.Source, own
     raise ConfigError(
       f'{name} has privileged inputs, which augment does not transform alike; '
       'set augment.rotation=0 augment.shift=0 augment.zoom=0 augment.flip=False'
+    )
+
+
+def _check_vocabulary(config: ml_collections.ConfigDict, source: data_lib.Source) -> None:
+  """The text's embedding table fits (``text.embed_dim`` floats per token id up to the largest), and pretrained
+  vectors (``text.embeddings``) are a readable ``.npy`` of its shape."""
+  vocab, dim = int(source.pool['xp'].max()) + 1, config.text.embed_dim
+  if vocab * dim > 2**30:  # 4 GiB of float32 in the table alone
+    raise ConfigError(
+      f'{source.name}: token ids up to {vocab - 1} make an embedding table of {vocab} x {dim} = {vocab * dim:.3g} '
+      'parameters; number the vocabulary 1..V (0 = padding)'
+    )
+  path = config.text.embeddings
+  if not path:
+    return
+  try:
+    table = np.load(path, mmap_mode='r', allow_pickle=False)
+  except (OSError, ValueError) as e:
+    raise ConfigError(
+      f'text.embeddings={path!r} cannot be read as a .npy ({type(e).__name__}: {str(e).splitlines()[0][:120]}); '
+      'write it with numpy.save'
+    ) from None
+  if table.shape != (vocab, dim):
+    raise ConfigError(
+      f'text.embeddings={path!r} holds {table.shape}; the text needs [vocab_size, text.embed_dim] = [{vocab}, {dim}]'
     )
 
 

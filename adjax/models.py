@@ -3,6 +3,7 @@
 from collections.abc import Callable, Sequence
 import dataclasses
 import functools
+import inspect
 
 import flax.linen as nn
 import jax
@@ -272,8 +273,19 @@ def register_model(
   ``adjax.train_and_evaluate(..., nets={player: module})``.
   """
   model = Model(make, reads_text, accepts)
+  takes = {'num_outputs': 1, **(dict.fromkeys(TEXT_ARGUMENTS, 1) if reads_text else {})}
+  try:
+    inspect.signature(make).bind(**takes)
+  except TypeError as e:
+    raise ValueError(f'model {name!r}: make must take make({", ".join(f"{k}=..." for k in takes)}) ({e})') from None
+  except ValueError:  # a callable without a signature (a builtin): taken as it is
+    pass
   if registry.is_new('model', MODELS, name, model):
     MODELS[name] = model
+
+
+# What a model that reads text is made with besides ``num_outputs``: the vocabulary and the ``text`` group's fields.
+TEXT_ARGUMENTS = ('vocab_size', 'embed_dim', 'hidden', 'width', 'embeddings')
 
 
 def make(name: str, num_outputs: int, vocab_size: int = 0, text=None) -> nn.Module:

@@ -101,12 +101,17 @@ def finished(
 ) -> dict | None:
   """The results in ``workdir`` if that run finished with exactly this config, sweep, data, nets, optimizers."""
   results = identity_lib.stored_results(workdir)
-  if results is None:
+  if results is None or 'config' not in results:
     return None
-  now = identity_lib.what_is_computed(json.loads(config.to_json()))
-  points = [s.get('overrides') for s in results.get('sweep', [])]
-  same = identity_lib.what_is_computed(results['config']) == now and points == (sweep or [])
-  if same and 'identity' in results:  # the setup and identity alone: no mesh, workdir or option checks
-    s = setup_lib.setup(config, sweep, data=data, nets=nets, optimizers=optimizers)
+  saved, points = (
+    identity_lib.what_is_computed(results['config']),
+    [p.get('overrides') for p in results.get('sweep', [])],
+  )
+  differ = {k for k, v in identity_lib.what_is_computed(json.loads(config.to_json())).items() if saved.get(k) != v}
+  if points != (sweep or []) or differ - {'augment'}:  # augment: a user's data runs without it (setup says)
+    return None
+  s = setup_lib.setup(config, sweep, data=data, nets=nets, optimizers=optimizers)  # no mesh, workdir or option checks
+  same = saved == identity_lib.what_is_computed(json.loads(s.config.to_json()))
+  if same and 'identity' in results:
     same = results['identity'] == identity_lib.identity(s.source, s.game, s.splits, dict(optimizers or {}))
   return results if same else None

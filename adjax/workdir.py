@@ -23,12 +23,31 @@ class Preempted(Exception):
 
 
 def check_usable(workdir: str) -> None:
-  """Refuses a workdir that is a file, or whose ``config.json`` is unreadable, before anything is loaded."""
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise ConfigError(f'workdir={workdir!r} is a file, not a directory; choose a directory (new or a run of adjax)')
+  """Refuses a workdir that cannot be written or whose parts are not what adjax writes there (``checkpoints`` or
+  ``tensorboard`` as files), or whose ``config.json`` is unreadable, before anything is loaded."""
+  check_directory(workdir, 'workdir')
+  for part in ('checkpoints', 'tensorboard'):
+    path = os.path.join(workdir, part)
+    if os.path.exists(path) and not os.path.isdir(path):
+      raise ConfigError(f'workdir={workdir!r} holds a file {part!r} where adjax writes a directory; move it out')
   path = os.path.join(workdir, 'config.json')
   if os.path.exists(path):
     read_json(path, f'workdir={workdir!r}')
+
+
+def check_directory(path: str, field: str) -> None:
+  """Refuses a directory adjax would write in (``field=path``) that is empty, a file, or not writable (nor its
+  nearest existing parent, where it would be made)."""
+  if not path:
+    raise ConfigError(f'{field} is empty; give a directory (new, or one adjax wrote)')
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise ConfigError(f'{field}={path!r} is a file, not a directory; choose a directory (new, or one adjax wrote)')
+  existing = os.path.abspath(path)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+    where = 'it' if existing == os.path.abspath(path) else f'{existing!r}, where it would be made,'
+    raise ConfigError(f'{field}={path!r} cannot be written: {where} is not writable; choose another directory')
 
 
 def read_json(path: str, owner: str) -> dict:

@@ -1,8 +1,11 @@
 """What every entrypoint shares: flag parsing and failures as one line each, exit codes a scheduler reads.
 
-Exit status: 0 done; 1 a refusal (bad config, bad data, busy workdir) or a
-run whose every member diverged; 2 a flag that cannot be parsed; 143 stopped
-by SIGTERM after a checkpoint (run the same command again to resume).
+Exit status: 0 done; 1 a refusal (bad config, bad data, busy workdir), a
+run whose every member diverged, or a file that could not be written (disk
+full, a size limit, permissions); 2 a flag that cannot be parsed; 130 stopped
+by Ctrl-C; 143 stopped by SIGTERM after a checkpoint. After 1 (a write), 130
+or 143 the run's last complete checkpoint is kept: run the same command again
+to resume.
 """
 
 import contextlib
@@ -135,3 +138,11 @@ def reported():
   except workdir_lib.Preempted as e:
     print(f'adjax: {e}', file=sys.stderr, flush=True)
     sys.exit(workdir_lib.Preempted.exit_code)
+  except KeyboardInterrupt:
+    print('adjax: interrupted (Ctrl-C); run the same command again to resume from the last checkpoint',
+          file=sys.stderr, flush=True)  # fmt: skip
+    sys.exit(130)
+  except OSError as e:  # a write failed: disk full, a file-size limit, permissions
+    where = f' {e.filename!r}' if getattr(e, 'filename', None) else ''
+    sys.exit(f'adjax: could not write{where} ({type(e).__name__}: {e.strerror or e}); free space or fix '
+             'permissions, then run the same command again: it resumes from the last complete checkpoint')  # fmt: skip

@@ -158,6 +158,17 @@ def run(base: ml_collections.ConfigDict, specs: list[str], combine: str, sizes: 
   return rows, fields, figure, record
 
 
+def _sizes(values) -> list[int]:
+  """``--n_train``'s values as positive integers."""
+  try:
+    sizes = [int(n) for n in values]
+  except ValueError:
+    sizes = []
+  if not sizes or min(sizes) < 1:
+    raise config_lib.ConfigError(f'--n_train={",".join(map(str, values))} must be positive integers, e.g. 100,1000')
+  return sizes
+
+
 def _record(base: ml_collections.ConfigDict, specs: list[str], combine: str, sizes: list[int]) -> dict:
   """What ``sweep.json`` records of the sweep it summarises."""
   return {'specs': list(specs), 'combine': combine, 'n_train': list(sizes), 'config': json.loads(base.to_json())}
@@ -191,8 +202,8 @@ def main(argv):
     del base['sweep']
   specs = _SWEEP.value or (list(preset.specs) if preset else [])
   combine = _COMBINE.value or (preset.combine if preset else 'grid')
-  sizes = [int(n) for n in (_N_TRAIN.value or (preset.n_train if preset else [base.n_train]))]
   with cli.reported():
+    sizes = _sizes(_N_TRAIN.value or (preset.n_train if preset else [base.n_train]))
     rows, fields, figure, record = run(base, specs, combine, sizes, _CHUNK.value, _WORKDIR.value)
   if parallel.is_writer():
     _write(rows, fields, record, figure)

@@ -81,7 +81,7 @@ class TagDataTest(absltest.TestCase):
   def test_multi_hot_tags_and_text_split_and_view(self):
     x, tags, text = _tag_arrays()
     source = data_lib.from_arrays(x[:250], tags[:250], x[250:], tags[250:], text[:250], text[250:], name='tags')
-    c = tiny_config('adim', n_train=100, n_val=50)
+    c = tiny_config('adim', n_train=100, n_val=50, multi_label=True)
     c.student.model = c.teacher.model = c.discriminator.model = 'mlp'
     splits = data_lib.load(config_lib.validate(c), source)
     self.assertEqual(splits.num_classes, 6)
@@ -108,12 +108,13 @@ class TagDataTest(absltest.TestCase):
     never[:, 5] = 0
     never[never.sum(1) == 0, 0] = 1
     with self.assertRaisesRegex(config_lib.ConfigError, r'tags \[5\] of 0..5 are on no training example'):
-      data_lib.load(config_lib.validate(tiny_config('student', n_train=100, n_val=50)), data_lib.from_arrays(x, never))
+      c = tiny_config('student', n_train=100, n_val=50, multi_label=True)
+      data_lib.load(config_lib.validate(c), data_lib.from_arrays(x, never))
 
 
 class ScenesTest(absltest.TestCase):
   def test_scenes_of_real_digits_with_helpful_noisy_text(self):
-    source = data_lib.read(config_lib.validate(tiny_config('student', dataset='mnist5k_scenes')))
+    source = data_lib.read(config_lib.validate(tiny_config('student', dataset='mnist5k_scenes', multi_label=True)))
     self.assertEqual((source.x.shape, source.y.shape, source.xp.shape), ((4000, 196), (4000, 10), (4000, 10)))
     self.assertEqual((source.x_test.shape[0], source.xp.dtype), (1000, np.int32))
     self.assertTrue(np.all((source.y.sum(1) >= 1) & (source.y.sum(1) <= 4)))
@@ -173,7 +174,7 @@ class KvoteTest(absltest.TestCase):
     self.assertGreater(float(tied[1]), float(tied[0]))
 
   def test_k_is_chosen_on_validation(self):
-    c = config_lib.validate(tiny_config('student', dataset='mnist5k_scenes', n_train=500, n_val=200))
+    c = config_lib.validate(tiny_config('student', dataset='mnist5k_scenes', multi_label=True, n_train=500, n_val=200))
     out = kvote.run(data_lib.load(c), ks=(1, 5, 25))
     self.assertEqual(out['k'], max((1, 5, 25), key=lambda k: out['validation'][str(k)]['p@3']))
     self.assertEqual(out['val_p@3'], out['validation'][str(out['k'])]['p@3'])
@@ -299,7 +300,7 @@ class TagConfigTest(absltest.TestCase):
       self.assertEqual(os.listdir(workdir), [])
 
   def test_kvote_at_another_k(self):
-    c = config_lib.validate(tiny_config('student', dataset='mnist5k_scenes', n_train=300, n_val=100))
+    c = config_lib.validate(tiny_config('student', dataset='mnist5k_scenes', multi_label=True, n_train=300, n_val=100))
     out = kvote.run(data_lib.load(c), rank_k=5, ks=(1, 5))
     self.assertEqual(out['val_p@5'], out['validation'][str(out['k'])]['p@5'])
 

@@ -13,6 +13,7 @@ import ml_collections
 from adjax import checkpoint
 from adjax import config as config_lib
 from adjax import data as data_lib
+from adjax import methods
 from adjax import parallel
 from adjax import workdir as workdir_lib
 from adjax.errors import ConfigError
@@ -39,7 +40,7 @@ def prepare(
 ) -> Run:
   """The checked run: config, players, sweep, then the workdir and rounds (before any data is read), then data,
   outputs and identity (not the resume: ``identity.check_resume``)."""
-  nets, optimizers = dict(nets or {}), dict(optimizers or {})
+  nets, optimizers = setup_lib.players_given(nets, optimizers)
   checked = setup_lib.check(config, sweep, nets, optimizers)
   unused = config_lib.unused_options(checked.config) if parallel.is_writer() else []
   if unused:
@@ -56,6 +57,8 @@ def _check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
   """A usable workdir, holding no more rounds than ``config.rounds`` (fewer would report later rounds' figures
   under an earlier count)."""
   workdir_lib.check_usable(workdir)
+  if config.teacher_cache and methods.METHODS[config.method].frozen:
+    workdir_lib.check_directory(config.teacher_cache, 'teacher_cache')
   steps = checkpoint.saved_steps(os.path.join(workdir, 'checkpoints'))
   if steps and max(steps) > config.rounds:
     raise ConfigError(

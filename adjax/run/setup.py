@@ -22,11 +22,14 @@ import dataclasses
 import functools
 from typing import NamedTuple
 
+from absl import logging
 import jax
 import ml_collections
 
+from adjax import augment
 from adjax import config as config_lib
 from adjax import data as data_lib
+from adjax import fields
 from adjax import game as game_lib
 from adjax import parallel
 from adjax import rounds
@@ -94,6 +97,8 @@ class Checked(NamedTuple):
 def check(config: ml_collections.ConfigDict, sweep: list[dict] | None, nets: dict, optimizers: dict) -> Checked:
   """Every check that needs no data: the config, the players given, the sweep."""
   config = config_lib.validate(config)
+  if sweep is not None and not (isinstance(sweep, list | tuple) and all(isinstance(p, dict) for p in sweep)):
+    raise ConfigError(f"sweep must be a list of {{field: value}} points, e.g. [{{'game.nu': 0.1}}]; got {sweep!r:.80}")
   game_lib.check_players(config, nets, optimizers)
   points = sweeps.check_sweep(config, sweep, optimizers) if sweep else [config]
   seeds = [config.seed + i for i in range(config.num_seeds)]
@@ -105,7 +110,13 @@ def with_data(checked: Checked, sweep, data: data_lib.Source | None, nets: dict,
   """``check``'s output with the data read and split, the inputs and the networks' outputs checked and the game
   built."""
   config, configs, overrides = checked
-  source = data if data is not None else data_lib.read(config)
+  if data is not None and not isinstance(data, data_lib.Source):
+    raise ConfigError(
+      f'data must be an adjax.data.Source (adjax.from_arrays(x_train, y_train, ...)), got {type(data).__name__}'
+    )
+  source = data_lib.labelled(data if data is not None else data_lib.read(config), config.multi_label)
+  if not (source.builtin or config.augment.user_data or augment.is_identity(config.augment)):
+    config, configs = _unaugmented(config, configs, source)
   game_lib.check_inputs(config, source, tuple(nets))
   splits = members_lib.load_members(configs, source)
   _check_outputs(nets, splits)
@@ -113,6 +124,18 @@ def with_data(checked: Checked, sweep, data: data_lib.Source | None, nets: dict,
   setup = Setup(config, sweep, configs, overrides, config.num_seeds, source, splits, game)
   setup.metric  # noqa: B018  (checked here: select_metric against what the data gives)
   return setup
+
+
+def _unaugmented(config: ml_collections.ConfigDict, configs: list, source: data_lib.Source):
+  """A user's data is not augmented unless ``augment.user_data`` asks: the configs then say no augmentation (what
+  the run computes); augmentation set away from its defaults is named in a warning."""
+  default = fields.get_config().augment
+  set_here = [f'augment.{k}={v}' for k, v in config.augment.items() if k != 'user_data' and v != default[k]]
+  note = logging.warning if set_here else logging.info
+  note('%s is not augmented (a user\'s data; augment.user_data=True augments it)%s', source.name,
+       f': {", ".join(set_here)} not applied' if set_here else '')  # fmt: skip
+  off = {'augment.rotation': 0.0, 'augment.shift': 0.0, 'augment.zoom': 0.0, 'augment.flip': False}
+  return sweeps.with_overrides(config, off), [sweeps.with_overrides(c, off) for c in configs]
 
 
 def setup(
@@ -124,8 +147,18 @@ def setup(
   optimizers: dict | None = None,
 ) -> Setup:
   """The checked ``Setup`` of a config; the arguments are ``train_and_evaluate``'s (without a workdir)."""
-  nets, optimizers = dict(nets or {}), dict(optimizers or {})
+  nets, optimizers = players_given(nets, optimizers)
   return with_data(check(config, sweep, nets, optimizers), sweep, data, nets, optimizers)
+
+
+def players_given(nets, optimizers) -> tuple[dict, dict]:
+  """``nets`` and ``optimizers`` as dicts (None: none given)."""
+  out = []
+  for name, given in (('nets', nets), ('optimizers', optimizers)):
+    if given is not None and not isinstance(given, dict):
+      raise ConfigError(f'{name} must be a dict {{player: ...}} (or None), got {type(given).__name__}')
+    out.append(dict(given or {}))
+  return out[0], out[1]
 
 
 def _shapes(x) -> str:

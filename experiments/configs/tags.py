@@ -18,6 +18,7 @@ from experiments.configs import mnist
 def get_config() -> ml_collections.ConfigDict:
   c = mnist.get_config()
   c.dataset = 'mnist5k_scenes'
+  c.multi_label = True  # multi-hot tags, asked for explicitly
   c.n_train, c.n_val = 2000, 500
   c.batch_size = 32
   c.student.model = 'mlp'
