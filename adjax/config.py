@@ -82,6 +82,15 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     )
   check_fields(config)
   c = ml_collections.ConfigDict(config.to_dict())
+  for f in fields.fields().values():  # a config built before a field was added computes its default
+    *groups, leaf = f.name.split('.')
+    node = c
+    for g in groups:
+      if g not in node:
+        node[g] = ml_collections.ConfigDict()
+      node = node[g]
+    if leaf not in node and f.added:
+      node[leaf] = f.default
   for field, value in _leaves(c.to_dict()):  # inf / nan in any float field: every check below would pass it
     if isinstance(value, float):
       _require(math.isfinite(value), f'{field}={value} must be finite (a number, not inf or nan)')

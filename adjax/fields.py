@@ -42,7 +42,6 @@ from ml_collections import config_dict
 
 from adjax import methods
 from adjax import models
-from adjax import registry
 from adjax import values
 
 
@@ -80,10 +79,11 @@ def register_field(field: Field) -> None:
   made as needed. Declare it before building the config (``adjax.get_config``)."""
   if field.name in {d.name for d in declarations()} - set(REGISTERED):
     raise ValueError(f"config field {field.name!r} is adjax's own; choose another name")
-  for part in field.name.split('.'):
-    registry.is_new('config field', {}, part, field)  # each part an identifier
-  if registry.is_new('config field', REGISTERED, field.name, field):
-    REGISTERED[field.name] = field
+  if not all(part.isidentifier() for part in field.name.split('.')):
+    raise ValueError(f'config field {field.name!r}: each dotted part must be an identifier')
+  if field.name in REGISTERED and REGISTERED[field.name] != field:
+    raise ValueError(f'config field {field.name!r} is already registered as something else')
+  REGISTERED[field.name] = field
 
 
 def _method(c) -> methods.Method:

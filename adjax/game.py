@@ -185,7 +185,7 @@ def _check_vocabulary(config: ml_collections.ConfigDict, source: data_lib.Source
   """The text's embedding table fits (``text.embed_dim`` floats per token id up to the largest), and pretrained
   vectors (``text.embeddings``) are a readable ``.npy`` of its shape."""
   vocab, dim = int(source.pool['xp'].max()) + 1, config.text.embed_dim
-  if vocab * dim > 2**30:  # 4 GiB of float32 in the table alone
+  if vocab * dim > 2**28:  # 1 GiB of float32 in the table alone (Adam and the best copy hold 3 more)
     raise ConfigError(
       f'{source.name}: token ids up to {vocab - 1} make an embedding table of {vocab} x {dim} = {vocab * dim:.3g} '
       'parameters; number the vocabulary 1..V (0 = padding)'

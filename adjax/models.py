@@ -273,6 +273,8 @@ def register_model(
   ``adjax.train_and_evaluate(..., nets={player: module})``.
   """
   model = Model(make, reads_text, accepts)
+  if not registry.is_new('model', MODELS, name, model):
+    return
   takes = {'num_outputs': 1, **(dict.fromkeys(TEXT_ARGUMENTS, 1) if reads_text else {})}
   try:
     inspect.signature(make).bind(**takes)
@@ -280,8 +282,7 @@ def register_model(
     raise ValueError(f'model {name!r}: make must take make({", ".join(f"{k}=..." for k in takes)}) ({e})') from None
   except ValueError:  # a callable without a signature (a builtin): taken as it is
     pass
-  if registry.is_new('model', MODELS, name, model):
-    MODELS[name] = model
+  MODELS[name] = model
 
 
 # What a model that reads text is made with besides ``num_outputs``: the vocabulary and the ``text`` group's fields.

@@ -158,7 +158,7 @@ def run(base: ml_collections.ConfigDict, specs: list[str], combine: str, sizes: 
   return rows, fields, figure, record
 
 
-def _sizes(values) -> list[int]:
+def parse_sizes(values) -> list[int]:
   """``--n_train``'s values as positive integers."""
   try:
     sizes = [int(n) for n in values]
@@ -203,7 +203,7 @@ def main(argv):
   specs = _SWEEP.value or (list(preset.specs) if preset else [])
   combine = _COMBINE.value or (preset.combine if preset else 'grid')
   with cli.reported():
-    sizes = _sizes(_N_TRAIN.value or (preset.n_train if preset else [base.n_train]))
+    sizes = parse_sizes(_N_TRAIN.value or (preset.n_train if preset else [base.n_train]))
     rows, fields, figure, record = run(base, specs, combine, sizes, _CHUNK.value, _WORKDIR.value)
   if parallel.is_writer():
     _write(rows, fields, record, figure)

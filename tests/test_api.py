@@ -42,7 +42,7 @@ class ReadmeScriptTest(absltest.TestCase):
     proc = subprocess.run([sys.executable, 'other.py'], cwd=cwd, capture_output=True, text=True, timeout=600,
                           check=False)  # fmt: skip
     self.assertNotEqual(proc.returncode, 0)
-    self.assertIn('holds a run with a different config (fields: nets: nets.student.computation', proc.stderr)
+    self.assertRegex(proc.stderr, r'holds another run \(its checkpoints/\d+ differs in nets: nets.student.computation')
 
 
 if __name__ == '__main__':

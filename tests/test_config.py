@@ -108,6 +108,7 @@ class BadConfigTest(parameterized.TestCase):
     )
     c = mnist.get_config()
     c.dataset, c.data_file, c.n_train, c.n_val, c.augment.shift = 'npz', path, 10, 10, 2.0
+    c.augment.user_data = True  # a user's data is augmented only when asked
     c.student.model = c.teacher.model = c.discriminator.model = 'mlp'
     with self.assertRaisesRegex(config_lib.ConfigError, r'augment needs image inputs .* got examples of shape \(6,\)'):
       train.train_and_evaluate(c, self.create_tempdir().full_path)

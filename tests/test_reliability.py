@@ -84,6 +84,7 @@ class CheckpointIntegrityTest(parameterized.TestCase):
   def test_every_checkpoint_damaged_starts_over(self):
     workdir = self.create_tempdir().full_path
     train.train_and_evaluate(tiny_config('adim', rounds=3), workdir)
+    os.remove(os.path.join(workdir, 'results.json'))  # else the finished results are returned as stored
     for step in ('2', '3'):
       _flip_bytes(_largest_array_file(os.path.join(workdir, 'checkpoints', step)))
     with self.assertLogs(level='WARNING') as logs:

@@ -289,7 +289,10 @@ class TagConfigTest(absltest.TestCase):
     cases = [
       ({'rank_k': 0}, r'rank_k=0 must be in 1..10'),
       ({'select_metric': 'p@5'}, r"select_metric='p@5' is not a figure .* at rank_k=3; .* \(or set rank_k=5\)"),
-      ({'dataset': 'mnist5k'}, 'discriminator.model=text_mlp, teacher.model=text_mlp read privileged text, but'),
+      (
+        {'dataset': 'mnist5k', 'multi_label': False},
+        'discriminator.model=text_mlp, teacher.model=text_mlp read privileged text, but',
+      ),
     ]
     for overrides, message in cases:
       c = tags_config.get_config()

@@ -283,7 +283,7 @@ class KillTest(absltest.TestCase):
     '--config=experiments/configs/mnist.py',
     '--config.n_train=50',
     '--config.n_val=100',
-    '--config.rounds=8',
+    '--config.rounds=10',
     '--config.student.model=mlp',
     '--config.teacher.model=mlp',
     '--config.discriminator.model=mlp',
@@ -323,9 +323,15 @@ class KillTest(absltest.TestCase):
     latest = max(int(d) for d in os.listdir(os.path.join(workdir, 'checkpoints')) if d.isdigit())
     self.assertEqual(latest, int(line[1]))  # the round it names is saved: at most the round in progress is lost
     # SIGKILL of the resumed run, one round later: nothing runs at exit.
-    self.assertLess(latest + 1, 8, 'the SIGTERM came too late to leave a round to kill')
+    self.assertLess(latest + 2, 10, 'the SIGTERM came too late to leave rounds to kill and interrupt')
     proc, stderr = self._interrupt_after_checkpoint(workdir, latest + 1, signal.SIGKILL)
     self.assertEqual(proc.returncode, -signal.SIGKILL, stderr[-2000:])
+    # Ctrl-C (SIGINT) of the run resumed again: one line, status 130, no traceback.
+    latest = max(int(d) for d in os.listdir(os.path.join(workdir, 'checkpoints')) if d.isdigit())
+    proc, stderr = self._interrupt_after_checkpoint(workdir, latest + 1, signal.SIGINT)
+    self.assertEqual(proc.returncode, 130, stderr[-2000:])
+    self.assertNotIn('Traceback', stderr)
+    self.assertIn('adjax: interrupted (Ctrl-C); run the same command again to resume', stderr)
 
     whole = self.create_tempdir().full_path
     results = []
