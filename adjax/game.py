@@ -13,6 +13,7 @@ import functools
 import json
 from typing import Any
 
+from absl import logging
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -144,8 +145,11 @@ def check_players(config: ml_collections.ConfigDict, nets: dict, optimizers: dic
   present = methods.METHODS[config.method].present
   for kind, given, cls in (('nets', nets, nn.Module), ('optimizers', optimizers, optax.GradientTransformation)):
     for player, obj in given.items():
-      if player not in present:
-        raise ConfigError(f'{kind}[{player!r}]: method={config.method} has players {", ".join(present)}')
+      if player not in methods.PLAYERS:
+        raise ConfigError(f'{kind}[{player!r}] is not a player; players: {", ".join(methods.PLAYERS)}')
+      if player not in present:  # a loop over methods may give every player's: not used, said once
+        logging.info('%s[%r] not used: method=%s has players %s', kind, player, config.method, ', '.join(present))
+        continue
       if not isinstance(obj, cls):
         raise ConfigError(f'{kind}[{player!r}] must be a {cls.__module__}.{cls.__qualname__}, got {type(obj)}')
 

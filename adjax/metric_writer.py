@@ -49,16 +49,18 @@ def log_round(
     return
   names = [k for k in per_seed[0] if k != 'round' and not k.endswith('grad_norm')]
   mean = {k: sum(s[k] for s in per_seed) / len(per_seed) for k in names}
-  seeds = f', mean of {len(per_seed)} members' if len(per_seed) > 1 else ''
+  seeds = f', mean (range) of {len(per_seed)} members' if len(per_seed) > 1 else ''
   # In a terminal the progress line below is what a person reads; the full line goes to the log at DEBUG there, and
   # at INFO when stderr is a file (a batch job's log, for machines).
   level = logging.DEBUG if sys.stderr.isatty() else logging.INFO
   scalars = ' '.join(f'{k}={v:.4g}' for k, v in mean.items())
   logging.log(level, 'round %d/%d (%.2fs%s) %s', round_, rounds, last, seeds, scalars)
-  recent = seconds[1:][-5:] or [last]
+  recent = seconds[2:][-5:] or [last]  # round 1 compiles the round: not what the others take
   eta = (rounds - round_) * sum(recent) / len(recent)
   shown_figures = '  '.join(
-    f'{p} {mean[figures.history(p, metric)]:.4f}' for p in figures.GENERATORS if figures.history(p, metric) in mean
+    f'{p} {mean[k]:.4f}' + (f' ({min(s[k] for s in per_seed):.4f}–{max(s[k] for s in per_seed):.4f})' if seeds else '')
+    for p in figures.GENERATORS
+    if (k := figures.history(p, metric)) in mean
   )
   shown = '' if metric == 'accuracy' else f' {metric}'
   print(

@@ -6,6 +6,7 @@ points compile once); its values are ``a,b,c``, ``lin:START:STOP:NUM`` or
 list of points as members of one vmapped program.
 """
 
+import difflib
 import itertools
 
 import ml_collections
@@ -18,7 +19,14 @@ from adjax.errors import ConfigError
 
 
 def check_field(field: str) -> None:
-  """Refuses a field that is not an array in the state (it would change the compiled program)."""
+  """Refuses a field that is not a config field, or not an array in the state (it would change the compiled
+  program)."""
+  if field not in fields_lib.fields():
+    close = difflib.get_close_matches(field, fields_lib.sweepable(), n=1, cutoff=0.6)
+    raise ConfigError(
+      f'{field} is not a config field{f"; did you mean {close[0]}?" if close else ""} '
+      f'(sweepable fields: {", ".join(fields_lib.sweepable())})'
+    )
   if field not in fields_lib.sweepable():
     raise ConfigError(
       f'{field} cannot be swept in one program: it is static (it changes shapes or code); '

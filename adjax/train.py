@@ -11,6 +11,7 @@ import ml_collections
 
 from adjax import data as data_lib
 from adjax import parallel
+from adjax import sweeps
 from adjax import workdir as workdir_lib
 from adjax.run import identity as identity_lib
 from adjax.run import loop as loop_lib
@@ -59,10 +60,10 @@ def train_and_evaluate(
   (``workdir.Preempted``). Only one process may run in a workdir at a time.
   """
   run = preflight.prepare(config, workdir, sweep, data, nets, optimizers)
-  identity_lib.check_resume(workdir, run.setup.config, sweep, run.identity)
+  identity_lib.check_resume(workdir, run.setup.config, run.setup.sweep, run.identity)
   with workdir_lib.exclusive(workdir), workdir_lib.stop_on_sigterm() as sigterm:
     # Again, under the lock: another run may have started meanwhile.
-    identity_lib.check_resume(workdir, run.setup.config, sweep, run.identity)
+    identity_lib.check_resume(workdir, run.setup.config, run.setup.sweep, run.identity)
     stored = identity_lib.stored_results(workdir)
     if stored is not None and stored.get('rounds') == run.setup.config.rounds:
       logging.info('workdir=%r holds the finished results of this run; returned as stored', workdir)
@@ -108,7 +109,8 @@ def finished(
     [p.get('overrides') for p in results.get('sweep', [])],
   )
   differ = {k for k, v in identity_lib.what_is_computed(json.loads(config.to_json())).items() if saved.get(k) != v}
-  if points != (sweep or []) or differ - {'augment'}:  # augment: a user's data runs without it (setup says)
+  completed = [sweeps.complete_omegas(config.method, p) for p in sweep or []]
+  if points != completed or differ - {'augment'}:  # augment: a user's data runs without it (setup says)
     return None
   s = setup_lib.setup(config, sweep, data=data, nets=nets, optimizers=optimizers)  # no mesh, workdir or option checks
   same = saved == identity_lib.what_is_computed(json.loads(s.config.to_json()))

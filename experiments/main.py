@@ -26,9 +26,11 @@ def main(argv):
     results = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   if not parallel.is_writer():
     return
-  student = results['final']['student'] or results['final']['teacher']
-  metric = results_lib.selected_figure(results)
-  print(f'{results["method"]}: test {metric} {student[figures.test(metric)]:.4f} (selected on validation {metric})')
+  player = 'student' if results['final']['student'] else 'teacher'
+  final, metric, seeds = results['final'][player], results_lib.selected_figure(results), results['num_seeds']
+  name = figures.test(metric)
+  spread = f' ± {final[name + "_std"]:.4f} (std over {seeds} seeds)' if seeds > 1 else ''
+  print(f'{results["method"]}: {player} test {metric} {final[name]:.4f}{spread}, selected on validation {metric}')
 
 
 if __name__ == '__main__':

@@ -64,7 +64,8 @@ def _summary(entry: dict, figure: str) -> dict:
     if final is not None:
       for name in (figures.test(figure), figures.val(figure)):
         out[f'{p}_{name}'] = final[name]
-        out[f'{p}_{name}_std'] = final.get(f'{name}_std', 0.0)
+        if f'{name}_std' in final:  # several seeds
+          out[f'{p}_{name}_std'] = final[f'{name}_std']
   return out
 
 
@@ -115,7 +116,8 @@ def markdown(rows: list[dict], figure: str = 'accuracy') -> str:
       f'teacher_{figures.test(figure)}',
     ):
       scale, digits = (100, 2) if percent else (1, 4)
-      cells.append(f'{scale * r[key]:.{digits}f} ± {scale * r[key + "_std"]:.{digits}f}' if key in r else '—')
+      spread = f' ± {scale * r[key + "_std"]:.{digits}f}' if key + '_std' in r else ''
+      cells.append(f'{scale * r[key]:.{digits}f}{spread}' if key in r else '—')
     swept = ', '.join(f'{k}={v:.4g}' for k, v in r['overrides'].items())
     if r.get('diverged'):  # every seed's figures are left out of the means
       swept += ' (diverged: ' + ', '.join(f'seed {d["seed"]} in round {d["round"]}' for d in r['diverged']) + ')'

@@ -59,7 +59,8 @@ class SingleLabelUnchangedTest(absltest.TestCase):
     its own layout (issue 11): then only the logged gradient norms moved, by at most 4.8e-7 (their sum's order),
     every loss, accuracy and parameter selection stayed bit-identical. NOISY and NGAN stored by the code before
     the authors' options (issue 14: estimator ``authors``, ``generator_reward``, ``distill_terms``,
-    ``divide_by_batch``; commit 032e1a4), which leave the defaults unchanged."""
+    ``divide_by_batch``; commit 032e1a4), which leave the defaults unchanged. ``discriminator_reward`` (0 by
+    construction) was then dropped from the stored histories, as from the history (issue 21)."""
     with open(STORED) as f:
       stored = json.load(f)
     for method, before in stored.items():

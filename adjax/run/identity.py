@@ -222,7 +222,7 @@ def identity(source: data_lib.Source, game: game_lib.Game, splits: data_lib.Spli
     'nets': {p: describe_net(game.nets[p], example(splits, p)) for p in game.method.present},
     'optimizers': {},
   }
-  for player, opt in sorted(optimizers.items()):
+  for player, opt in sorted((p, o) for p, o in optimizers.items() if p in game.method.present):
     x = jax.tree.map(jnp.zeros_like, example(splits, player))
     params = jax.tree.map(np.zeros_like, jax.device_get(game.nets[player].init(jax.random.key(0), x)))
     try:

@@ -37,14 +37,27 @@ class Loop:
     self.key = figures.val(self.metric)
     self.ckpt = checkpoint.Checkpoints(os.path.join(run.workdir, 'checkpoints'))
     self.record = identity_lib.run_json(run.setup.config, run.setup.sweep, run.identity)
-    self.writer = metric_writer.MetricWriter(os.path.join(run.workdir, 'tensorboard'), enabled=parallel.is_writer())
+    logdir, count = os.path.join(run.workdir, 'tensorboard'), members.count
+    runs = [os.path.join(logdir, self.tag(i)) for i in range(count)] + (
+      [os.path.join(logdir, 'mean')] if count > 1 else []
+    )
+    self.writers = [metric_writer.MetricWriter(r, enabled=parallel.is_writer()) for r in runs]
 
   def close(self) -> None:
-    self.writer.close()
+    for w in self.writers:
+      w.close()
     self.ckpt.close()
 
+  def _write(self, round_: int, scalars: list[dict]) -> None:
+    """Each live member's scalars to its TensorBoard run, and their mean to ``mean`` (several members)."""
+    for i, s in scalars:
+      self.writers[i].write_scalars(round_, s)
+    if len(self.writers) > 1 and scalars:
+      names = scalars[0][1]
+      self.writers[-1].write_scalars(round_, {k: float(np.mean([s[k] for _, s in scalars])) for k in names})
+
   def tag(self, i: int) -> str:
-    """Member ``i``'s prefix in TensorBoard and the log: its sweep point and seed."""
+    """Member ``i``'s name in the log and its TensorBoard run (directories): its sweep point and seed."""
     run = self.run
     names = [f'{k}={v:g}' for k, v in run.setup.overrides[i].items()]
     names += [f'seed_{run.setup.configs[i].seed}'] if run.setup.num_seeds > 1 else []
@@ -78,6 +91,9 @@ class Loop:
       arrays = members.put(arrays)
       return arrays['state'], arrays['best'], meta
     t0 = time.perf_counter()
+    if parallel.is_writer():
+      frozen = 'the frozen teacher, then ' if self.game.method.frozen else ''
+      print(f'round 0: compiling, then {frozen}pretraining ({members.count} members)', flush=True)
     state = run.setup.init()
     state = teacher_lib.frozen(run, state, members, self.programs, self.metric)
     state, metrics = self.programs.pretrain(state, self.train, False, 0)
@@ -95,8 +111,7 @@ class Loop:
       'seconds': [time.perf_counter() - t0],
     }
     _check_members(meta, history, 0, self.tag, stop_when_all=not run.setup.sweep)
-    for i in np.flatnonzero(finite):
-      self.writer.write_scalars(0, {self.tag(i) + k: v for k, v in history[i][0].items()})
+    self._write(0, [(i, history[i][0]) for i in np.flatnonzero(finite)])
     self._save(0, state, best, meta)
     return state, best, meta
 
@@ -131,7 +146,7 @@ class Loop:
     live = np.array([d is None for d in meta['diverged']])
     for i in np.flatnonzero(live):
       meta['history'][i].append(history[i][0])
-      self.writer.write_scalars(round_, {self.tag(i) + k: v for k, v in history[i][0].items()})
+    self._write(round_, [(i, history[i][0]) for i in np.flatnonzero(live)])
     for p in best:
       score = val[p][self.metric]
       improved_S = live & np.array([score[i] > meta['best'][i][p][self.key] for i in range(members.count)])

@@ -49,7 +49,7 @@ def prepare(
                     ', '.join(unused))  # fmt: skip
   parallel.check(checked.config)
   _check_workdir(workdir, checked.config)
-  s = setup_lib.with_data(checked, sweep, data, nets, optimizers)
+  s = setup_lib.with_data(checked, data, nets, optimizers)
   return Run(s, workdir, identity_lib.identity(s.source, s.game, s.splits, optimizers))
 
 

@@ -6,7 +6,9 @@ import json
 import ml_collections
 import numpy as np
 
+from adjax import config as config_lib
 from adjax import data as data_lib
+from adjax import fields
 from adjax import figures
 from adjax import ranking
 from adjax.errors import ConfigError
@@ -59,7 +61,8 @@ def round_scalars(metrics: dict, val: dict, seed_index: int) -> dict[str, float]
   for player, m in metrics.items():
     if isinstance(m, dict):
       for name, value in m.items():
-        scalars[f'{player}_{name}'] = float(value[seed_index])
+        if (player, name) != ('discriminator', 'reward'):  # 0 by construction (it descends no reward)
+          scalars[f'{player}_{name}'] = float(value[seed_index])
   return scalars
 
 
@@ -92,17 +95,25 @@ def build(run, members, meta: dict, test: dict, metric: str) -> dict:
     'seed': config.seed,
     'num_seeds': run.setup.num_seeds,
     'rounds': config.rounds,
-    'seconds_per_round': meta['seconds'],
+    'seconds_round_0': meta['seconds'][0],  # the frozen teacher, pretraining and the first compilations
+    'seconds_per_round': meta['seconds'][1:],
     # One seed: its figures; several: mean and std over the seeds that did not diverge (each under per_seed).
     **_group(per_seed, run.setup.num_seeds, sweep),
     'per_seed': per_seed,
     'config': json.loads(config.to_json()),
+    # Fields of the config the run did not read: set away from their defaults but unread, and the learning rate and
+    # weight decay of a player given its own optimizer.
+    'unread_fields': [
+      *config_lib.unused_options(config),
+      *(f'{p}.{f}' for p in run.identity['optimizers'] for f in fields.player_hyperparameters()),
+    ],
     'identity': run.identity,
   }
 
 
 def _summary(per_seed_final: list[dict]) -> dict:
-  """Mean and standard deviation over seeds of each final figure."""
+  """Mean and standard deviation over seeds of each final figure (the population's: ``numpy.std``, ddof 0), and the
+  selected round of each seed."""
   out = {}
   for p in GENERATORS:
     if per_seed_final[0][p] is None:
@@ -111,6 +122,9 @@ def _summary(per_seed_final: list[dict]) -> dict:
     out[p] = {}
     for name in per_seed_final[0][p]:
       values = np.array([f[p][name] for f in per_seed_final], np.float64)
+      if name == 'selected_round':  # a round per seed, not a mean
+        out[p][name] = [int(v) for v in values]
+        continue
       out[p][name], out[p][f'{name}_std'] = float(values.mean()), float(values.std())
   return out
 

@@ -31,6 +31,7 @@ from adjax import config as config_lib
 from adjax import data as data_lib
 from adjax import fields
 from adjax import game as game_lib
+from adjax import methods
 from adjax import parallel
 from adjax import rounds
 from adjax import sweeps
@@ -92,6 +93,7 @@ class Checked(NamedTuple):
   config: ml_collections.ConfigDict
   configs: list[ml_collections.ConfigDict]
   overrides: list[dict]
+  sweep: list[dict] | None  # the points, a sum_to_one group's unswept weights completed (sweeps.complete_omegas)
 
 
 def check(config: ml_collections.ConfigDict, sweep: list[dict] | None, nets: dict, optimizers: dict) -> Checked:
@@ -100,16 +102,17 @@ def check(config: ml_collections.ConfigDict, sweep: list[dict] | None, nets: dic
   if sweep is not None and not (isinstance(sweep, list | tuple) and all(isinstance(p, dict) for p in sweep)):
     raise ConfigError(f"sweep must be a list of {{field: value}} points, e.g. [{{'game.nu': 0.1}}]; got {sweep!r:.80}")
   game_lib.check_players(config, nets, optimizers)
+  sweep = [sweeps.complete_omegas(config.method, p) for p in sweep] if sweep else None
   points = sweeps.check_sweep(config, sweep, optimizers) if sweep else [config]
   seeds = [config.seed + i for i in range(config.num_seeds)]
   configs = [sweeps.with_overrides(c, {'seed': seed}) for c in points for seed in seeds]
-  return Checked(config, configs, [point for point in (sweep or [{}]) for _ in seeds])
+  return Checked(config, configs, [point for point in (sweep or [{}]) for _ in seeds], sweep)
 
 
-def with_data(checked: Checked, sweep, data: data_lib.Source | None, nets: dict, optimizers: dict) -> Setup:
+def with_data(checked: Checked, data: data_lib.Source | None, nets: dict, optimizers: dict) -> Setup:
   """``check``'s output with the data read and split, the inputs and the networks' outputs checked and the game
   built."""
-  config, configs, overrides = checked
+  config, configs, overrides, sweep = checked
   if data is not None and not isinstance(data, data_lib.Source):
     raise ConfigError(
       f'data must be an adjax.data.Source (adjax.from_arrays(x_train, y_train, ...)), got {type(data).__name__}'
@@ -119,7 +122,7 @@ def with_data(checked: Checked, sweep, data: data_lib.Source | None, nets: dict,
     config, configs = _unaugmented(config, configs, source)
   game_lib.check_inputs(config, source, tuple(nets))
   splits = members_lib.load_members(configs, source)
-  _check_outputs(nets, splits)
+  _check_outputs({p: n for p, n in nets.items() if p in methods.METHODS[config.method].present}, splits)
   game = game_lib.build(config, splits.num_classes, nets, optimizers, splits.vocab_size)
   setup = Setup(config, sweep, configs, overrides, config.num_seeds, source, splits, game)
   setup.metric  # noqa: B018  (checked here: select_metric against what the data gives)
@@ -148,7 +151,7 @@ def setup(
 ) -> Setup:
   """The checked ``Setup`` of a config; the arguments are ``train_and_evaluate``'s (without a workdir)."""
   nets, optimizers = players_given(nets, optimizers)
-  return with_data(check(config, sweep, nets, optimizers), sweep, data, nets, optimizers)
+  return with_data(check(config, sweep, nets, optimizers), data, nets, optimizers)
 
 
 def players_given(nets, optimizers) -> tuple[dict, dict]:
