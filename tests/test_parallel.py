@@ -120,8 +120,11 @@ class MultiProcessTest(absltest.TestCase):
     logs = self._finish(self._launch(killed, 3, _free_port()), killed)
     self.assertIn('test accuracy', logs[0])
     self.assertNotIn('test accuracy', logs[1])  # process 0 reports and writes; the others only compute
-    # One event file per launch of process 0: process 1 never writes.
-    self.assertLen(os.listdir(os.path.join(killed, 'tensorboard')), 2)
+    # One TensorBoard run per member and their mean, each one event file per launch of process 0: process 1 never
+    # writes.
+    runs = os.path.join(killed, 'tensorboard')
+    self.assertEqual(sorted(os.listdir(runs)), ['mean', 'seed_0', 'seed_1', 'seed_2'])
+    self.assertEqual({len(os.listdir(os.path.join(runs, r))) for r in os.listdir(runs)}, {2})
     with open(os.path.join(killed, 'results.json')) as f:
       resumed = json.load(f)
 

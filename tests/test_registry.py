@@ -103,7 +103,7 @@ class UserPartsTest(absltest.TestCase):
     ):
       train.train_and_evaluate(tiny_config('adim'), workdir, nets={'student': Seven()})
     self.assertFalse(os.path.exists(workdir))
-    with self.assertRaisesRegex(config_lib.ConfigError, r"nets\['studnet'\]: method=adim has players"):
+    with self.assertRaisesRegex(config_lib.ConfigError, r"nets\['studnet'\] is not a player; players:"):
       train.train_and_evaluate(tiny_config('adim'), workdir, nets={'studnet': Seven()})
 
 

@@ -13,6 +13,7 @@ from adjax import game as game_lib
 from adjax import rounds
 from adjax import sweeps
 from adjax import train
+from adjax.run import setup as setup_lib
 from tests.test_table1 import TINY
 from tests.test_train import assert_member_equals_alone
 from tests.test_train import tiny_config
@@ -55,7 +56,11 @@ class SweepTest(absltest.TestCase):
     with self.assertRaisesRegex(config_lib.ConfigError, r'batch_size cannot be swept in one program'):
       train.train_and_evaluate(tiny_config('adim'), workdir, [{'batch_size': 20}])
     with self.assertRaisesRegex(config_lib.ConfigError, r'needs game.omega_r \+ game.omega_s \+ game.omega_t = 1'):
-      train.train_and_evaluate(tiny_config('adim'), workdir, [{'game.omega_s': 0.9}])
+      train.train_and_evaluate(
+        tiny_config('adim'), workdir, [{'game.omega_r': 0.5, 'game.omega_s': 0.9, 'game.omega_t': 0.1}]
+      )
+    with self.assertRaisesRegex(config_lib.ConfigError, r'game.nu_ is not a config field; did you mean game.nu\?'):
+      train.train_and_evaluate(tiny_config('adim'), workdir, [{'game.nu_': 0.5}])
     self.assertFalse(os.path.exists(workdir))
     # A field the method does not read would give identical members: refused, not reported as a flat curve.
     for method, field in (('adib', 'game.omega_r'), ('ngan', 'game.nu'), ('student', 'teacher.learning_rate'),
@@ -65,6 +70,11 @@ class SweepTest(absltest.TestCase):
     self.assertFalse(os.path.exists(workdir))
     with self.assertRaisesRegex(config_lib.ConfigError, r'log: both ends > 0'):
       sweeps.parse_sweeps(['game.nu=log:0:10:3'])
+
+  def test_from_python_the_unswept_omegas_share_the_rest_as_from_the_command_line(self):
+    checked = setup_lib.check(tiny_config('adim'), [{'game.omega_s': 0.4}], {}, {})
+    self.assertEqual(checked.sweep, [{'game.omega_s': 0.4, 'game.omega_r': 0.3, 'game.omega_t': 0.3}])
+    self.assertEqual([c.game.omega_t for c in checked.configs], [0.3])
 
   def test_value_specs_and_omega_completion(self):
     self.assertEqual(sweeps.parse_values('f', '0,0.5,2'), [0.0, 0.5, 2.0])
