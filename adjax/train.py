@@ -37,9 +37,12 @@ def train_and_evaluate(
       run started again with the same workdir resumes.
     sweep: points ``{dotted field: value}`` over ``adjax.fields.sweepable()``
       (e.g. ``[{'game.nu': 0.1}, {'game.nu': 1.0}]``); members are ordered
-      point-major: point 0's seeds, then point 1's, …
+      point-major: point 0's seeds, then point 1's, … Sweeping some weights
+      of a group that sums to 1 gives the others equal parts of the rest.
     data: the run's arrays (``adjax.data.from_arrays(...)``) instead of
-      ``config.dataset``; validation is drawn from its training arrays.
+      ``config.dataset``; validation is drawn from its training arrays. It is
+      not augmented unless ``config.augment.user_data``; ``[N, K]`` labels
+      are tags only with ``config.multi_label`` (one-hot rows are classes).
     nets: ``{player: flax.linen.Module}`` replacing ``config.<player>.model``
       (outputs ``[B, num_classes]``; for ADIM the discriminator's heads wrap
       it).
@@ -49,8 +52,17 @@ def train_and_evaluate(
 
   Returns:
     The contents of ``results.json``; ``identity`` names the data (and its
-    fingerprint), the networks and optimizers given from Python. A workdir
-    holding a run with other data, networks or optimizers is refused.
+    fingerprint), the networks and optimizers given from Python. Without a
+    sweep, ``final`` holds each generator's figures (several seeds: means and
+    ``_std``); with one, there is no top-level ``final``: ``sweep[i]`` holds
+    point ``i``'s ``overrides``, ``final`` and ``history``. ``per_seed`` lists
+    every member.
+
+  A workdir holding another run (other config, data, networks or optimizers,
+  as its checkpoints and finished ``results.json`` record it; ``config.json``
+  is a copy for people) is refused: to start afresh there, move its
+  ``checkpoints/``, ``results.json`` and ``config.json`` out. The same call
+  on a finished workdir returns its stored results.
 
   A member whose round goes non-finite is frozen and reported as diverged
   (``diverged_round`` in its ``per_seed`` entry, no figures); the others

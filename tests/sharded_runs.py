@@ -69,7 +69,7 @@ def main(out: str) -> None:
     results[f'sweep_{devices}'] = _run(sweep_config, SWEEP)
   for method, batches in (('student', (1, 2)), ('adim', (2,))):  # data parallelism: each minibatch over 2 devices
     for batch in batches:
-      c = tiny_config(method, num_seeds=2, batch_size=10)
+      c = tiny_config(method, num_seeds=2, batch_size=10, rounds=1)
       c.mesh.devices, c.mesh.batch = 4, batch
       results[f'{method}_batch_{batch}'] = _run(c)
   results['bytes_16'] = _data_bytes(16)
