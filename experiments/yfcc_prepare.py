@@ -29,7 +29,8 @@ cut to ``--max_words`` token ids over the ``--vocab_size`` most frequent
 training words (0 = padding, 1 = any other word). Writes ``x_train`` (features),
 ``xp_train`` (token ids), ``y_train`` (multi-hot tags) and the same for test,
 plus ``tag_names`` and ``vocabulary``: ``--config.dataset=npz
---config.data_file=OUT`` with ``experiments/configs/tags.py``.
+--config.data_file=OUT`` with ``experiments/configs/tags.py`` (which sets
+``multi_label=True``: the tags are multi-hot).
 """
 
 import sys
