@@ -55,8 +55,8 @@ def log_round(
   level = logging.DEBUG if sys.stderr.isatty() else logging.INFO
   scalars = ' '.join(f'{k}={v:.4g}' for k, v in mean.items())
   logging.log(level, 'round %d/%d (%.2fs%s) %s', round_, rounds, last, seeds, scalars)
-  recent = seconds[2:][-5:] or [last]  # round 1 compiles the round: not what the others take
-  eta = (rounds - round_) * sum(recent) / len(recent)
+  recent = seconds[2:][-5:]  # round 1 compiles the round: not what the others take
+  eta = _clock((rounds - round_) * sum(recent) / len(recent)) if recent else ('0:00' if round_ == rounds else '…')
   shown_figures = '  '.join(
     f'{p} {mean[k]:.4f}' + (f' ({min(s[k] for s in per_seed):.4f}–{max(s[k] for s in per_seed):.4f})' if seeds else '')
     for p in figures.GENERATORS
@@ -64,7 +64,7 @@ def log_round(
   )
   shown = '' if metric == 'accuracy' else f' {metric}'
   print(
-    f'round {round_}/{rounds}  {last:.2f} s  ETA {_clock(eta)}  val{shown}: {shown_figures}{seeds}',
+    f'round {round_}/{rounds}  {last:.2f} s  ETA {eta}  val{shown}: {shown_figures}{seeds}',
     file=sys.stdout,
     flush=True,
   )
