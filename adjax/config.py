@@ -64,7 +64,14 @@ def check_fields(config: ml_collections.ConfigDict) -> None:
   """Refuses a field that is not declared (a misspelling), naming the closest declared one."""
   declared = fields.fields()
   known = {*declared, *(f'game.{o}' for o in _term_options())}
-  for name, _ in fields.leaves(config):
+  present = dict(fields.leaves(config))
+  missing = [f.name for f in declared.values() if not f.added and f.name not in present]
+  if missing:
+    raise ConfigError(
+      f'the config lacks {", ".join(missing[:5])}{" …" if len(missing) > 5 else ""}: build it with adjax.get_config() '
+      '(or a config file) and change fields there, not by replacing a group or making a ConfigDict by hand'
+    )
+  for name in present:
     if name not in known:
       close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
       hint = f'did you mean {close[0]}? ' if close else ''
@@ -129,6 +136,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     _require(c[player].learning_rate > 0, f'{player}.learning_rate={c[player].learning_rate} must be > 0')
     _require(c[player].weight_decay >= 0, f'{player}.weight_decay={c[player].weight_decay} must be >= 0')
   _require(isinstance(c.seed, int) and c.seed >= 0, f'seed={c.seed!r} must be an integer >= 0 (seeds draw data)')
+  for field in ('n_train', 'n_val', 'batch_size', 'num_seeds', 'eval_chunk', 'rounds', 'k_d', 'k_t', 'k_s'):
+    _require(isinstance(c[field], int) and not isinstance(c[field], bool), f'{field}={c[field]!r} must be an integer')
   for field in ('n_train', 'n_val', 'batch_size', 'num_seeds', 'eval_chunk'):
     _require(c[field] >= 1, f'{field}={c[field]} must be a positive integer')
   for field in ('rounds', 'k_d', 'k_t', 'k_s'):

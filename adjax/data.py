@@ -114,6 +114,8 @@ def balanced_subsample(rng: np.random.Generator, y: np.ndarray, size: int, num_c
 
 def _check_labels(name: str, y: np.ndarray, n: int) -> np.ndarray:
   """Integer class labels ``[N]``, or multi-hot tags ``[N, K]`` (0/1, every example at least one tag)."""
+  if y.ndim == 2 and y.shape == (n, 1):
+    raise ConfigError(f'{name} has shape {y.shape}: give class labels as a vector [{n}] (y.ravel()) or tags [{n}, K]')
   if y.ndim == 2 and y.shape[0] == n:
     return _check_tags(name, y)
   if y.ndim != 1 or y.shape[0] != n:
@@ -264,6 +266,8 @@ def _checked(source: str, arrays: dict[str, np.ndarray]) -> Source:
   for k in needed + tuple(present):
     if arrays[k].ndim == 0 or arrays[k].shape[0] == 0:
       raise ConfigError(f'{source}: {k} holds no examples (shape {arrays[k].shape})')
+    if k.startswith('x') and arrays[k][0].size == 0:
+      raise ConfigError(f'{source}: {k} examples hold no values (shape {arrays[k].shape})')
   x = {k: _as_inputs(source, k, arrays[k]) for k in ('x_train', 'x_test', *present) if k in arrays}
   for k in present:  # token ids stay integers (uint8 privileged inputs are images, scaled like x)
     a = arrays[k]
@@ -329,6 +333,11 @@ def check_classes(source: str, y_pool: np.ndarray, y_test: np.ndarray | None, nu
       )
     return int(counts.size)
   num_classes = int(max(y_pool.max(), -1 if y_test is None else y_test.max())) + 1
+  if num_classes > y_pool.size:  # before counting them: a label of 2**30 would count 2**30 classes
+    raise ConfigError(
+      f'{source}: label {num_classes - 1} implies {num_classes} classes for {y_pool.size} training examples; '
+      'labels must be 0..K-1 (renumber them, e.g. with numpy.unique(y, return_inverse=True))'
+    )
   if num_classes < 2:
     raise ConfigError(f'{source}: every label is {num_classes - 1}; classification needs at least 2 classes')
   counts = np.bincount(y_pool, minlength=num_classes)

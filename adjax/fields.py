@@ -197,7 +197,7 @@ def declarations() -> tuple[Field | Group, ...]:
     doc = weight.doc + (f'; unset: the method default ({defaults})' if defaults else '')
     game(name, value, doc, sweepable=True, read=lambda c, name=name: name in _method(c).weight_fields(), **untaught)
   game('distillation', 'kl', 'the form of L_KD: kl | l2 (on logits) | mse (of the tempered logits: T cancels)',
-        **untaught)  # fmt: skip
+        read=_term_option('distillation'), **untaught)  # fmt: skip
   game('kd_temperature', 4.0, 'Hinton T of the KL term (None: T = 1); 4 picked on validation',
        read=_term_option('kd_temperature'), **untaught)  # fmt: skip
   game('distn_alpha', 0.5, 'DISTN: (1 − α) CE + α T² KL, T = kd_temperature', read=_term_option('distn_alpha'),

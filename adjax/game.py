@@ -169,6 +169,13 @@ def check_inputs(config: ml_collections.ConfigDict, source: data_lib.Source, own
     raise ConfigError(f'{fields} read privileged text, but {name} has none; use mlp or a dataset with text')
   if reading:
     _check_vocabulary(config, source)
+  unreading = [p for p in players if p != 'student' and p not in reading]
+  if data_lib.is_text(xp_all) and unreading:
+    fields = ', '.join(f'{p}.model={config[p].model}' for p in unreading)
+    raise ConfigError(
+      f'{name} has integer privileged inputs (xp, {source.xp.dtype}: token ids), which {fields} cannot read; use a '
+      'model that reads text (text_mlp), or give privileged features as floats (uint8 images are scaled)'
+    )
   for player in players:
     seen = xp_all if (xp_all is not None and player != 'student' and not data_lib.is_text(xp_all)) else x_all
     accepts = models.MODELS[config[player].model].accepts

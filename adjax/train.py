@@ -76,6 +76,9 @@ def train_and_evaluate(
   with workdir_lib.exclusive(workdir), workdir_lib.stop_on_sigterm() as sigterm:
     # Again, under the lock: another run may have started meanwhile.
     identity_lib.check_resume(workdir, run.setup.config, run.setup.sweep, run.identity)
+    if parallel.is_writer():  # every record of the workdir has been checked against this run: the copy is rewritten
+      record = identity_lib.run_json(run.setup.config, run.setup.sweep, run.identity)
+      workdir_lib.write_json(os.path.join(workdir, 'config.json'), record)
     stored = identity_lib.stored_results(workdir)
     if stored is not None and stored.get('rounds') == run.setup.config.rounds:
       logging.info('workdir=%r holds the finished results of this run; returned as stored', workdir)
@@ -85,9 +88,6 @@ def train_and_evaluate(
 
 def _run(run: preflight.Run, sigterm) -> dict:
   """The run, under the workdir lock: start (round 0) or resume, the rounds, the results."""
-  if parallel.is_writer():  # every record of the workdir has been checked against this run: the copy is rewritten
-    record = identity_lib.run_json(run.setup.config, run.setup.sweep, run.identity)
-    workdir_lib.write_json(os.path.join(run.workdir, 'config.json'), record)
   members = run.setup.members
   loop = loop_lib.Loop(run, run.setup.programs(), members, sigterm)
   try:

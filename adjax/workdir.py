@@ -38,7 +38,9 @@ def check_usable(workdir: str) -> None:
 def check_directory(path: str, field: str) -> None:
   """Refuses a directory adjax would write in (``field=path``) that is empty, a file, or not writable (nor its
   nearest existing parent, where it would be made)."""
-  if not path:
+  if not isinstance(path, str | os.PathLike):
+    raise ConfigError(f'{field}={path!r} must be a path (a str), got {type(path).__name__}')
+  if not os.fspath(path):
     raise ConfigError(f'{field} is empty; give a directory (new, or one adjax wrote)')
   if os.path.exists(path) and not os.path.isdir(path):
     raise ConfigError(f'{field}={path!r} is a file, not a directory; choose a directory (new, or one adjax wrote)')

@@ -145,4 +145,4 @@ def reported():
   except OSError as e:  # a write failed: disk full, a file-size limit, permissions
     where = f' {e.filename!r}' if getattr(e, 'filename', None) else ''
     sys.exit(f'adjax: could not write{where} ({type(e).__name__}: {e.strerror or e}); free space or fix '
-             'permissions, then run the same command again: it resumes from the last complete checkpoint')  # fmt: skip
+             'permissions, then run the same command again: it resumes from the last checkpoint, if any')  # fmt: skip

@@ -192,11 +192,70 @@ class RefusedBeforeWritingTest(absltest.TestCase):
     self.assertNotIn('by_n', models.MODELS)
 
 
+class SecondCampaignTest(absltest.TestCase):
+  """What a second new-user trial of these classes found."""
+
+  def test_networks_that_cannot_train_as_adjax_applies_them(self):
+    class IntScores(nn.Module):
+      @nn.compact
+      def __call__(self, x):
+        return nn.Dense(3)(x.reshape(x.shape[0], -1)).astype(np.int32)
+
+    class WithBatchNorm(nn.Module):
+      @nn.compact
+      def __call__(self, x):
+        return nn.Dense(3)(nn.BatchNorm(use_running_average=False)(x.reshape(x.shape[0], -1)))
+
+    class WithDropout(nn.Module):
+      @nn.compact
+      def __call__(self, x):
+        return nn.Dense(3)(nn.Dropout(0.5, deterministic=False)(x.reshape(x.shape[0], -1)))
+
+    x, y = _digits()
+    data = data_lib.from_arrays(x, y)
+    c = tiny_config('student', n_train=30, n_val=30)
+    for net, message in ((IntScores(), r"nets\['student'\] gives int32 outputs; scores must be floats"),
+                         (WithBatchNorm(), r'cannot be applied as apply\(params, x\) \(ModifyScopeVariableError'),
+                         (WithDropout(), r'cannot be applied as apply\(params, x\) \(InvalidRngError')):  # fmt: skip
+      with self.assertRaisesRegex(ConfigError, message):
+        adjax.setup(c, data=data, nets={'student': net})
+
+  def test_configs_and_data_that_ran_or_traced(self):
+    c = tiny_config('student')
+    c.student = ml_collections.ConfigDict({'model': 'mlp'})  # a group replaced
+    with self.assertRaisesRegex(ConfigError, r'the config lacks student.learning_rate, student.weight_decay: build'):
+      config_lib.validate(c)
+    with self.assertRaisesRegex(ConfigError, r'rounds=True must be an integer'):
+      config_lib.validate(tiny_config('student', rounds=True))
+    with self.assertRaisesRegex(ConfigError, r'workdir=5 must be a path'):
+      train.train_and_evaluate(tiny_config('student'), 5)
+    x, y = _digits()
+    huge = y.copy()
+    huge[0] = 2**30  # inside int32, but 2**30 classes
+    with self.assertRaisesRegex(ConfigError, r'label 1073741824 implies 1073741825 classes for 120 training examples'):
+      data_lib.load(config_lib.validate(tiny_config('student', n_train=30, n_val=30)), data_lib.from_arrays(x, huge))
+    with self.assertRaisesRegex(ConfigError, r'x_train examples hold no values \(shape \(120, 0\)\)'):
+      data_lib.from_arrays(x.reshape(120, -1)[:, :0], y)
+    with self.assertRaisesRegex(ConfigError, r'y_train has shape \(120, 1\): give class labels as a vector'):
+      data_lib.from_arrays(x, y[:, None])
+    images = data_lib.from_arrays(x.reshape(120, -1), y, xp_train=(abs(x) * 100).astype(np.int16))  # integer: token ids
+    c = tiny_config('distn', n_train=30, n_val=30)
+    with self.assertRaisesRegex(ConfigError, r'integer privileged inputs .* which teacher.model=mlp cannot read'):
+      adjax.setup(c, data=images)
+
+  def test_an_unread_distillation_form_is_named(self):
+    c = tiny_config('distn')
+    c.game.distillation = 'l2'  # the kd term's option: DISTN's hinton term has its own form
+    self.assertIn("game.distillation='l2'", config_lib.unused_options(config_lib.validate(c)))
+    c.method = 'codis'
+    self.assertNotIn("game.distillation='l2'", config_lib.unused_options(config_lib.validate(c)))
+
+
 class CommandLineTest(absltest.TestCase):
   def test_failed_writes_and_ctrl_c_are_one_line_with_their_exit_status(self):
     for error, status, message in (
       (OSError(28, 'No space left on device', '/some/checkpoints/3'), 1,
-       r"^adjax: could not write '/some/checkpoints/3' \(OSError: No space left on device\); free space .* resumes"),
+       r"^adjax: could not write '/some/checkpoints/3' \(OSError: No space left on device\); free .* if any"),
       (KeyboardInterrupt(), 130, None),
     ):  # fmt: skip
       with self.assertRaises(SystemExit) as exit_, mock.patch('sys.stderr') as stderr:

@@ -45,8 +45,8 @@ def prepare(
   unused = config_lib.unused_options(checked.config) if parallel.is_writer() else []
   if unused:
     c = checked.config
-    logging.warning('not read by a run of method=%s on dataset=%s (they change nothing): %s', c.method, c.dataset,
-                    ', '.join(unused))  # fmt: skip
+    on = f' on dataset={c.dataset}' if data is None else ''
+    logging.warning('not read by a run of method=%s%s (they change nothing): %s', c.method, on, ', '.join(unused))
   parallel.check(checked.config)
   _check_workdir(workdir, checked.config)
   s = setup_lib.with_data(checked, data, nets, optimizers)

@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 from absl import logging
 import jax
+import jax.numpy as jnp
 import ml_collections
 
 from adjax import augment
@@ -173,13 +174,23 @@ def _check_outputs(nets: dict, splits: data_lib.Splits) -> None:
   for player, net in nets.items():
     x = jax.tree.map(lambda a: jax.ShapeDtypeStruct((2, *a.shape[1:]), a.dtype), game_lib.view(player, splits.pool))
     try:
-      out = jax.eval_shape(lambda x, net=net: net.init_with_output(jax.random.key(0), x)[0], x)
+      params = jax.eval_shape(lambda x, net=net: net.init(jax.random.key(0), x), x)
     except Exception as e:
       raise ConfigError(
         f'nets[{player!r}] fails on inputs of shape {_shapes(x)} ({type(e).__name__}: {str(e).splitlines()[0][:200]})'
+      ) from None
+    try:  # as the programs apply it: no mutable collections, no rngs
+      out = jax.eval_shape(net.apply, params, x)
+    except Exception as e:
+      raise ConfigError(
+        f'nets[{player!r}] cannot be applied as apply(params, x) ({type(e).__name__}: {str(e).splitlines()[0][:160]});'
+        ' adjax trains a network without mutable state or rngs: BatchNorm(use_running_average=True) or LayerNorm, '
+        'Dropout(deterministic=True)'
       ) from None
     if not hasattr(out, 'shape') or tuple(out.shape) != (2, splits.num_classes):
       raise ConfigError(
         f'nets[{player!r}] gives outputs of shape {getattr(out, "shape", type(out))} for 2 examples; '
         f'it must give [B, num_classes] = [B, {splits.num_classes}] scores'
       )
+    if not jnp.issubdtype(out.dtype, jnp.floating):
+      raise ConfigError(f'nets[{player!r}] gives {out.dtype} outputs; scores must be floats (no gradient flows else)')
