@@ -301,7 +301,15 @@ class KillTest(absltest.TestCase):
     the process and its stderr."""
     log = open(os.path.join(self.create_tempdir().full_path, 'stderr'), 'w+')
     self.addCleanup(log.close)
-    proc = subprocess.Popen(self._command(workdir), cwd=self.REPO, stdout=subprocess.DEVNULL, stderr=log)
+    # SIGINT as in a terminal: a job started in the background (as CI may start this suite) inherits it ignored.
+    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+    proc = subprocess.Popen(
+      self._command(workdir),
+      cwd=self.REPO,
+      stdout=subprocess.DEVNULL,
+      stderr=log,
+      preexec_fn=default_sigint,  # noqa: PLW1509
+    )
     ckpts = os.path.join(workdir, 'checkpoints')
     deadline = time.time() + 300
     while not os.path.isdir(os.path.join(ckpts, str(round_))) and proc.poll() is None and time.time() < deadline:
