@@ -258,6 +258,17 @@ def declarations() -> tuple[Field | Group, ...]:
   field('select_metric', '', "validation figure that selects each player's parameters ('' = accuracy; p@3 for tags)",
         added=True)  # fmt: skip
   field('rank_k', 3, 'k of the ranking metrics of multi-label data (P@k, R@k, F@k, NDCG@k)', added=True)
+  field(
+    'diagnostics',
+    True,
+    "measure every round on validation how near the game is to the theory's equilibrium (adjax.diagnostics: the "
+    "discriminator's optimality gap, the generators' divergences, …): history, TensorBoard, results.json, "
+    'diagnostics.png',
+    compiled=False,
+    resumable=True,
+    added=True,
+    **untaught,
+  )
   text = group('text', 'the text encoder of the models that read privileged text (text_mlp: the tag task)')
   text('embed_dim', 64, 'word embedding size', added=True, read=_reads_text)
   text('hidden', 64, "the LSTM's hidden size", added=True, read=_reads_text)

@@ -5,7 +5,8 @@ History rows (per round) name a player's validation figure:
 ``results.json`` names its figures without the player: ``test_accuracy`` (of
 the parameters selected on validation), ``val_accuracy`` (the selecting
 figure), ``last_test_accuracy`` / ``last_val_accuracy`` (of the last round),
-and over seeds ``…_std`` (their standard deviation).
+and over seeds ``…_std`` (their standard deviation). The equilibrium
+diagnostics of a round (``adjax.diagnostics``) are ``diagnostics/d_gap``, ….
 """
 
 import dataclasses
@@ -52,3 +53,12 @@ def val(metric: str) -> str:
 def test(metric: str) -> str:
   """The test figure in a player's ``final``: ``test_accuracy``."""
   return str(Figure(metric, 'test'))
+
+
+DIAGNOSTICS = 'diagnostics/'
+
+
+def diagnostic(name: str) -> str:
+  """An equilibrium diagnostic in a history row (``adjax.diagnostics.NAMES``): ``diagnostics/d_gap``; TensorBoard
+  groups them."""
+  return DIAGNOSTICS + name

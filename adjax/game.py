@@ -69,6 +69,23 @@ def view(player: str, data: Split):
   return data['xp']
 
 
+def apply_chunked(net: nn.Module, params, x, chunk: int) -> jax.Array:
+  """``net.apply(params, x)`` over ``[N, ...]`` (an array, or a tuple of them: image and text) in equal chunks of
+  at most ``chunk`` examples."""
+  n = jax.tree.leaves(x)[0].shape[0]
+  num_chunks = -(-n // chunk)
+  if num_chunks <= 1:
+    return net.apply(params, x)
+  size = -(-n // num_chunks)
+  pad = num_chunks * size - n
+
+  def chunked(a):
+    return jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)).reshape(num_chunks, size, *a.shape[1:])
+
+  out = jax.lax.map(lambda xc: net.apply(params, xc), jax.tree.map(chunked, x))
+  return out.reshape(-1, *out.shape[2:])[:n]
+
+
 def make_optimizer(learning_rate: float, weight_decay: float) -> optax.GradientTransformation:
   """Adam with coupled (L2) weight decay; both hyperparameters are arrays in the state."""
 

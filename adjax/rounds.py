@@ -12,13 +12,13 @@ from collections.abc import Callable
 import functools
 from typing import NamedTuple
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from adjax import augment
+from adjax import diagnostics
 from adjax import estimators
 from adjax import methods
 from adjax import objectives
@@ -28,29 +28,13 @@ from adjax.game import DATA_AXES
 from adjax.game import Data
 from adjax.game import Game
 from adjax.game import State
+from adjax.game import apply_chunked
 from adjax.game import examples
 from adjax.game import view
 
 # The frozen teacher of a two-phase baseline trains in this many equal segments
 # of ``pretrain.frozen_teacher`` steps; the host keeps its best on validation.
 FROZEN_SEGMENTS = 10
-
-
-def apply_chunked(net: nn.Module, params, x, chunk: int) -> jax.Array:
-  """``net.apply(params, x)`` over ``[N, ...]`` (an array, or a tuple of them: image and text) in equal chunks of
-  at most ``chunk`` examples."""
-  n = jax.tree.leaves(x)[0].shape[0]
-  num_chunks = -(-n // chunk)
-  if num_chunks <= 1:
-    return net.apply(params, x)
-  size = -(-n // num_chunks)
-  pad = num_chunks * size - n
-
-  def chunked(a):
-    return jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)).reshape(num_chunks, size, *a.shape[1:])
-
-  out = jax.lax.map(lambda xc: net.apply(params, xc), jax.tree.map(chunked, x))
-  return out.reshape(-1, *out.shape[2:])[:n]
 
 
 def fixed_players(game: Game, state: State, player: str, objective: str) -> tuple[str, ...]:
@@ -308,6 +292,7 @@ class Programs(NamedTuple):
   pretrain: Callable
   play_round: Callable
   accuracy: Callable
+  diagnostics: Callable
 
 
 @functools.cache
@@ -317,7 +302,8 @@ def compile_fns(game: Game, mesh: jax.sharding.Mesh | None = None) -> Programs:
   ``pretrain(state, data, frozen, segment=0)`` (``frozen`` static),
   ``play_round(state, data, active=None)`` (state donated; ``guarded_round``:
   ``active [S]`` bool freezes members, ``metrics['finite'] [S]``) and
-  ``accuracy(player, params, data)``. ``data`` is ``game.Data`` with a
+  ``accuracy(player, params, data)`` and ``diagnostics(state, data)``
+  (``adjax.diagnostics.measure``: ``{name: [S]}``). ``data`` is ``game.Data`` with a
   leading member axis on ``index`` and ``mean`` (``game.DATA_AXES``). Members
   are split over ``mesh``'s ``members`` axis (default: one device), each
   device running its share vmapped or one after another
@@ -353,6 +339,12 @@ def compile_fns(game: Game, mesh: jax.sharding.Mesh | None = None) -> Programs:
 
     return sharded(body, (members, parallel.DATA_SPECS))(params, data)
 
+  def diagnostics_program(state, data):
+    def body(state, data):
+      return each_member(lambda s, d: (None, diagnostics.measure(game, s, d)), loop)(state, data)[1]
+
+    return sharded(body, (members, parallel.DATA_SPECS))(state, data)
+
   # Inputs are placed as the programs split them (a no-op for arrays already there), so that a caller's first call,
   # with arrays made anywhere, and later calls, with the programs' outputs, run one compiled program.
   split = jax.sharding.NamedSharding(mesh, members)
@@ -361,6 +353,7 @@ def compile_fns(game: Game, mesh: jax.sharding.Mesh | None = None) -> Programs:
     jax.jit(pretrain_program, static_argnums=(2,), donate_argnums=(0,), out_shardings=split),
     jax.jit(round_program, donate_argnums=(0,), out_shardings=split),
     jax.jit(accuracy_program, static_argnums=(0,), out_shardings=split),
+    jax.jit(diagnostics_program, out_shardings=split),
   )
 
   def run_pretrain(state, data, frozen, segment=0):
@@ -378,6 +371,10 @@ def compile_fns(game: Game, mesh: jax.sharding.Mesh | None = None) -> Programs:
       raise ValueError(f"player {player!r} is not one of method={game.config.method}'s players: {players}")
     return jitted[2](player, jax.device_put(params, split), jax.device_put(data, data_split))
 
-  for program, fn in zip(jitted, (run_pretrain, run_round, run_accuracy)):
+  def run_diagnostics(state, data):
+    return jitted[3](jax.device_put(state, split), jax.device_put(data, data_split))
+
+  fns = (run_pretrain, run_round, run_accuracy, run_diagnostics)
+  for program, fn in zip(jitted, fns):
     fn.jitted = program
-  return Programs(run_pretrain, run_round, run_accuracy)
+  return Programs(*fns)

@@ -15,6 +15,7 @@ from adjax import sweeps
 from adjax import workdir as workdir_lib
 from adjax.run import identity as identity_lib
 from adjax.run import loop as loop_lib
+from adjax.run import plots
 from adjax.run import preflight
 from adjax.run import results as results_lib
 from adjax.run import setup as setup_lib
@@ -98,6 +99,7 @@ def _run(run: preflight.Run, sigterm) -> dict:
     loop.ckpt.wait()  # the last round's checkpoint is on disk before the results are
     if parallel.is_writer():
       workdir_lib.write_json(os.path.join(run.workdir, 'results.json'), results)
+      plots.write(results, os.path.join(run.workdir, 'diagnostics.png'))
     return results
   finally:
     loop.close()

@@ -33,11 +33,17 @@ class DiscriminatorKind:
       reward reads it).
     heads: the discriminator is ``game.heads`` copies of the player's network stacked to ``[B, H, K]`` scores
       (``models.Heads``); otherwise the network itself, ``[B, K]``.
+    optimal: ``(log_wp_BxKx3) -> [B, K, 3]``, ``log D_i*(x, e_y)`` of the best discriminator of this kind for fixed
+      generators, from ``log(ω_i p_i(y|x))`` (the theory's closed form; None: not known, no optimality gap).
+    divergence: ``(weights_3, log_p_BxKx3) -> [B]``, the divergence the generators minimise when the discriminator
+      is ``optimal`` (None: not known).
   """
 
   log_probs: Callable[[jax.Array, jax.Array], jax.Array]
   log_complements: Callable[[jax.Array, jax.Array], jax.Array]
   heads: bool = False
+  optimal: Callable[[jax.Array], jax.Array] | None = None
+  divergence: Callable[[jax.Array, jax.Array], jax.Array] | None = None
 
 
 def _binary_log_probs(h_BxK: jax.Array, y_BxK: jax.Array) -> jax.Array:
@@ -49,12 +55,58 @@ def _binary_log_complements(h_BxK: jax.Array, y_BxK: jax.Array) -> jax.Array:
   return _binary_log_probs(h_BxK, y_BxK)[:, jnp.array([1, 0, 0])]  # (log(1 − D), log D, log D)
 
 
+def _binary_optimal(log_wp_BxKx3: jax.Array) -> jax.Array:
+  # Lemma 4.1: D* = ω_r p_r / (ω_r p_r + ω_s p_s + ω_t p_t), the pointwise maximiser of a log D + b log(1 − D).
+  real, fake = log_wp_BxKx3[..., 0], jax.nn.logsumexp(log_wp_BxKx3[..., 1:], axis=-1)
+  total = jnp.logaddexp(real, fake)
+  return jnp.stack([real - total, fake - total, fake - total], axis=-1)
+
+
+def _multiclass_optimal(log_wp_BxKx3: jax.Array) -> jax.Array:
+  # Lemma 4.3: D_i* = ω_i p_i / Σ_j ω_j p_j.
+  return log_wp_BxKx3 - jax.nn.logsumexp(log_wp_BxKx3, axis=-1, keepdims=True)
+
+
+def _binary_divergence(weights_3: jax.Array, log_p_BxKx3: jax.Array) -> jax.Array:
+  # Theorem 4.2: at D*, V = 2 JS(p_r || p_ω) − log 4 (ω_r = 1, ω_s + ω_t = 1), p_ω = ω_s p_s + ω_t p_t normalised.
+  w = jnp.asarray(weights_3, log_p_BxKx3.dtype)
+  log_fake = _log_mixture(w[1:], log_p_BxKx3[..., 1:])
+  return js_divergence(log_p_BxKx3[..., 0], log_fake)
+
+
+def _multiclass_divergence(weights_3: jax.Array, log_p_BxKx3: jax.Array) -> jax.Array:
+  # Theorem 4.4: at D*, V = Σ ω_i log ω_i + Σ ω_i KL(p_i || p̄), p̄ = Σ ω_j p_j (weights normalised).
+  w = jnp.asarray(weights_3, log_p_BxKx3.dtype)
+  w = w / jnp.sum(w)
+  log_mean = _log_mixture(w, log_p_BxKx3)
+  kls = jnp.stack([losses.kl_divergence(log_p_BxKx3[..., i], log_mean) for i in range(3)], axis=-1)
+  return jnp.sum(jnp.where(w > 0, w * kls, 0.0), axis=-1)
+
+
+def _log_mixture(weights: jax.Array, log_p_BxKxN: jax.Array) -> jax.Array:
+  """``log Σ_i w_i p_i / Σ_i w_i`` over the last axis (the roles), ``[B, K]``."""
+  log_w = jnp.where(weights > 0, jnp.log(jnp.where(weights > 0, weights, 1.0)), -jnp.inf)
+  return jax.nn.logsumexp(log_p_BxKxN + log_w, axis=-1) - jnp.log(jnp.sum(weights))
+
+
+def js_divergence(log_p_BxK: jax.Array, log_q_BxK: jax.Array) -> jax.Array:
+  """Jensen–Shannon divergence ``½ KL(p || m) + ½ KL(q || m)``, ``m = (p + q) / 2``, per example ``[B]`` (nats)."""
+  log_m = jnp.logaddexp(log_p_BxK, log_q_BxK) - jnp.log(2.0)
+  return 0.5 * (losses.kl_divergence(log_p_BxK, log_m) + losses.kl_divergence(log_q_BxK, log_m))
+
+
 # The discriminator kinds a method may name (``Method.discriminator``): ``binary`` (NGAN, ADIB: one head, ``log D``
 # for real and ``log(1 − D)`` for both generators), ``multiclass`` (ADIM: ``log D_r, log D_s, log D_t``).
 DISCRIMINATOR_KINDS: dict[str, DiscriminatorKind] = {
-  'binary': DiscriminatorKind(_binary_log_probs, _binary_log_complements),
+  'binary': DiscriminatorKind(
+    _binary_log_probs, _binary_log_complements, optimal=_binary_optimal, divergence=_binary_divergence
+  ),
   'multiclass': DiscriminatorKind(
-    discriminators.multiclass_log_probs, discriminators.multiclass_log_complements, heads=True
+    discriminators.multiclass_log_probs,
+    discriminators.multiclass_log_complements,
+    heads=True,
+    optimal=_multiclass_optimal,
+    divergence=_multiclass_divergence,
   ),
 }
 
@@ -203,10 +255,16 @@ def adversarial_exact(
     SPEC.md §3, the adversarial terms of NGAN (Eq. 3), ADIB (Eq. 4) and ADIM (Eq. 6), exact form.
   """
   p_BxKx3 = jnp.stack([p_real_BxK, p_student_BxK, p_teacher_BxK], axis=-1)
-  table_BxKx3 = label_table(kind, h)
-  # 0 · log D = 0 even where log D = -inf.
-  terms = jnp.where(p_BxKx3 > 0, p_BxKx3 * table_BxKx3, 0.0)
-  return jnp.sum(terms.sum(axis=1) * jnp.asarray(weights_3), axis=-1)
+  return table_value(weights_3, p_BxKx3, label_table(kind, h))
+
+
+def table_value(weights_3, p_BxKx3: jax.Array, table_BxKx3: jax.Array) -> jax.Array:
+  """``Σ_i ω_i Σ_y p_i(y|x) table[y, i]`` per example ``[B]``: the adversarial term of a discriminator given as its
+  ``log D_i(x, e_y)`` table (``label_table``, ``optimal_table``). A term with ``ω_i p_i(y) = 0`` counts zero even
+  where the table is ``-inf``."""
+  w_3 = jnp.asarray(weights_3, p_BxKx3.dtype)
+  mass = w_3 * p_BxKx3
+  return jnp.sum(jnp.where(mass > 0, mass * table_BxKx3, 0.0), axis=(1, 2))
 
 
 def distillation_exact(
@@ -277,3 +335,49 @@ def value_exact(
   probs = [jnp.exp(lp) for lp in (log_p_real_BxK, log_p_student_BxK, log_p_teacher_BxK)]
   adversarial = adversarial_exact(kind, weights_3, h, *probs)
   return adversarial + distillation_exact(log_p_real_BxK, log_p_student_BxK, log_p_teacher_BxK, nu, mu, upsilon)
+
+
+def optimal_table(kind: str, weights_3, log_p_BxKx3: jax.Array) -> jax.Array | None:
+  """``log D_i*(x, e_y)`` ``[B, K, 3]`` of the best discriminator of ``kind`` against fixed generators (Lemmas 4.1,
+  4.3), from the roles' log-probabilities ``[B, K, 3]`` (real, student, teacher); None for a kind that declares no
+  closed form."""
+  optimal = discriminator_kind(kind).optimal
+  if optimal is None:
+    return None
+  w_3 = jnp.asarray(weights_3, log_p_BxKx3.dtype)
+  log_w = jnp.where(w_3 > 0, jnp.log(jnp.where(w_3 > 0, w_3, 1.0)), -jnp.inf)
+  return optimal(log_p_BxKx3 + log_w)
+
+
+def optimality_gap(kind: str, weights_3, h: jax.Array, log_p_BxKx3: jax.Array) -> jax.Array | None:
+  """``V(D*) − V(D)`` per example ``[B]``: how far the discriminator's scores ``h`` are from the best discriminator
+  against the current generators, in the exact adversarial value (the distillation terms, the same at both,
+  cancel). At least 0, and 0 exactly when ``D = D*`` (where ``ω_i p_i > 0``). None for a kind without a closed form.
+
+  Args:
+    kind: a key of ``DISCRIMINATOR_KINDS``.
+    weights_3: ``[3]`` role weights ``(ω_r, ω_s, ω_t)``.
+    h: discriminator scores, as ``role_log_probs`` takes them.
+    log_p_BxKx3: ``[B, K, 3]`` log-probabilities of ``p_r``, ``p_s``, ``p_t`` (last axis in that order).
+
+  References:
+    SPEC.md §3, Lemma 4.1 (ADIB, NGAN) and Lemma 4.3 (ADIM).
+  """
+  optimal = optimal_table(kind, weights_3, log_p_BxKx3)
+  if optimal is None:
+    return None
+  p_BxKx3 = jnp.exp(log_p_BxKx3)
+  return table_value(weights_3, p_BxKx3, optimal) - table_value(weights_3, p_BxKx3, label_table(kind, h))
+
+
+def equilibrium_divergence(kind: str, weights_3, log_p_BxKx3: jax.Array) -> jax.Array | None:
+  """The divergence the generators minimise at the best discriminator, per example ``[B]``: ``JS(p_r || p_ω)``
+  (binary: ADIB, NGAN; ``p_ω`` the generators' mixture, weights normalised) or ``Σ_i ω_i KL(p_i || p̄)`` (multiclass:
+  ADIM); None for a kind that declares none. It is 0 when ``p_s = p_t = p_r``.
+
+  References:
+    SPEC.md §3, Theorem 4.2 (``V* = 2 JS(p_r || p_ω) − log 4``) and Theorem 4.4
+    (``V* = Σ ω_i log ω_i + Σ ω_i KL(p_i || p̄)``).
+  """
+  divergence = discriminator_kind(kind).divergence
+  return None if divergence is None else divergence(jnp.asarray(weights_3, log_p_BxKx3.dtype), log_p_BxKx3)

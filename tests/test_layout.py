@@ -11,7 +11,7 @@ from adjax import methods
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / 'adjax'
 # Imports a function may make: optional or slow third-party packages that only one feature needs.
-LAZY = {'tensorboardX', 'tensorflow_datasets', 'mlxtend'}
+LAZY = {'tensorboardX', 'tensorflow_datasets', 'mlxtend', 'matplotlib'}
 # Lines a module may have: the host side (the trainer, adjax.run, checkpoints, the workdir, metrics) is held to 300,
 # the rest to 500.
 HOST = ('adjax.train', 'adjax.run', 'adjax.checkpoint', 'adjax.workdir', 'adjax.metric_writer')
@@ -41,7 +41,7 @@ LAYERS = {
   'nets': ('conv', 'models', 'augment'),
   'data': ('data', 'scenes', 'yfcc'),
   'config': ('methods', 'fields', 'default_config', 'config', 'sweeps'),
-  'program': ('parallel', 'game', 'objectives', 'rounds', 'gradients', 'kvote'),
+  'program': ('parallel', 'game', 'objectives', 'diagnostics', 'rounds', 'gradients', 'kvote'),
   'host': ('checkpoint', 'workdir', 'metric_writer', 'train', 'run'),
 }
 

@@ -28,8 +28,12 @@ class OwnLoopTest(absltest.TestCase):
       exec(compile(script, 'README own loop', 'exec'), scope)
     config = scope['config']
     self.assertRegex(out.getvalue(), r'^round 0:  val 0\.\d{3}  test 0\.\d{3}\n')
-    self.assertRegex(out.getvalue(), r'round 4: student loss \d+\.\d{3}  val 0\.\d{3}  test 0\.\d{3}\n')
+    self.assertRegex(
+      out.getvalue(), r'round 4: student loss \d+\.\d{3} D gap \d+\.\d{3}  val 0\.\d{3}  test 0\.\d{3}\n'
+    )
     results = adjax.train_and_evaluate(config, self.create_tempdir().full_path)
+    gaps = [float(g) for g in re.findall(r'D gap (\d+\.\d+)', out.getvalue())]
+    np.testing.assert_allclose(gaps, [h['diagnostics/d_gap'] for h in results['history'][1:]], atol=6e-4)
     curve = scope['curve']
     history = [h['student_val_accuracy'] for h in results['history']]
     np.testing.assert_array_equal(np.float32([v for _, v, _ in curve]), np.float32(history))

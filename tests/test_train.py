@@ -176,12 +176,30 @@ class TrainTest(parameterized.TestCase):
       self.assertEqual(final['selected_round'], vals.index(max(vals)))
       self.assertEqual(final['last_val_accuracy'], vals[-1])
       self.assertBetween(final['test_accuracy'], 0.0, 1.0)
-    self.assertNotEmpty([f for f in os.listdir(os.path.join(workdir, 'tensorboard')) if 'tfevents' in f])
+    events = [f for f in os.listdir(os.path.join(workdir, 'tensorboard')) if 'tfevents' in f]
+    self.assertNotEmpty(events)
+    with open(os.path.join(workdir, 'tensorboard', events[0]), 'rb') as f:
+      self.assertIn(b'diagnostics/d_gap', f.read())
+    # The equilibrium diagnostics: every round's, and those of the student's selected round and of the last.
+    names = {'d_gap', 'divergence', 'd_accuracy', 'kl_t_s', 'kl_r_s', 'kl_r_t', 'entropy_s', 'entropy_t'}
+    for h in results['history']:
+      self.assertEqual({k.removeprefix('diagnostics/') for k in h if k.startswith('diagnostics/')}, names)
+      self.assertGreaterEqual(h['diagnostics/d_gap'], 0.0)
+    measured = results['diagnostics']
+    selected = results['final']['student']['selected_round']
+    self.assertEqual(measured['round'], selected)
+    for when, row in (('selected', results['history'][selected]), ('last', results['history'][-1])):
+      self.assertEqual(measured[when], {n: row[f'diagnostics/{n}'] for n in names})
+    self.assertTrue(os.path.getsize(os.path.join(workdir, 'diagnostics.png')) > 10_000)
 
   def test_same_seed_same_results_other_seed_differs(self):
-    runs = [train.train_and_evaluate(tiny_config('adib', seed=s), self.create_tempdir().full_path) for s in (0, 0, 1)]
-    self.assertEqual(without_timings(runs[0]['history']), without_timings(runs[1]['history']))
+    configs = [tiny_config('adib'), tiny_config('adib', diagnostics=False), tiny_config('adib', seed=1)]
+    runs = [train.train_and_evaluate(c, self.create_tempdir().full_path) for c in configs]
+    # The diagnostics draw no randomness of the run's: without them it trains the same, and reports none.
+    measured = [{k: v for k, v in h.items() if not k.startswith('diagnostics/')} for h in runs[0]['history']]
+    self.assertEqual(without_timings(measured), without_timings(runs[1]['history']))
     self.assertEqual(runs[0]['final'], runs[1]['final'])
+    self.assertNotIn('diagnostics', runs[1])
     self.assertNotEqual(without_timings(runs[0]['history']), without_timings(runs[2]['history']))
 
   def test_vmapped_seeds_equal_separate_runs(self):

@@ -99,8 +99,8 @@ class Loop:
     state, metrics = self.programs.pretrain(state, self.train, False, 0)
     val = results_lib.evaluate(self.programs.accuracy, results_lib.params(state), self.val, members)
     best = {p: jax.tree.map(jnp.copy, a) for p, a in results_lib.params(state).items()}
-    metrics = members.get(metrics)
-    history = [[{'round': 0, **results_lib.round_scalars(metrics, val, i)}] for i in range(members.count)]
+    metrics, diagnosed = members.get(metrics), self._diagnose(state)
+    history = [[{'round': 0, **results_lib.round_scalars(metrics, val, i, diagnosed)}] for i in range(members.count)]
     params_finite_S = members.get(_all_finite(best))
     finite = [not _nonfinite(history[i][0]) and bool(params_finite_S[i]) for i in range(members.count)]
     meta = {
@@ -114,6 +114,13 @@ class Loop:
     self._write(0, [(i, history[i][0]) for i in np.flatnonzero(finite)])
     self._save(0, state, best, meta)
     return state, best, meta
+
+  def _diagnose(self, state) -> dict | None:
+    """Each member's equilibrium diagnostics on validation, ``{name: [S]}`` (None when ``config.diagnostics`` is
+    off)."""
+    if not self.run.setup.config.diagnostics:
+      return None
+    return self.members.get(self.programs.diagnostics(state, self.val))
 
   def _frozen_figures(self, meta) -> dict:
     """A frozen player's validation figures: those of round 0 (it is not evaluated again)."""
@@ -136,9 +143,11 @@ class Loop:
     state, metrics = self.programs.play_round(state, self.train, members.put(active))
     trained = {p: v for p, v in results_lib.params(state).items() if p not in self.game.method.frozen}
     val = {**results_lib.evaluate(self.programs.accuracy, trained, self.val, members), **self._frozen_figures(meta)}
-    metrics = members.get(metrics)
+    metrics, diagnosed = members.get(metrics), self._diagnose(state)
     finite = metrics.pop('finite')
-    history = [[{'round': round_, **results_lib.round_scalars(metrics, val, i)}] for i in range(members.count)]
+    history = [
+      [{'round': round_, **results_lib.round_scalars(metrics, val, i, diagnosed)}] for i in range(members.count)
+    ]
     for i in np.flatnonzero(active):
       if not finite[i] or _nonfinite(history[i][0]):
         meta['diverged'][i] = round_

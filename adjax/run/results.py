@@ -53,9 +53,11 @@ def evaluate(accuracy, params: dict, data, members) -> dict[str, dict | None]:
   return {p: members.get(accuracy(p, params[p], data)) if p in params else None for p in GENERATORS}
 
 
-def round_scalars(metrics: dict, val: dict, seed_index: int) -> dict[str, float]:
-  """One seed's scalars of a round: validation figures, tau, each player's mean loss/reward/grad norm."""
+def round_scalars(metrics: dict, val: dict, seed_index: int, diagnostics: dict | None = None) -> dict[str, float]:
+  """One seed's scalars of a round: validation figures, tau, each player's mean loss/reward/grad norm, and the
+  equilibrium ``diagnostics`` (``{name: [S]}``) if measured."""
   scalars = {figures.history(p, m): float(a[seed_index]) for p, v in val.items() if v is not None for m, a in v.items()}
+  scalars.update({figures.diagnostic(n): float(a[seed_index]) for n, a in (diagnostics or {}).items()})
   if 'tau' in metrics:
     scalars['tau'] = float(metrics['tau'][seed_index])
   for player, m in metrics.items():
@@ -85,7 +87,7 @@ def build(run, members, meta: dict, test: dict, metric: str) -> dict:
         **{str(figures.Figure(m, 'test', last=True)): float(a[i]) for m, a in last.items()},
         str(figures.Figure(metric, 'val', last=True)): meta['history'][i][-1][figures.history(p, metric)],
       }
-    per_seed.append({**entry, 'final': final, 'history': meta['history'][i]})
+    per_seed.append({**entry, 'final': final, **_diagnostics(meta, i), 'history': meta['history'][i]})
   return {
     'method': config.method,
     'dataset': run.setup.source.name,
@@ -109,6 +111,18 @@ def build(run, members, meta: dict, test: dict, metric: str) -> dict:
     ],
     'identity': run.identity,
   }
+
+
+def _diagnostics(meta: dict, i: int) -> dict:
+  """Member ``i``'s equilibrium diagnostics at its selected round (the student's, else the first generator's) and at
+  the last, ``{'diagnostics': {'round', 'selected', 'last'}}``; nothing when they were not measured."""
+  history, best = meta['history'][i], meta['best'][i]
+  prefix = figures.DIAGNOSTICS
+  rows = {h['round']: {k.removeprefix(prefix): v for k, v in h.items() if k.startswith(prefix)} for h in history}
+  if not history or not rows[history[-1]['round']]:
+    return {}
+  selected = best['student' if 'student' in best else next(iter(best))]['round']
+  return {'diagnostics': {'round': selected, 'selected': rows.get(selected, {}), 'last': rows[history[-1]['round']]}}
 
 
 def _summary(per_seed_final: list[dict]) -> dict:
@@ -145,6 +159,7 @@ def _group(per_seed: list[dict], num_seeds: int, sweep: list[dict] | None) -> di
       else healthy[0]['final']
       if num_seeds == 1
       else _summary([m['final'] for m in healthy]),
+      **_diagnostics_summary(healthy),
       'history': members[0]['history'] if num_seeds == 1 else _mean_history(healthy or members),
     }
     diverged = [{'seed': m['seed'], 'round': m['diverged_round']} for m in members if m not in healthy]
@@ -152,6 +167,22 @@ def _group(per_seed: list[dict], num_seeds: int, sweep: list[dict] | None) -> di
   if not sweep:
     return groups[0]
   return {'sweep': [{'overrides': point, **group} for point, group in zip(sweep, groups)]}
+
+
+def _diagnostics_summary(healthy: list[dict]) -> dict:
+  """The diagnostics at the selected and the last round over seeds: one seed's, or their mean and ``_std``."""
+  measured = [m['diagnostics'] for m in healthy if 'diagnostics' in m]
+  if not measured or len(measured) != len(healthy):
+    return {}
+  if len(measured) == 1:
+    return {'diagnostics': measured[0]}
+  out = {'round': [d['round'] for d in measured]}
+  for when in ('selected', 'last'):
+    out[when] = {}
+    for name in measured[0][when]:
+      values = np.array([d[when].get(name, np.nan) for d in measured], np.float64)
+      out[when][name], out[when][f'{name}_std'] = float(values.mean()), float(values.std())
+  return {'diagnostics': out}
 
 
 def _mean_history(per_seed: list[dict]) -> list[dict]:

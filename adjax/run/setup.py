@@ -5,12 +5,12 @@ Python) and gives a ``Setup``: the static ``game``, one config per member
 (``num_seeds`` seeds times the sweep's points), the split data, and the
 pieces the trainer runs — ``init()`` (the members' stacked initial states),
 ``data(split)`` (a split as the programs read it) and ``programs()`` (the
-jitted ``pretrain``, ``play_round`` and ``accuracy`` over a leading member
-axis, from ``adjax.rounds.compile_fns``). ``train_and_evaluate`` calls the
+jitted ``pretrain``, ``play_round``, ``accuracy`` and ``diagnostics`` over a
+leading member axis, from ``adjax.rounds.compile_fns``). ``train_and_evaluate`` calls the
 same functions; README "Your own loop" shows a loop that reproduces it::
 
   s = adjax.setup(config)
-  pretrain, play_round, accuracy = s.programs()
+  pretrain, play_round, accuracy, diagnostics = s.programs()
   state, train, val = s.init(), s.data('train'), s.data('val')
   state, _ = pretrain(state, train, False)
   for r in range(config.rounds):

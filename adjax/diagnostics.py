@@ -1,0 +1,118 @@
+"""The theory as an instrument: how near a game is to the equilibrium SPEC §3 describes, measured on a split.
+
+Each quantity is a mean over the split's examples (nats), computed exactly by
+enumerating the labels (``adjax.values``):
+
+- ``d_gap``: the discriminator's optimality gap ``V(D*) − V(D)`` at the current
+  generators (Lemmas 4.1, 4.3); at least 0, and 0 exactly when it is optimal.
+- ``divergence``: what the generators minimise at ``D*``: ``JS(p_r || p_ω)``
+  (binary: NGAN, ADIB; Theorem 4.2) or ``Σ_i ω_i KL(p_i || p̄)`` (multiclass:
+  ADIM; Theorem 4.4).
+- ``kl_t_s``, ``kl_r_s``, ``kl_r_t``: ``KL(p_t || p_s)``, ``KL(p_r || p_s)``,
+  ``KL(p_r || p_t)``; ``entropy_s``, ``entropy_t``: the generators' entropies.
+- ``d_accuracy``: how often the discriminator tells the roles apart, on one
+  label sampled per role and example (each role counted equally; a sample is
+  told right when its role's ``log D_i`` is the largest, ties included: a
+  binary discriminator's two fake terms are one): chance is 1/2 for a binary
+  discriminator, 1/3 for ADIM's.
+
+``p_r`` is the one-hot label, or uniform over an example's tags. A method
+reports what its players allow (no discriminator: the divergences between
+its generators); a discriminator kind reports ``d_gap`` and ``divergence``
+when it declares their closed forms (``values.DiscriminatorKind``).
+"""
+
+import jax
+import jax.numpy as jnp
+
+from adjax import losses
+from adjax import methods
+from adjax import values
+from adjax.game import Data
+from adjax.game import Game
+from adjax.game import State
+from adjax.game import apply_chunked
+from adjax.game import examples
+from adjax.game import view
+
+# Every quantity, in the order figures show them, with its figure title (the module docstring says what each is).
+NAMES = {
+  'd_gap': "D's optimality gap V(D*) − V(D)",
+  'divergence': "generators' divergence at D*",
+  'd_accuracy': "D's accuracy on sampled labels",
+  'kl_t_s': 'KL(p_t ‖ p_s)',
+  'kl_r_s': 'KL(p_r ‖ p_s)',
+  'kl_r_t': 'KL(p_r ‖ p_t)',
+  'entropy_s': 'student entropy H(p_s)',
+  'entropy_t': 'teacher entropy H(p_t)',
+}
+# The key stream of the sampled labels: after round r, fold_in(fold_in(key, r), SAMPLES); a round's players use
+# indices 0..2 of fold_in(key, r + 1), so no update sees these draws.
+SAMPLES = 3
+
+
+def real_log_probs(y: jax.Array, num_classes: int) -> jax.Array:
+  """``log p_r(y|x)`` ``[B, K]``: of the one-hot label (``-inf`` elsewhere), or uniform over multi-hot tags."""
+  p_BxK = losses.real_distribution(y) if y.ndim == 2 else jax.nn.one_hot(y, num_classes)
+  return jnp.where(p_BxK > 0, jnp.log(jnp.where(p_BxK > 0, p_BxK, 1.0)), -jnp.inf)
+
+
+def entropy(log_p_BxK: jax.Array) -> jax.Array:
+  """``H(p)`` per example ``[B]``."""
+  p_BxK = jnp.exp(log_p_BxK)
+  return -jnp.sum(jnp.where(p_BxK > 0, p_BxK * log_p_BxK, 0.0), axis=-1)
+
+
+def measure(game: Game, state: State, data: Data) -> dict[str, jax.Array]:
+  """One member's quantities (``NAMES``, those its method has) on ``data``'s examples, each a scalar."""
+  split = examples(data)
+  chunk = game.config.eval_chunk
+  log_p = {'real': real_log_probs(split['y'], game.num_classes)}
+  for player in ('student', 'teacher'):
+    if player in state:
+      logits = apply_chunked(game.nets[player], state[player]['params'], view(player, split), chunk)
+      log_p[player] = jax.nn.log_softmax(logits.astype(jnp.float32))
+  out = {}
+  pairs = {'kl_t_s': ('teacher', 'student'), 'kl_r_s': ('real', 'student'), 'kl_r_t': ('real', 'teacher')}
+  for name, (a, b) in pairs.items():
+    if a in log_p and b in log_p:
+      out[name] = jnp.mean(losses.kl_divergence(log_p[a], log_p[b]))
+  for name, player in (('entropy_s', 'student'), ('entropy_t', 'teacher')):
+    if player in log_p:
+      out[name] = jnp.mean(entropy(log_p[player]))
+  kind = game.method.discriminator
+  if kind is not None and 'discriminator' in state:
+    out.update(_discriminator(game, state, split, log_p, kind))
+  return {n: out[n] for n in NAMES if n in out}
+
+
+def _discriminator(game: Game, state: State, split: dict, log_p: dict, kind: str) -> dict[str, jax.Array]:
+  """``d_gap``, ``divergence`` (kinds with closed forms) and ``d_accuracy`` of the discriminator in ``state``."""
+  h = apply_chunked(
+    game.nets['discriminator'], state['discriminator']['params'], view('discriminator', split), game.config.eval_chunk
+  ).astype(jnp.float32)
+  roles = ('real', 'student', 'teacher')
+  present = jnp.array([r in log_p for r in roles], jnp.float32)
+  weights_3 = state['hparams']['weights'] * present  # a role without a player has no term
+  # An absent role's column stands in as p_r: its weight is 0.
+  log_p_BxKx3 = jnp.stack([log_p.get(r, log_p['real']) for r in roles], axis=-1)
+  out = {}
+  gap = values.optimality_gap(kind, weights_3, h, log_p_BxKx3)
+  if gap is not None:
+    out['d_gap'] = jnp.mean(gap)
+  divergence = values.equilibrium_divergence(kind, weights_3, log_p_BxKx3)
+  if divergence is not None:
+    out['divergence'] = jnp.mean(divergence)
+  base = jax.random.fold_in(jax.random.wrap_key_data(state['rng']), state['round'])
+  keys = jax.random.split(jax.random.fold_in(base, SAMPLES), 3)
+  columns = [i for i, r in enumerate(roles) if r in log_p]
+  told = []
+  for i in columns:
+    if i == methods.REAL:
+      y_BxK = losses.real_sample(keys[i], split['y'], game.num_classes)
+    else:
+      y_BxK = jax.nn.one_hot(jax.random.categorical(keys[i], log_p[roles[i]]), game.num_classes)
+    log_d_BxC = values.role_log_probs(kind, h, y_BxK)[:, jnp.array(columns)]
+    told.append(jnp.mean(log_d_BxC[:, columns.index(i)] >= jnp.max(log_d_BxC, axis=-1)))
+  out['d_accuracy'] = jnp.mean(jnp.stack(told))
+  return out

@@ -1,0 +1,98 @@
+"""A run's figure of its equilibrium diagnostics, ``diagnostics.png``: each quantity per round, members thin, their
+mean bold (one colour per sweep point), beside the generators' validation figure."""
+
+import numpy as np
+
+from adjax import diagnostics
+from adjax import figures
+
+
+def series(results: dict) -> dict[str, list[np.ndarray]]:
+  """Per panel (``diagnostics/…`` names, then each generator's validation figure), each member's values per round
+  (``[rounds, 2]``: round, value); members of no value (diverged at round 0) are left out."""
+  metric = next((f.metric for f in map(figures.Figure.parse, _names(results)) if f and f.split == 'val'), None)
+  panels = [figures.diagnostic(n) for n in diagnostics.NAMES]
+  panels += [figures.history(p, metric) for p in figures.GENERATORS] if metric else []
+  out = {}
+  for name in panels:
+    curves = [
+      np.array([(h['round'], h[name]) for h in m['history'] if name in h], np.float64).reshape(-1, 2)
+      for m in results['per_seed']
+    ]
+    if any(len(c) for c in curves):
+      out[name] = curves
+  return out
+
+
+def _names(results: dict) -> list[str]:
+  return [k for m in results['per_seed'] for h in m['history'][:1] for k in h]
+
+
+def write(results: dict, path: str) -> bool:
+  """Draws ``results``' diagnostics to ``path`` (PNG); False (nothing written) when none were measured."""
+  panels = series(results)
+  if not any(n.startswith(figures.DIAGNOSTICS) for n in panels):
+    return False
+  import matplotlib  # imported here: a run without the figure does not need it
+
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+
+  cols = 3
+  rows = -(-len(panels) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+  seeds = results['num_seeds']
+  points = [p['overrides'] for p in results.get('sweep', [])] or [None]
+  colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
+  rounds_selected = [
+    m['final'][p]['selected_round'] for m in results['per_seed'] for p in figures.GENERATORS[:1] if m.get('final')
+    and m['final'].get(p)
+  ]  # fmt: skip
+  selected = float(np.mean(rounds_selected)) if rounds_selected else None
+  for ax, (name, curves) in zip(axes.flat, panels.items()):
+    for j, point in enumerate(points):
+      colour = colours[j % len(colours)]
+      group = [c for c in curves[j * seeds : (j + 1) * seeds] if len(c)]
+      for c in group:
+        ax.plot(c[:, 0], c[:, 1], color=colour, linewidth=0.6, alpha=0.5)
+      label = ', '.join(f'{k}={v:g}' for k, v in point.items()) if point else None
+      if len(group) > 1:  # the mean over the members that reached each round
+        rounds = np.unique(np.concatenate([c[:, 0] for c in group]))
+        mean = [np.mean([c[c[:, 0] == r, 1][0] for c in group if r in c[:, 0]]) for r in rounds]
+        ax.plot(rounds, mean, color=colour, linewidth=2.0, label=label)
+      elif label:
+        ax.lines[-1].set_label(label)
+    short = name.removeprefix(figures.DIAGNOSTICS)
+    ax.set_title(f'{short}: {diagnostics.NAMES[short]}' if short in diagnostics.NAMES else name, fontsize=9)
+    if selected is not None:
+      ax.axvline(selected, color='grey', linestyle='--', linewidth=0.8)
+    ax.set_xlabel('round', fontsize=8)
+    ax.tick_params(labelsize=8)
+    if short == 'd_accuracy':
+      ax.axhline(_chance(results), color='grey', linestyle=':', linewidth=1)
+      ax.set_title(ax.get_title() + ' (dotted: chance)', fontsize=9)
+    if short in ('d_gap',) and all((c[:, 1] > 0).all() for c in curves if len(c)):
+      ax.set_yscale('log')
+    if points[0] is not None and ax is axes.flat[0]:
+      ax.legend(fontsize=7)
+  for ax in axes.flat[len(panels) :]:
+    ax.axis('off')
+  members = f'{len(results["per_seed"])} members' if len(results['per_seed']) > 1 else 'one member'
+  marked = ", dashed: the student's selected round (mean)" if selected is not None else ''
+  fig.suptitle(
+    f'{results["method"]} on {results["dataset"]}, n_train={results["n_train"]}, on validation: {members} thin, '
+    f'mean bold{marked}'
+  )
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return True
+
+
+def _chance(results: dict) -> float:
+  """The discriminator's chance accuracy: 1/2 for a binary one (real or not), else one over the roles it tells
+  apart (real and each generator present)."""
+  method = results.get('identity', {}).get('method', {})
+  if method.get('discriminator') == 'binary':
+    return 1 / 2
+  return 1 / (1 + sum(1 for p in figures.GENERATORS if (results.get('final') or {}).get(p) is not None))

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Table 1 at n = 100 under the paper's schedule (mnist_paper.py:100), 5 seeds a cell, and the authors' conditions.
+# Resumable: run it again and finished cells are reused, an unfinished one resumes from its checkpoint.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+W=results/paper_schedule
+run() { python -m experiments.ablation --config=experiments/configs/mnist_paper.py:100 --num_seeds=5 --workdir=$W "$@"; }
+run --conditions=defaults --methods=adim,mimic,distn,noisy,student,codis,adib,ngan,adim_ngs
+run --conditions=authors_update --methods=ngan
+run --conditions=authors --methods=adim,adib,${AUTHORS_BASELINES:-mimic,distn}
