@@ -1,4 +1,5 @@
-"""The theory as an instrument: how near a game is to the equilibrium SPEC §3 describes, measured on a split.
+"""The theory as an instrument: how near a game is to the equilibrium SPEC §3 describes, measured on a split (a run
+measures validation and, as ``train_…``, its training examples).
 
 Each quantity is a mean over the split's examples (nats), computed exactly by
 enumerating the labels (``adjax.values``):
@@ -46,6 +47,9 @@ NAMES = {
   'entropy_s': 'student entropy H(p_s)',
   'entropy_t': 'teacher entropy H(p_t)',
 }
+# A run measures each quantity on validation (``d_gap``) and on the training examples (``train_d_gap``): the players
+# update on those, so there the gap says how well D is optimised, on validation how well it generalises.
+TRAIN = 'train_'
 # The key stream of the sampled labels: after round r, fold_in(fold_in(key, r), SAMPLES); a round's players use
 # indices 0..2 of fold_in(key, r + 1), so no update sees these draws.
 SAMPLES = 3

@@ -182,6 +182,7 @@ class TrainTest(parameterized.TestCase):
       self.assertIn(b'diagnostics/d_gap', f.read())
     # The equilibrium diagnostics: every round's, and those of the student's selected round and of the last.
     names = {'d_gap', 'divergence', 'd_accuracy', 'kl_t_s', 'kl_r_s', 'kl_r_t', 'entropy_s', 'entropy_t'}
+    names |= {f'train_{n}' for n in names}  # also on the training examples
     for h in results['history']:
       self.assertEqual({k.removeprefix('diagnostics/') for k in h if k.startswith('diagnostics/')}, names)
       self.assertGreaterEqual(h['diagnostics/d_gap'], 0.0)

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from adjax import checkpoint
+from adjax import diagnostics
 from adjax import figures
 from adjax import metric_writer
 from adjax import parallel
@@ -116,11 +117,12 @@ class Loop:
     return state, best, meta
 
   def _diagnose(self, state) -> dict | None:
-    """Each member's equilibrium diagnostics on validation, ``{name: [S]}`` (None when ``config.diagnostics`` is
-    off)."""
+    """Each member's equilibrium diagnostics on validation, and (``train_…``) on its training examples, the ones its
+    players update on: ``{name: [S]}`` (None when ``config.diagnostics`` is off)."""
     if not self.run.setup.config.diagnostics:
       return None
-    return self.members.get(self.programs.diagnostics(state, self.val))
+    val, train = (self.members.get(self.programs.diagnostics(state, d)) for d in (self.val, self.train))
+    return {**val, **{f'{diagnostics.TRAIN}{k}': v for k, v in train.items()}}
 
   def _frozen_figures(self, meta) -> dict:
     """A frozen player's validation figures: those of round 0 (it is not evaluated again)."""

@@ -11,7 +11,7 @@ def series(results: dict) -> dict[str, list[np.ndarray]]:
   """Per panel (``diagnostics/…`` names, then each generator's validation figure), each member's values per round
   (``[rounds, 2]``: round, value); members of no value (diverged at round 0) are left out."""
   metric = next((f.metric for f in map(figures.Figure.parse, _names(results)) if f and f.split == 'val'), None)
-  panels = [figures.diagnostic(n) for n in diagnostics.NAMES]
+  panels = [figures.diagnostic(p + n) for n in diagnostics.NAMES for p in ('', diagnostics.TRAIN)]
   panels += [figures.history(p, metric) for p in figures.GENERATORS] if metric else []
   out = {}
   for name in panels:
@@ -22,6 +22,17 @@ def series(results: dict) -> dict[str, list[np.ndarray]]:
     if any(len(c) for c in curves):
       out[name] = curves
   return out
+
+
+def _train(name: str) -> str:
+  """The name of a diagnostic measured on the training examples."""
+  return figures.diagnostic(diagnostics.TRAIN + name.removeprefix(figures.DIAGNOSTICS))
+
+
+def _mean(curves: list[np.ndarray]) -> tuple[np.ndarray, list[float]]:
+  """Rounds and the mean over the members that reached each."""
+  rounds = np.unique(np.concatenate([c[:, 0] for c in curves]))
+  return rounds, [float(np.mean([c[c[:, 0] == r, 1][0] for c in curves if r in c[:, 0]])) for r in rounds]
 
 
 def _names(results: dict) -> list[str]:
@@ -39,7 +50,7 @@ def write(results: dict, path: str) -> bool:
   import matplotlib.pyplot as plt
 
   cols = 3
-  rows = -(-len(panels) // cols)
+  rows = -(-sum(not n.startswith(_train('')) for n in panels) // cols)
   fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
   seeds = results['num_seeds']
   points = [p['overrides'] for p in results.get('sweep', [])] or [None]
@@ -49,17 +60,20 @@ def write(results: dict, path: str) -> bool:
     and m['final'].get(p)
   ]  # fmt: skip
   selected = float(np.mean(rounds_selected)) if rounds_selected else None
-  for ax, (name, curves) in zip(axes.flat, panels.items()):
+  shown = {n: c for n, c in panels.items() if not n.startswith(_train(''))}
+  for ax, (name, curves) in zip(axes.flat, shown.items()):
     for j, point in enumerate(points):
       colour = colours[j % len(colours)]
       group = [c for c in curves[j * seeds : (j + 1) * seeds] if len(c)]
       for c in group:
         ax.plot(c[:, 0], c[:, 1], color=colour, linewidth=0.6, alpha=0.5)
+      train = [c for c in panels.get(_train(name), [])[j * seeds : (j + 1) * seeds] if len(c)]
+      if train:  # the same quantity on the training examples: the members' mean, dashed
+        rounds, mean = _mean(train)
+        ax.plot(rounds, mean, color=colour, linewidth=1.2, linestyle='--')
       label = ', '.join(f'{k}={v:g}' for k, v in point.items()) if point else None
-      if len(group) > 1:  # the mean over the members that reached each round
-        rounds = np.unique(np.concatenate([c[:, 0] for c in group]))
-        mean = [np.mean([c[c[:, 0] == r, 1][0] for c in group if r in c[:, 0]]) for r in rounds]
-        ax.plot(rounds, mean, color=colour, linewidth=2.0, label=label)
+      if len(group) > 1:
+        ax.plot(*_mean(group), color=colour, linewidth=2.0, label=label)
       elif label:
         ax.lines[-1].set_label(label)
     short = name.removeprefix(figures.DIAGNOSTICS)
@@ -75,13 +89,13 @@ def write(results: dict, path: str) -> bool:
       ax.set_yscale('log')
     if points[0] is not None and ax is axes.flat[0]:
       ax.legend(fontsize=7)
-  for ax in axes.flat[len(panels) :]:
+  for ax in axes.flat[len(shown) :]:
     ax.axis('off')
   members = f'{len(results["per_seed"])} members' if len(results['per_seed']) > 1 else 'one member'
   marked = ", dashed: the student's selected round (mean)" if selected is not None else ''
   fig.suptitle(
     f'{results["method"]} on {results["dataset"]}, n_train={results["n_train"]}, on validation: {members} thin, '
-    f'mean bold{marked}'
+    f'mean bold, training examples dashed{marked}'
   )
   fig.tight_layout()
   fig.savefig(path, dpi=110)
