@@ -136,11 +136,12 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     _require(c[player].learning_rate > 0, f'{player}.learning_rate={c[player].learning_rate} must be > 0')
     _require(c[player].weight_decay >= 0, f'{player}.weight_decay={c[player].weight_decay} must be >= 0')
   _require(isinstance(c.seed, int) and c.seed >= 0, f'seed={c.seed!r} must be an integer >= 0 (seeds draw data)')
-  for field in ('n_train', 'n_val', 'batch_size', 'num_seeds', 'eval_chunk', 'rounds', 'k_d', 'k_t', 'k_s'):
+  integers = ('n_train', 'n_val', 'batch_size', 'num_seeds', 'eval_chunk', 'rounds', 'k_d', 'k_t', 'k_s', 'diagnostics')
+  for field in integers:
     _require(isinstance(c[field], int) and not isinstance(c[field], bool), f'{field}={c[field]!r} must be an integer')
   for field in ('n_train', 'n_val', 'batch_size', 'num_seeds', 'eval_chunk'):
     _require(c[field] >= 1, f'{field}={c[field]} must be a positive integer')
-  for field in ('rounds', 'k_d', 'k_t', 'k_s'):
+  for field in ('rounds', 'k_d', 'k_t', 'k_s', 'diagnostics'):
     _require(c[field] >= 0, f'{field}={c[field]} must be >= 0')
   for name in ('student', 'teacher', 'discriminator', 'frozen_teacher'):
     _require(c.pretrain[name] >= 0, f'pretrain.{name}={c.pretrain[name]} must be >= 0')

@@ -260,10 +260,11 @@ def declarations() -> tuple[Field | Group, ...]:
   field('rank_k', 3, 'k of the ranking metrics of multi-label data (P@k, R@k, F@k, NDCG@k)', added=True)
   field(
     'diagnostics',
-    True,
-    "measure every round on validation how near the game is to the theory's equilibrium (adjax.diagnostics: the "
-    "discriminator's optimality gap, the generators' divergences, …): history, TensorBoard, results.json, "
-    'diagnostics.png',
+    250,
+    'examples of validation, and of the training examples, on which every round measures how near the game is to '
+    "the theory's equilibrium (adjax.diagnostics: the discriminator's optimality gap, the generators' divergences, "
+    '…), spread evenly over each split (0 = off; more than a split holds = all of it): history, TensorBoard, '
+    'results.json, diagnostics.png',
     compiled=False,
     resumable=True,
     added=True,

@@ -58,6 +58,13 @@ def examples(data: Data, idx: jax.Array | None = None) -> Split:
   return out
 
 
+def spread(data: Data, count: int) -> Data:
+  """``data`` (with a leading member axis) holding at most ``count`` of each member's examples, spread evenly over
+  its split (every step-th: a random subset of a drawn split)."""
+  n = data['index'].shape[-1]
+  return {**data, 'index': data['index'][..., :: -(-n // count)]} if n > count else data
+
+
 def view(player: str, data: Split):
   """What ``player`` sees of the inputs: the student only ``x``, never the privileged ``xp``; the others ``xp``
   instead of ``x`` (privileged features: another view of the example), or, when ``xp`` holds integer token ids

@@ -31,6 +31,7 @@ class OwnLoopTest(absltest.TestCase):
     self.assertRegex(
       out.getvalue(), r'round 4: student loss \d+\.\d{3} D gap \d+\.\d{3}  val 0\.\d{3}  test 0\.\d{3}\n'
     )
+    config.diagnostics = config.n_val  # the loop measures all of validation
     results = adjax.train_and_evaluate(config, self.create_tempdir().full_path)
     gaps = [float(g) for g in re.findall(r'D gap (\d+\.\d+)', out.getvalue())]
     np.testing.assert_allclose(gaps, [h['diagnostics/d_gap'] for h in results['history'][1:]], atol=6e-4)

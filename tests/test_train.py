@@ -194,7 +194,7 @@ class TrainTest(parameterized.TestCase):
     self.assertTrue(os.path.getsize(os.path.join(workdir, 'diagnostics.png')) > 10_000)
 
   def test_same_seed_same_results_other_seed_differs(self):
-    configs = [tiny_config('adib'), tiny_config('adib', diagnostics=False), tiny_config('adib', seed=1)]
+    configs = [tiny_config('adib'), tiny_config('adib', diagnostics=0), tiny_config('adib', seed=1)]
     runs = [train.train_and_evaluate(c, self.create_tempdir().full_path) for c in configs]
     # The diagnostics draw no randomness of the run's: without them it trains the same, and reports none.
     measured = [{k: v for k, v in h.items() if not k.startswith('diagnostics/')} for h in runs[0]['history']]

@@ -17,6 +17,7 @@ import numpy as np
 from adjax import checkpoint
 from adjax import diagnostics
 from adjax import figures
+from adjax import game as game_lib
 from adjax import metric_writer
 from adjax import parallel
 from adjax import rounds
@@ -117,11 +118,14 @@ class Loop:
     return state, best, meta
 
   def _diagnose(self, state) -> dict | None:
-    """Each member's equilibrium diagnostics on validation, and (``train_…``) on its training examples, the ones its
-    players update on: ``{name: [S]}`` (None when ``config.diagnostics`` is off)."""
-    if not self.run.setup.config.diagnostics:
+    """Each member's equilibrium diagnostics on ``config.diagnostics`` examples of validation, and (``train_…``) of
+    its training examples, the ones its players update on: ``{name: [S]}`` (None when it is 0)."""
+    count = self.run.setup.config.diagnostics
+    if not count:
       return None
-    val, train = (self.members.get(self.programs.diagnostics(state, d)) for d in (self.val, self.train))
+    val, train = (
+      self.members.get(self.programs.diagnostics(state, game_lib.spread(d, count))) for d in (self.val, self.train)
+    )
     return {**val, **{f'{diagnostics.TRAIN}{k}': v for k, v in train.items()}}
 
   def _frozen_figures(self, meta) -> dict:
