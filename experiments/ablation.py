@@ -16,7 +16,10 @@ touch ADIM), and its figure is the defaults' (``=`` in the table). Writes
 ``DIR/ablation.md`` (student test accuracy picked on validation, mean ± std
 over seeds, per method and condition, and per condition the margin of ADIM
 and of ADIB over the best baseline against the seeds' spread) and
-``DIR/ablation.json``.
+``DIR/ablation.json``, with the paper's Table 1 figure beside each method
+where it gives one, and per method its equilibrium diagnostics under each
+condition, ``DIR/diagnostics_{METHOD}.png`` (mean over seeds; methods
+without a discriminator show their divergences only).
 """
 
 import json
@@ -38,6 +41,7 @@ from adjax import sweeps
 from adjax import train
 from adjax import workdir as workdir_lib
 from adjax.run import identity as identity_lib
+from adjax.run import plots
 from experiments import cells as cells_lib
 from experiments import cli
 from experiments.configs import mnist_authors
@@ -126,9 +130,13 @@ def _std(values: list[float]) -> float:
   return statistics.stdev(values) if len(values) > 1 else math.nan
 
 
-def grid(results: dict, same: set, conditions: list[str], methods: list[str], name: str) -> list[str]:
-  """Markdown rows of the student's ``name`` (``test_accuracy``, ``last_test_accuracy``) per method and condition."""
-  lines = ['| method | ' + ' | '.join(conditions) + ' |', '|---|' + '---|' * len(conditions)]
+def grid(
+  results: dict, same: set, conditions: list[str], methods: list[str], name: str, paper: dict | None = None
+) -> list[str]:
+  """Markdown rows of the student's ``name`` (``test_accuracy``, ``last_test_accuracy``) per method and condition,
+  and the paper's figure of each method where ``paper`` (``{method: figure}``) is given."""
+  extra = ' paper |' if paper else ''
+  lines = ['| method | ' + ' | '.join(conditions) + ' |' + extra, '|---|' + '---|' * (len(conditions) + bool(paper))]
   for m in methods:
     row = []
     for c in conditions:
@@ -138,20 +146,21 @@ def grid(results: dict, same: set, conditions: list[str], methods: list[str], na
         row.append(cells_lib.figure(results[c, m], name))
       else:
         row.append('not run')
-    lines.append(f'| {m} | ' + ' | '.join(row) + ' |')
+    lines.append(f'| {m} | ' + ' | '.join(row) + ' |' + (f' {paper[m]} |' if paper else ''))
   return lines
 
 
-def markdown(results: dict, same: set, conditions: list[str], methods: list[str]) -> str:
-  """The student's test accuracy picked on validation with each condition's margins, then that of the last round."""
+def markdown(results: dict, same: set, conditions: list[str], methods: list[str], paper: dict | None = None) -> str:
+  """The student's test accuracy picked on validation (and the paper's) with each condition's margins, then that of
+  the last round."""
   row = []
   for c in conditions:
     got = margins(_per_method(results, same, c, methods)) or {}
     parts = [f'{m.upper()} {got[m]["margin"]:+.2f} (± {got[m]["spread"]:.2f})' for m in ('adim', 'adib') if m in got]
     row.append(f'vs {got["best_baseline"].upper()}: ' + ', '.join(parts) if parts else '—')
   lines = [
-    *grid(results, same, conditions, methods, figures.test('accuracy')),
-    '| margin over the best baseline | ' + ' | '.join(row) + ' |',
+    *grid(results, same, conditions, methods, figures.test('accuracy'), paper),
+    '| margin over the best baseline | ' + ' | '.join(row) + ' |' + (' |' if paper else ''),
     '',
     'Student test accuracy (%) picked on validation, mean ± std over seeds (seeds). `=`: the condition does not enter '
     "the method's programs (the same jaxprs as the defaults'), so the figure is the defaults'. Margin: the mean of "
@@ -208,7 +217,8 @@ def main(argv):
     if not parallel.is_writer():
       return
     conditions = list(dict.fromkeys(['defaults', *conditions]))
-    table = markdown(results, same, conditions, methods)
+    paper = {m: cells_lib.paper(m, base.n_train, base.dataset) for m in methods}
+    table = markdown(results, same, conditions, methods, paper if set(paper.values()) != {'—'} else None)
     print('\n' + table)
     with open(os.path.join(workdir, 'ablation.md'), 'w') as f:
       f.write(table + '\n')
@@ -226,6 +236,10 @@ def main(argv):
       'margins': {c: margins(_per_method(results, same, c, methods)) for c in conditions},
     }
     workdir_lib.write_json(os.path.join(workdir, 'ablation.json'), json.loads(json.dumps(summary, default=str)))
+    for m in methods:  # each method's equilibrium diagnostics under the conditions that ran it
+      runs = {c: results[c, m] for c in conditions if (c, m) in results}
+      if plots.compare(runs, os.path.join(workdir, f'diagnostics_{m}.png'), f'{m}, n_train={base.n_train}'):
+        print(f'wrote diagnostics_{m}.png', flush=True)
 
 
 if __name__ == '__main__':

@@ -34,17 +34,6 @@ flags.DEFINE_list('num_seeds', ['10'], 'Seeds per cell, vmapped: one count, or o
 _ROUNDS = flags.DEFINE_list('rounds', [], "Rounds per cell: one count, or one per --n_train size ('' = the config's).")
 _CONFIG = cli.define_config(os.path.join(os.path.dirname(__file__), 'configs', 'mnist.py'), 'Base config.')
 
-# SPEC §6, Table 1 (MNIST): student accuracy %, mean ± std over 10 runs.
-PAPER_MNIST = {
-  'codis': {100: '74.02 ± 0.13', 1000: '95.77 ± 0.10', 10000: '98.89 ± 0.08', 50000: '99.31 ± 0.06'},
-  'distn': {100: '68.34 ± 0.06', 1000: '93.97 ± 0.08', 10000: '98.79 ± 0.07', 50000: '99.26 ± 0.05'},
-  'noisy': {100: '66.53 ± 0.18', 1000: '93.45 ± 0.11', 10000: '98.58 ± 0.11', 50000: '99.05 ± 0.10'},
-  'mimic': {100: '67.35 ± 0.15', 1000: '93.78 ± 0.13', 10000: '98.65 ± 0.05', 50000: '98.99 ± 0.04'},
-  'ngan': {100: '64.90 ± 0.31', 1000: '93.60 ± 0.22', 10000: '98.95 ± 0.19', 50000: '99.36 ± 0.16'},
-  'adib': {100: '77.95 ± 0.08', 1000: '96.42 ± 0.09', 10000: '99.25 ± 0.06', 50000: '99.54 ± 0.05'},
-  'adim': {100: '78.70 ± 0.11', 1000: '97.20 ± 0.09', 10000: '99.38 ± 0.08', 50000: '99.61 ± 0.04'},
-}
-
 
 def cell_config(base: ml_collections.ConfigDict, method: str, n_train: int, num_seeds: int, rounds: int):
   return cells_lib.cell_config(base, method, n_train, num_seeds, rounds, _WORKDIR.value)
@@ -64,7 +53,7 @@ def markdown(cells: dict, sizes: list[int], methods: list[str], dataset: str) ->
       r = cells.get((n, m))
       ours = cells_lib.figure(r) if r else '—'
       gain = cells_lib.late_gain(r['history']) if r else None
-      paper = PAPER_MNIST.get(m, {}).get(n, '—') if dataset == 'mnist5k' else '—'
+      paper = cells_lib.paper(m, n, dataset)
       row += [ours, '—' if gain is None else f'{gain:+.2f}', paper]
     lines.append(f'| {m} | ' + ' | '.join(row) + ' |')
   lines.append('')

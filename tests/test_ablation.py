@@ -83,6 +83,13 @@ class TableTest(absltest.TestCase):
     last = table.split('of the last round')[1]
     self.assertIn('| adim | 10.00 ± 0.00 (2) | 10.00 (1) | not run |', last)
 
+  def test_markdown_puts_the_papers_figure_beside_each_method(self):
+    results = self._results({('defaults', 'distn'): [0.8, 0.8], ('defaults', 'adim'): [0.9, 0.8]})
+    paper = {'distn': '68.34 ± 0.06', 'adim': '78.70 ± 0.11'}
+    table = ablation.markdown(results, set(), ['defaults'], ['distn', 'adim'], paper)
+    self.assertIn('| method | defaults | paper |', table)
+    self.assertIn('| adim | 85.00 ± 0.00 (2) | 78.70 ± 0.11 |', table)
+
 
 class AuthorsConfigTest(absltest.TestCase):
   def test_every_difference_on_and_the_schedules(self):

@@ -1,6 +1,8 @@
 """The equilibrium diagnostics against SPEC §3's closed forms: the optimal discriminator's gap and value, the
 divergences, and the measurement of a game on a split."""
 
+import os
+
 from absl.testing import absltest
 from absl.testing import parameterized
 import flax.linen as nn
@@ -13,6 +15,7 @@ from adjax import diagnostics
 from adjax import game as game_lib
 from adjax import methods
 from adjax import values
+from adjax.run import plots
 from experiments.configs import mnist
 
 
@@ -153,6 +156,31 @@ class MeasureTest(parameterized.TestCase):
     ps, pt = (np.exp(a) / np.exp(a).sum(1, keepdims=True) for a in z)
     self.assertAlmostEqual(got['kl_r_s'], float(np.mean(-np.log(ps[np.arange(4), y]))), places=5)
     self.assertAlmostEqual(got['kl_t_s'], float(np.mean(_kl(pt, ps))), places=5)
+
+
+class FigureTest(absltest.TestCase):
+  def _results(self, gap: float, diagnosed: bool = True) -> dict:
+    history = [
+      {'round': r, 'student_val_accuracy': 0.5 + 0.1 * r, **({'diagnostics/d_gap': gap / (r + 1),
+       'diagnostics/train_d_gap': gap / (r + 2)} if diagnosed else {})}
+      for r in range(3)
+    ]  # fmt: skip
+    final = {'student': {'selected_round': 2}, 'teacher': None}
+    return {'method': 'adim', 'dataset': 'd', 'n_train': 10, 'num_seeds': 2,
+            'per_seed': [{'final': final, 'history': history}] * 2}  # fmt: skip
+
+  def test_each_panel_holds_every_members_rounds(self):
+    panels = plots.series(self._results(3.0))
+    self.assertEqual(list(panels), ['diagnostics/d_gap', 'diagnostics/train_d_gap', 'student_val_accuracy'])
+    np.testing.assert_allclose(panels['diagnostics/d_gap'][1], [[0, 3.0], [1, 1.5], [2, 1.0]])
+
+  def test_figures_are_written_only_where_diagnostics_were_measured(self):
+    out = self.create_tempdir().full_path
+    self.assertTrue(plots.write(self._results(3.0), f'{out}/one.png'))
+    self.assertTrue(plots.compare({'a': self._results(3.0), 'b': self._results(1.0)}, f'{out}/two.png', 'adim'))
+    self.assertFalse(plots.write(self._results(3.0, diagnosed=False), f'{out}/none.png'))
+    self.assertFalse(plots.compare({'a': self._results(3.0, diagnosed=False)}, f'{out}/none.png', 'adim'))
+    self.assertEqual(sorted(os.listdir(out)), ['one.png', 'two.png'])
 
 
 if __name__ == '__main__':

@@ -1,5 +1,6 @@
-"""A run's figure of its equilibrium diagnostics, ``diagnostics.png``: each quantity per round, members thin, their
-mean bold (one colour per sweep point), beside the generators' validation figure."""
+"""Figures of the equilibrium diagnostics: a run's ``diagnostics.png`` (``write``: each quantity per round, members
+thin, their mean bold, one colour per sweep point, beside the generators' validation figure) and several runs'
+means side by side (``compare``: one colour per run, e.g. a method under two schedules)."""
 
 import numpy as np
 
@@ -110,3 +111,42 @@ def _chance(results: dict) -> float:
   if method.get('discriminator') == 'binary':
     return 1 / 2
   return 1 / (1 + sum(1 for p in figures.GENERATORS if (results.get('final') or {}).get(p) is not None))
+
+
+def compare(runs: dict[str, dict], path: str, title: str) -> bool:
+  """Draws the mean over members of each run's diagnostics (``{label: results}``; validation solid, training
+  examples dashed) to ``path``; False (nothing written) when none of them measured any."""
+  panels = {label: series(r) for label, r in runs.items()}
+  names = list(dict.fromkeys(n for p in panels.values() for n in p if not n.startswith(_train(''))))
+  if not any(n.startswith(figures.DIAGNOSTICS) for n in names):
+    return False
+  import matplotlib
+
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+
+  cols = 3
+  fig, axes = plt.subplots(-(-len(names) // cols), cols, figsize=(4.2 * cols, 3.0 * -(-len(names) // cols)),
+                           squeeze=False)  # fmt: skip
+  colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
+  for ax, name in zip(axes.flat, names):
+    for j, (label, p) in enumerate(panels.items()):
+      for which, style in ((name, '-'), (_train(name), '--')):
+        curves = [c for c in p.get(which, []) if len(c)]
+        if curves and (which == name or name.startswith(figures.DIAGNOSTICS)):
+          ax.plot(*_mean(curves), color=colours[j % len(colours)], linestyle=style, linewidth=1.4,
+                  label=label if style == '-' else None)  # fmt: skip
+    short = name.removeprefix(figures.DIAGNOSTICS)
+    ax.set_title(f'{short}: {diagnostics.NAMES[short]}' if short in diagnostics.NAMES else name, fontsize=9)
+    ax.set_xlabel('round', fontsize=8)
+    ax.tick_params(labelsize=8)
+    if short == 'd_gap':
+      ax.set_yscale('log')
+  axes.flat[0].legend(fontsize=7)
+  for ax in axes.flat[len(names) :]:
+    ax.axis('off')
+  fig.suptitle(f'{title}: mean over seeds, validation solid, training examples dashed')
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return True
