@@ -15,7 +15,11 @@ enumerating the labels (``adjax.values``):
   label sampled per role and example (each role counted equally; a sample is
   told right when its role's ``log D_i`` is the largest, ties included: a
   binary discriminator's two fake terms are one): chance is 1/2 for a binary
-  discriminator, 1/3 for ADIM's.
+  discriminator, 1/3 for ADIM's. ``d_accuracy_shown``: the same on the label
+  vectors the discriminator's updates see (the estimator's samples of the
+  generators at the next round's τ: concrete vectors; one-hot for REINFORCE).
+  High while ``d_accuracy`` is near chance, the discriminator tells relaxed
+  samples from one-hot labels rather than the distributions apart.
 
 ``p_r`` is the one-hot label, or uniform over an example's tags. A method
 reports what its players allow (no discriminator: the divergences between
@@ -26,6 +30,7 @@ when it declares their closed forms (``values.DiscriminatorKind``).
 import jax
 import jax.numpy as jnp
 
+from adjax import estimators
 from adjax import losses
 from adjax import methods
 from adjax import values
@@ -41,6 +46,7 @@ NAMES = {
   'd_gap': "D's optimality gap V(D*) − V(D)",
   'divergence': "generators' divergence at D*",
   'd_accuracy': "D's accuracy on sampled labels",
+  'd_accuracy_shown': "D's accuracy on the samples it trains on",
   'kl_t_s': 'KL(p_t ‖ p_s)',
   'kl_r_s': 'KL(p_r ‖ p_s)',
   'kl_r_t': 'KL(p_r ‖ p_t)',
@@ -110,13 +116,26 @@ def _discriminator(game: Game, state: State, split: dict, log_p: dict, kind: str
   base = jax.random.fold_in(jax.random.wrap_key_data(state['rng']), state['round'])
   keys = jax.random.split(jax.random.fold_in(base, SAMPLES), 3)
   columns = [i for i, r in enumerate(roles) if r in log_p]
+  t = game.config.tau
+  tau = estimators.temperature(state['round'], state['hparams']['tau0'], t.tau_min, t.decay, t.every)
+  for name, shown in (('d_accuracy', False), ('d_accuracy_shown', True)):
+    samples = []
+    for i in columns:
+      if i == methods.REAL:
+        samples.append(losses.real_sample(keys[i], split['y'], game.num_classes))
+      elif shown:  # what the discriminator's updates see: the estimator's samples at the next round's τ
+        samples.append(estimators.generator_sample(game.estimator, keys[i], log_p[roles[i]], tau))
+      else:
+        samples.append(jax.nn.one_hot(jax.random.categorical(keys[i], log_p[roles[i]]), game.num_classes))
+    out[name] = _told_apart(kind, h, samples, columns)
+  return out
+
+
+def _told_apart(kind: str, h: jax.Array, samples: list[jax.Array], columns: list[int]) -> jax.Array:
+  """The fraction of ``samples`` (one ``[B, K]`` per role of ``columns``) whose role's ``log D_i`` is the largest of
+  those roles', each role counted equally."""
   told = []
-  for i in columns:
-    if i == methods.REAL:
-      y_BxK = losses.real_sample(keys[i], split['y'], game.num_classes)
-    else:
-      y_BxK = jax.nn.one_hot(jax.random.categorical(keys[i], log_p[roles[i]]), game.num_classes)
+  for i, y_BxK in zip(columns, samples):
     log_d_BxC = values.role_log_probs(kind, h, y_BxK)[:, jnp.array(columns)]
     told.append(jnp.mean(log_d_BxC[:, columns.index(i)] >= jnp.max(log_d_BxC, axis=-1)))
-  out['d_accuracy'] = jnp.mean(jnp.stack(told))
-  return out
+  return jnp.mean(jnp.stack(told))

@@ -106,7 +106,7 @@ class Table(nn.Module):
 class MeasureTest(parameterized.TestCase):
   """``diagnostics.measure`` on a game whose players are fixed tables: each figure against its closed form."""
 
-  def _measure(self, method: str, y, student, teacher, scores, weights):
+  def _measure(self, method: str, y, student, teacher, scores, weights, tau0: float = 10.0):
     config = mnist.get_config()
     config.method, config.eval_chunk = method, 3  # chunks of 3 of 4 examples: padding is cut off
     config = config_lib.validate(config)
@@ -116,6 +116,7 @@ class MeasureTest(parameterized.TestCase):
     split = {'x': np.arange(len(y), dtype=np.float32)[:, None], 'y': y}
     state = game_lib.init_state(game, jax.random.key(0), split)
     state['hparams']['weights'] = jnp.asarray(weights, jnp.float32)
+    state['hparams']['tau0'] = jnp.asarray(tau0, jnp.float32)
     return {k: float(v) for k, v in diagnostics.measure(game, state, game_lib.as_data(split)).items()}
 
   def test_multi_label_real_distribution_is_uniform_over_the_tags(self):
@@ -146,7 +147,16 @@ class MeasureTest(parameterized.TestCase):
       got = self._measure('ngan', y, student, student, scores, (1.0, 1.0, 0.0))
       self.assertEqual(got['d_accuracy'], expected)
       self.assertNotIn('kl_t_s', got)  # NGAN has no teacher: no teacher figures
-    self.assertEqual(set(got), {'d_gap', 'divergence', 'd_accuracy', 'kl_r_s', 'entropy_s'})
+    self.assertEqual(set(got), {'d_gap', 'divergence', 'd_accuracy', 'd_accuracy_shown', 'kl_r_s', 'entropy_s'})
+
+  def test_a_discriminator_that_tells_relaxed_samples_from_one_hot_labels(self):
+    y = np.array([0, 1, 2, 3], np.int32)
+    onehot = np.eye(4, dtype=np.float32)
+    student = np.where(onehot > 0, 0.0, -20.0).astype(np.float32)  # p_s = p_r: its one-hot samples are the label
+    scores = np.where(onehot > 0, 30.0, -90.0).astype(np.float32)  # real only when all the mass is on the label
+    got = self._measure('ngan', y, student, student, scores, (1.0, 1.0, 0.0), tau0=100.0)  # near-uniform samples
+    self.assertEqual(got['d_accuracy'], 0.5)  # real labels told right, the student's (the same) wrong
+    self.assertEqual(got['d_accuracy_shown'], 1.0)  # its concrete samples: every one told fake
 
   def test_a_method_without_discriminator_reports_its_divergences_only(self):
     y = np.array([0, 1, 2, 0], np.int32)

@@ -181,7 +181,17 @@ class TrainTest(parameterized.TestCase):
     with open(os.path.join(workdir, 'tensorboard', events[0]), 'rb') as f:
       self.assertIn(b'diagnostics/d_gap', f.read())
     # The equilibrium diagnostics: every round's, and those of the student's selected round and of the last.
-    names = {'d_gap', 'divergence', 'd_accuracy', 'kl_t_s', 'kl_r_s', 'kl_r_t', 'entropy_s', 'entropy_t'}
+    names = {
+      'd_gap',
+      'divergence',
+      'd_accuracy',
+      'd_accuracy_shown',
+      'kl_t_s',
+      'kl_r_s',
+      'kl_r_t',
+      'entropy_s',
+      'entropy_t',
+    }
     names |= {f'train_{n}' for n in names}  # also on the training examples
     for h in results['history']:
       self.assertEqual({k.removeprefix('diagnostics/') for k in h if k.startswith('diagnostics/')}, names)
