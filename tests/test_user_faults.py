@@ -227,6 +227,8 @@ class SecondCampaignTest(absltest.TestCase):
       config_lib.validate(c)
     with self.assertRaisesRegex(ConfigError, r'rounds=True must be an integer'):
       config_lib.validate(tiny_config('student', rounds=True))
+    with self.assertRaisesRegex(ConfigError, r'diagnostics=-1 must be >= 0'):
+      config_lib.validate(tiny_config('student', diagnostics=-1))
     with self.assertRaisesRegex(ConfigError, r'workdir=5 must be a path'):
       train.train_and_evaluate(tiny_config('student'), 5)
     x, y = _digits()
