@@ -41,6 +41,8 @@ from adjax.train import train_and_evaluate
 from adjax.values import DiscriminatorKind
 from adjax.values import register_discriminator_kind
 
+__version__ = '0.2.0'  # also the package's (setup.cfg reads it); CHANGELOG.md says what changed
+
 __all__ = [
   'DiscriminatorKind',
   'Distillation',
@@ -48,6 +50,7 @@ __all__ = [
   'Method',
   'Setup',
   'Source',
+  '__version__',
   'describe_config',
   'finished',
   'from_arrays',

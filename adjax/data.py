@@ -421,7 +421,7 @@ def _tfds(config) -> Source:
   return Source(f'tfds.name={config.tfds.name!r}', x, y, x_test, y_test, builtin=True)
 
 
-# Datasets by ``config.dataset``: a loader ``config -> Source``.
+#: Datasets by ``config.dataset``: a loader ``config -> Source``.
 DATASETS: dict[str, Callable] = {
   'mnist5k': _mnist5k,
   'mnist5k_lupi': _mnist5k_lupi,

@@ -174,7 +174,7 @@ def authors_target(reward_B: jax.Array) -> jax.Array:
   return -jnp.expm1(reward_B)
 
 
-# Estimators by ``config.game.estimator`` (SPEC §4; ``authors``: SPEC §8).
+#: Estimators by ``config.game.estimator`` (SPEC §4; ``authors``: SPEC §8).
 ESTIMATORS: dict[str, Estimator] = {
   'reinforce': Estimator(_reinforce, _reinforce_sample),
   'concrete_reinforce': Estimator(_concrete_reinforce, _concrete_sample),

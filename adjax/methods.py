@@ -41,8 +41,8 @@ class Weight:
   doc: str
 
 
-# The game's weight fields (SPEC §3). A field named in a method's ``adversarial`` triple enters the state as part of
-# ``hparams['weights']``; every other one as ``hparams[name]``.
+#: The game's weight fields (SPEC §3), ``config.game.<name>``. A field named in a method's ``adversarial`` triple
+#: enters the state as part of ``hparams['weights']``; every other one as ``hparams[name]``.
 WEIGHTS: dict[str, Weight] = {
   'omega_r': Weight(None, 'ω_r: weight of the real term of the multi-class value (ADIM)'),
   'omega_s': Weight(None, 'ω_s: weight of the student term of the value (ADIB, ADIM)'),
@@ -117,6 +117,7 @@ def _noisy_multiplicative(target_BxK, logits_BxK, y_B, key, *, noisy_sigma, nois
 
 _HINTON = {'options': ('kd_temperature', 'distn_alpha'), 'batch_divided': True}
 _NOISY = {'random': True, 'batch_divided': True}
+#: The distillation terms a method names (``Method.distill``) and ``game.distill_terms`` replaces.
 DISTILLATION: dict[str, Distillation] = {
   # ν L_KD(p_t||p_s), µ L_KD(p_s||p_t)
   'kd': Distillation(_kd, {'student': 'nu', 'teacher': 'mu'}, ('upsilon',), ('kd_temperature', 'distillation')),
@@ -191,6 +192,7 @@ _ADIM = {
   'distill': 'kd',
 }
 
+#: The methods by ``config.method``: the paper's, its baselines and any registered one.
 METHODS: dict[str, Method] = {
   'student': Method(players=('student',), supervised=True),
   'teacher': Method(players=('teacher',), supervised=True),

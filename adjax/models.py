@@ -249,6 +249,7 @@ class Model:
   accepts: Callable[[tuple[int, ...]], str | None] | None = None
 
 
+#: The built-in and registered networks by name (``config.<player>.model``).
 MODELS: dict[str, Model] = {
   'mlp': Model(MLP),
   'lenet': Model(LeNet, accepts=image_shapes(4)),  # two 2x2 poolings

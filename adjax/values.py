@@ -95,8 +95,8 @@ def js_divergence(log_p_BxK: jax.Array, log_q_BxK: jax.Array) -> jax.Array:
   return 0.5 * (losses.kl_divergence(log_p_BxK, log_m) + losses.kl_divergence(log_q_BxK, log_m))
 
 
-# The discriminator kinds a method may name (``Method.discriminator``): ``binary`` (NGAN, ADIB: one head, ``log D``
-# for real and ``log(1 − D)`` for both generators), ``multiclass`` (ADIM: ``log D_r, log D_s, log D_t``).
+#: The discriminator kinds a method may name (``Method.discriminator``): ``binary`` (NGAN, ADIB: one head, ``log D``
+#: for real and ``log(1 − D)`` for both generators), ``multiclass`` (ADIM: ``log D_r, log D_s, log D_t``).
 DISCRIMINATOR_KINDS: dict[str, DiscriminatorKind] = {
   'binary': DiscriminatorKind(
     _binary_log_probs, _binary_log_complements, optimal=_binary_optimal, divergence=_binary_divergence

@@ -1,4 +1,4 @@
-"""The functional core (``adjax.setup``) is what the trainer runs: README's own loop reproduces its figures."""
+"""The functional core (``adjax.setup``) is what the trainer runs: the docs' own loop reproduces its figures."""
 
 import contextlib
 import io
@@ -15,7 +15,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def readme_loop() -> str:
-  with open(os.path.join(REPO, 'README.md')) as f:
+  with open(os.path.join(REPO, 'docs', 'python_api.md')) as f:
     return re.search(r'<!-- own-loop -->\n```python\n(.*?)```', f.read(), re.S)[1]
 
 
@@ -25,7 +25,7 @@ class OwnLoopTest(absltest.TestCase):
     self.assertLessEqual(len(script.strip().splitlines()), 30)
     scope, out = {}, io.StringIO()
     with contextlib.redirect_stdout(out):
-      exec(compile(script, 'README own loop', 'exec'), scope)
+      exec(compile(script, 'docs own loop', 'exec'), scope)
     config = scope['config']
     self.assertRegex(out.getvalue(), r'^round 0:  val 0\.\d{3}  test 0\.\d{3}\n')
     self.assertRegex(
