@@ -77,7 +77,7 @@ def check_fields(config: ml_collections.ConfigDict) -> None:
       hint = f'did you mean {close[0]}? ' if close else ''
       raise ConfigError(
         f'{name} is not a config field; {hint}declare a field of your own with adjax.fields.register_field '
-        '(README "Configuration")'
+        '(docs: Configuration reference)'
       )
 
 

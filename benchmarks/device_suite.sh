@@ -12,7 +12,7 @@
 #
 # PYTHON (default python3) must have jax with the accelerator's plugin. Packages the machine lacks (the device image
 # has jax, flax, optax, orbax and torch, not ml_collections, mlxtend or tensorboardX) travel as wheels in .whl/ and are
-# installed to /tmp/site first; README "Speed" says how to fetch them.
+# installed to /tmp/site first; the docs' Speed page says how to fetch them.
 set -euo pipefail
 OUT=${1:-results/device}
 PY=${PYTHON:-python3}

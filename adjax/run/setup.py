@@ -7,7 +7,7 @@ pieces the trainer runs — ``init()`` (the members' stacked initial states),
 ``data(split)`` (a split as the programs read it) and ``programs()`` (the
 jitted ``pretrain``, ``play_round``, ``accuracy`` and ``diagnostics`` over a
 leading member axis, from ``adjax.rounds.compile_fns``). ``train_and_evaluate`` calls the
-same functions; README "Your own loop" shows a loop that reproduces it::
+same functions; the docs' "Your own loop" shows a loop that reproduces it::
 
   s = adjax.setup(config)
   pretrain, play_round, accuracy, diagnostics = s.programs()

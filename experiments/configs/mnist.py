@@ -5,7 +5,7 @@ Run:
       --config.method=adim --config.n_train=100 --config.seed=0 --config.rounds=30
 
 Expected: the student's test accuracy (picked on validation) rises above the
-STUDENT baseline's at n_train=100; see README.md for measured figures. Every
+STUDENT baseline's at n_train=100; the docs' Table 1 page has measured figures. Every
 field and its meaning: ``python -m experiments.main --print_config``.
 """
 

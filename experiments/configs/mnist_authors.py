@@ -23,7 +23,7 @@ keeps the CPU schedule of ``mnist.py`` (k in updates, 40 rounds); an integer
 ``N`` takes the authors' schedule in passes for ``n_train = N``
 (``mnist_paper.py``: 10 to 100 times the updates, for accelerators).
 
-Not an option here (named in the README): the discriminator of the code read
+Not an option here (named in the docs, "Why the ordering differs"): the discriminator of the code read
 scores the student's samples only, and its temperature is not clamped.
 """
 
