@@ -27,6 +27,7 @@ extensions = [
   'sphinx.ext.napoleon',
   'sphinx.ext.mathjax',
   'sphinx_copybutton',
+  'sphinx-mathjax-offline',  # MathJax served with the pages: the math renders without the internet
 ]
 myst_enable_extensions = ['dollarmath', 'colon_fence']
 myst_heading_anchors = 3
