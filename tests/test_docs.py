@@ -3,6 +3,9 @@ the README stays a first screen."""
 
 import os
 import re
+import shlex
+import subprocess
+import sys
 
 from absl.testing import absltest
 
@@ -40,6 +43,27 @@ class DocsTest(absltest.TestCase):
     self.assertLess(len(readme.splitlines()), 200)
     self.assertIn('python -m sphinx -W -b html docs docs/_build/html', readme)
     self.assertIn('python -m sphinx -W -b html docs docs/_build/html', _read('.ci', 'run'))
+
+  def test_the_readmes_entrypoint_commands_take_their_flags(self):
+    """Each ``python -m experiments.…`` command the README shows runs with its flags as written, up to the config's
+    checks: given one more flag that no data can satisfy, it is refused there, and nothing is written."""
+    commands = [
+      c.strip()
+      for block in re.findall(r'```bash\n(.*?)```', _read('README.md'), re.S)
+      for c in block.replace('\\\n', ' ').split('&&')
+      if c.strip().startswith('python -m experiments.')
+    ]
+    self.assertLen(commands, 2)  # the main command and one run
+    for command in commands:
+      workdir = os.path.join(self.create_tempdir().full_path, 'run')
+      args = [a if not a.startswith('--workdir=') else f'--workdir={workdir}' for a in shlex.split(command)[1:]]
+      proc = subprocess.run(
+        [sys.executable, *args, '--config.n_train=5000'], cwd=REPO, capture_output=True, text=True, timeout=120,
+        check=False,
+      )  # fmt: skip
+      self.assertEqual(proc.returncode, 1, f'{command}: {proc.stderr[-2000:]}')
+      self.assertIn('n_val=1000 needs 100 examples of class 0', proc.stderr, command)
+      self.assertFalse(os.path.exists(workdir), command)
 
 
 if __name__ == '__main__':
