@@ -46,7 +46,8 @@ def assert_member_equals_alone(test, member: dict, alone: dict) -> None:
   for h_member, h_alone in zip(member['history'], alone['history'], strict=True):
     test.assertEqual(h_member.keys(), h_alone.keys())
     for key, value in h_alone.items():
-      tolerance = 0.011 if key.endswith('accuracy') else 1e-3 * max(1.0, abs(value))
+      # Accuracies (the discriminator's on sampled labels too) move by whole examples: one of 100 may flip.
+      tolerance = 0.011 if 'accuracy' in key else 1e-3 * max(1.0, abs(value))
       test.assertAlmostEqual(h_member[key], value, delta=tolerance, msg=key)
   for player in ('student', 'teacher'):
     if alone['final'][player] is None:  # a method without this player
