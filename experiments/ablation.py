@@ -230,6 +230,7 @@ def main(argv):
           'final': r['final'],
           'late_gain': cells_lib.late_gain(r['history']),
           'per_seed': [p['final'] for p in r['per_seed']],
+          **({'diagnostics': r['diagnostics']} if 'diagnostics' in r else {}),
         }
         for (c, m), r in results.items()
       },
