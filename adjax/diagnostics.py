@@ -12,16 +12,21 @@ enumerating the labels (``adjax.values``):
 - ``kl_t_s``, ``kl_r_s``, ``kl_r_t``: ``KL(p_t || p_s)``, ``KL(p_r || p_s)``,
   ``KL(p_r || p_t)``; ``entropy_s``, ``entropy_t``: the generators' entropies.
 - ``d_accuracy``: how often the discriminator tells the roles apart, on one
-  label sampled per role and example (each role counted equally; a sample is
-  told right when its role's ``log D_i`` is the largest, ties included: a
-  binary discriminator's two fake terms are one): chance is 1/2 for a binary
-  discriminator, 1/3 for ADIM's. ``d_accuracy_shown``: the same on the label
+  label sampled per role and example (balanced: each outcome counted equally,
+  a binary discriminator's two fake roles being one outcome; tied outcomes
+  share the credit): chance is 1/2 for a binary discriminator, 1/3 for
+  ADIM's. ``d_accuracy_shown``: the same on the label
   vectors the discriminator's updates see (the estimator's samples of the
   generators at the next round's τ: concrete vectors; one-hot for REINFORCE).
   High while ``d_accuracy`` is near chance, the discriminator tells relaxed
   samples from one-hot labels rather than the distributions apart.
 
-``p_r`` is the one-hot label, or uniform over an example's tags. A method
+``p_r`` is the one-hot label, or uniform over an example's tags. The optimum ``D*``
+is that of the game with one-hot labels, the theory's: a discriminator
+trained on relaxed (concrete) samples of the generators is further from it
+by what the relaxation lets it see, so on the training examples the gap
+mixes that bias with how well it is optimised (``d_accuracy_shown`` tells
+them apart). A method
 reports what its players allow (no discriminator: the divergences between
 its generators); a discriminator kind reports ``d_gap`` and ``divergence``
 when it declares their closed forms (``values.DiscriminatorKind``).
@@ -34,11 +39,14 @@ from adjax import estimators
 from adjax import losses
 from adjax import methods
 from adjax import values
+from adjax.game import DIAGNOSTICS_STREAM
 from adjax.game import Data
 from adjax.game import Game
 from adjax.game import State
 from adjax.game import apply_chunked
 from adjax.game import examples
+from adjax.game import round_key
+from adjax.game import round_tau
 from adjax.game import view
 
 # Every quantity, in the order figures show them, with its figure title (the module docstring says what each is).
@@ -53,31 +61,17 @@ NAMES = {
   'entropy_s': 'student entropy H(p_s)',
   'entropy_t': 'teacher entropy H(p_t)',
 }
-# A run measures each quantity on validation (``d_gap``) and on the training examples (``train_d_gap``): the players
-# update on those, so there the gap says how well D is optimised, on validation how well it generalises.
+# A run measures each quantity on validation (``d_gap``) and on the training examples (``train_d_gap``), the ones the
+# players update on: there the gap shows how far D is from D* where it is trained (optimisation, and the relaxation's
+# bias: see the module docstring), on validation also how well it generalises.
 TRAIN = 'train_'
-# The key stream of the sampled labels: after round r, fold_in(fold_in(key, r), SAMPLES); a round's players use
-# indices 0..2 of fold_in(key, r + 1), so no update sees these draws.
-SAMPLES = 3
-
-
-def real_log_probs(y: jax.Array, num_classes: int) -> jax.Array:
-  """``log p_r(y|x)`` ``[B, K]``: of the one-hot label (``-inf`` elsewhere), or uniform over multi-hot tags."""
-  p_BxK = losses.real_distribution(y) if y.ndim == 2 else jax.nn.one_hot(y, num_classes)
-  return jnp.where(p_BxK > 0, jnp.log(jnp.where(p_BxK > 0, p_BxK, 1.0)), -jnp.inf)
-
-
-def entropy(log_p_BxK: jax.Array) -> jax.Array:
-  """``H(p)`` per example ``[B]``."""
-  p_BxK = jnp.exp(log_p_BxK)
-  return -jnp.sum(jnp.where(p_BxK > 0, p_BxK * log_p_BxK, 0.0), axis=-1)
 
 
 def measure(game: Game, state: State, data: Data) -> dict[str, jax.Array]:
   """One member's quantities (``NAMES``, those its method has) on ``data``'s examples, each a scalar."""
   split = examples(data)
   chunk = game.config.eval_chunk
-  log_p = {'real': real_log_probs(split['y'], game.num_classes)}
+  log_p = {'real': losses.real_log_probs(split['y'], game.num_classes)}
   for player in ('student', 'teacher'):
     if player in state:
       logits = apply_chunked(game.nets[player], state[player]['params'], view(player, split), chunk)
@@ -89,7 +83,7 @@ def measure(game: Game, state: State, data: Data) -> dict[str, jax.Array]:
       out[name] = jnp.mean(losses.kl_divergence(log_p[a], log_p[b]))
   for name, player in (('entropy_s', 'student'), ('entropy_t', 'teacher')):
     if player in log_p:
-      out[name] = jnp.mean(entropy(log_p[player]))
+      out[name] = jnp.mean(losses.entropy(log_p[player]))
   kind = game.method.discriminator
   if kind is not None and 'discriminator' in state:
     out.update(_discriminator(game, state, split, log_p, kind))
@@ -102,8 +96,8 @@ def _discriminator(game: Game, state: State, split: dict, log_p: dict, kind: str
     game.nets['discriminator'], state['discriminator']['params'], view('discriminator', split), game.config.eval_chunk
   ).astype(jnp.float32)
   roles = ('real', 'student', 'teacher')
-  present = jnp.array([r in log_p for r in roles], jnp.float32)
-  weights_3 = state['hparams']['weights'] * present  # a role without a player has no term
+  playing = jnp.array([r in log_p for r in roles], jnp.float32)
+  weights_3 = state['hparams']['weights'] * playing  # a role without a player has no term
   # An absent role's column stands in as p_r: its weight is 0.
   log_p_BxKx3 = jnp.stack([log_p.get(r, log_p['real']) for r in roles], axis=-1)
   out = {}
@@ -113,29 +107,34 @@ def _discriminator(game: Game, state: State, split: dict, log_p: dict, kind: str
   divergence = values.equilibrium_divergence(kind, weights_3, log_p_BxKx3)
   if divergence is not None:
     out['divergence'] = jnp.mean(divergence)
-  base = jax.random.fold_in(jax.random.wrap_key_data(state['rng']), state['round'])
-  keys = jax.random.split(jax.random.fold_in(base, SAMPLES), 3)
-  columns = [i for i, r in enumerate(roles) if r in log_p]
-  t = game.config.tau
-  tau = estimators.temperature(state['round'], state['hparams']['tau0'], t.tau_min, t.decay, t.every)
+  keys = jax.random.split(jax.random.fold_in(round_key(state, state['round']), DIAGNOSTICS_STREAM), 3)
+  present = [i for i, r in enumerate(roles) if r in log_p]
+  tau = round_tau(game, state, state['round'])  # the next round's: what the discriminator's updates will see
+  outcomes = values.discriminator_kind(kind).outcomes
   for name, shown in (('d_accuracy', False), ('d_accuracy_shown', True)):
     samples = []
-    for i in columns:
+    for i in present:
+      # One key per role for both figures: the estimator's sample is the relaxation of the same categorical draw.
       if i == methods.REAL:
         samples.append(losses.real_sample(keys[i], split['y'], game.num_classes))
-      elif shown:  # what the discriminator's updates see: the estimator's samples at the next round's τ
+      elif shown:
         samples.append(estimators.generator_sample(game.estimator, keys[i], log_p[roles[i]], tau))
       else:
         samples.append(jax.nn.one_hot(jax.random.categorical(keys[i], log_p[roles[i]]), game.num_classes))
-    out[name] = _told_apart(kind, h, samples, columns)
+    out[name] = _told_apart(kind, h, samples, present, outcomes)
   return out
 
 
-def _told_apart(kind: str, h: jax.Array, samples: list[jax.Array], columns: list[int]) -> jax.Array:
-  """The fraction of ``samples`` (one ``[B, K]`` per role of ``columns``) whose role's ``log D_i`` is the largest of
-  those roles', each role counted equally."""
-  told = []
-  for i, y_BxK in zip(columns, samples):
-    log_d_BxC = values.role_log_probs(kind, h, y_BxK)[:, jnp.array(columns)]
-    told.append(jnp.mean(log_d_BxC[:, columns.index(i)] >= jnp.max(log_d_BxC, axis=-1)))
-  return jnp.mean(jnp.stack(told))
+def _told_apart(kind: str, h: jax.Array, samples: list[jax.Array], present: list[int], outcomes) -> jax.Array:
+  """The discriminator's balanced accuracy on ``samples`` (one ``[B, K]`` per role of ``present``): per sample,
+  credit when its role's outcome has the largest probability (shared equally among tied outcomes), averaged per
+  outcome, then over outcomes (a binary discriminator's two fake roles are one outcome: chance is 1/2)."""
+  kept = sorted({outcomes[i] for i in present})
+  columns = jnp.array([next(i for i in present if outcomes[i] == o) for o in kept])  # one column per outcome
+  per_outcome = {o: [] for o in kept}
+  for i, y_BxK in zip(present, samples):
+    log_d_BxO = values.role_log_probs(kind, h, y_BxK)[:, columns]
+    at_max_BxO = log_d_BxO >= jnp.max(log_d_BxO, axis=-1, keepdims=True)
+    own = kept.index(outcomes[i])
+    per_outcome[outcomes[i]].append(jnp.mean(at_max_BxO[:, own] / jnp.sum(at_max_BxO, axis=-1)))
+  return jnp.mean(jnp.stack([jnp.mean(jnp.stack(v)) for v in per_outcome.values()]))

@@ -23,6 +23,7 @@ import optax
 
 from adjax import augment
 from adjax import data as data_lib
+from adjax import estimators
 from adjax import fields
 from adjax import methods
 from adjax import models
@@ -59,10 +60,27 @@ def examples(data: Data, idx: jax.Array | None = None) -> Split:
 
 
 def spread(data: Data, count: int) -> Data:
-  """``data`` (with a leading member axis) holding at most ``count`` of each member's examples, spread evenly over
-  its split (every step-th: a random subset of a drawn split)."""
+  """``data`` (with a leading member axis) holding ``count`` of each member's examples (all when it has fewer),
+  spread evenly over its split: a random subset of a drawn split."""
   n = data['index'].shape[-1]
-  return {**data, 'index': data['index'][..., :: -(-n // count)]} if n > count else data
+  return {**data, 'index': data['index'][..., (np.arange(count) * n) // count]} if n > count else data
+
+
+# A round's key has one stream per player (``fold_in(key, i)``, Algorithm 1's order); the diagnostics measured after
+# the round sample their labels from the next one, which no update reads.
+DIAGNOSTICS_STREAM = len(methods.PLAYERS)
+
+
+def round_key(state: State, round_) -> jax.Array:
+  """The key of round ``round_`` of the state's run (0: pretraining), from the state's ``rng``."""
+  return jax.random.fold_in(jax.random.wrap_key_data(state['rng']), round_)
+
+
+def round_tau(game: 'Game', state: State, round_) -> jax.Array:
+  """The concrete temperature of the round after ``round_`` rounds (``estimators.temperature``, τ0 from the
+  state)."""
+  t = game.config.tau
+  return estimators.temperature(round_, state['hparams']['tau0'], t.tau_min, t.decay, t.every)
 
 
 def view(player: str, data: Split):

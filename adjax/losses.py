@@ -30,6 +30,19 @@ def real_distribution(tags_BxK: jax.Array) -> jax.Array:
   return tags_BxK / jnp.sum(tags_BxK, axis=-1, keepdims=True)
 
 
+def real_log_probs(labels_B: jax.Array, num_classes: int) -> jax.Array:
+  """``log p_r(y|x)`` ``[B, K]`` of integer labels (the one-hot label: ``-inf`` elsewhere) or of multi-hot tags
+  (uniform over each example's tags)."""
+  p_BxK = real_distribution(labels_B) if labels_B.ndim == 2 else jax.nn.one_hot(labels_B, num_classes)
+  return jnp.where(p_BxK > 0, jnp.log(jnp.where(p_BxK > 0, p_BxK, 1.0)), -jnp.inf)
+
+
+def entropy(log_p_BxK: jax.Array) -> jax.Array:
+  """``H(p) = −Σ_y p log p`` per example ``[B]`` from log-probabilities; terms with ``p = 0`` count zero."""
+  p_BxK = jnp.exp(log_p_BxK)
+  return -jnp.sum(jnp.where(p_BxK > 0, p_BxK * log_p_BxK, 0.0), axis=-1)
+
+
 def real_sample(key: jax.Array, labels_B: jax.Array, num_classes: int) -> jax.Array:
   """A one-hot real label ``[B, K]`` per example: the label itself, or a tag drawn from ``p_r`` (multi-label)."""
   if labels_B.ndim == 2:

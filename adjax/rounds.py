@@ -30,6 +30,8 @@ from adjax.game import Game
 from adjax.game import State
 from adjax.game import apply_chunked
 from adjax.game import examples
+from adjax.game import round_key
+from adjax.game import round_tau
 from adjax.game import view
 
 # The frozen teacher of a two-phase baseline trains in this many equal segments
@@ -163,15 +165,10 @@ def _share(batches: dict, ways: int) -> dict:
   }
 
 
-def round_tau(game: Game, state: State, round_: jax.Array) -> jax.Array:
-  t = game.config.tau
-  return estimators.temperature(round_, state['hparams']['tau0'], t.tau_min, t.decay, t.every)
-
-
 def play_round(game: Game, state: State, data: Data) -> tuple[State, dict]:
   """One round of Algorithm 1: k_d discriminator, k_t teacher, k_s student updates."""
   round_ = state['round']
-  key = jax.random.fold_in(jax.random.wrap_key_data(state['rng']), round_ + 1)
+  key = round_key(state, round_ + 1)
   tau = round_tau(game, state, round_)
   counts = {'discriminator': game.config.k_d, 'teacher': game.config.k_t, 'student': game.config.k_s}
   state = dict(state)
@@ -216,7 +213,7 @@ def pretrain(game: Game, state: State, data: Data, frozen: bool = False, segment
   ``pretrain.frozen_teacher`` steps; a run may instead load them from a
   teacher cache. ``False`` trains all the others.
   """
-  key = jax.random.fold_in(jax.random.wrap_key_data(state['rng']), 0)
+  key = round_key(state, 0)
   tau = round_tau(game, state, jnp.zeros((), jnp.int32))
   state = dict(state)
   metrics = {}
@@ -372,7 +369,10 @@ def compile_fns(game: Game, mesh: jax.sharding.Mesh | None = None) -> Programs:
     return jitted[2](player, jax.device_put(params, split), jax.device_put(data, data_split))
 
   def run_diagnostics(state, data):
-    return jitted[3](jax.device_put(state, split), jax.device_put(data, data_split))
+    # What the measurement reads: parameters, key, round and hyperparameters (not the optimizer states).
+    read = {k: state[k] for k in ('rng', 'round', 'hparams')}
+    read.update({p: {'params': state[p]['params']} for p in methods.PLAYERS if p in state})
+    return jitted[3](jax.device_put(read, split), jax.device_put(data, data_split))
 
   fns = (run_pretrain, run_round, run_accuracy, run_diagnostics)
   for program, fn in zip(jitted, fns):

@@ -33,17 +33,21 @@ class DiscriminatorKind:
       reward reads it).
     heads: the discriminator is ``game.heads`` copies of the player's network stacked to ``[B, H, K]`` scores
       (``models.Heads``); otherwise the network itself, ``[B, K]``.
-    optimal: ``(log_wp_BxKx3) -> [B, K, 3]``, ``log D_i*(x, e_y)`` of the best discriminator of this kind for fixed
-      generators, from ``log(ω_i p_i(y|x))`` (the theory's closed form; None: not known, no optimality gap).
+    optimal: ``(weights_3, log_p_BxKx3) -> [B, K, 3]``, ``log D_i*(x, e_y)`` of the best discriminator of this kind
+      for fixed generators, from the role weights and the roles' log-probabilities (the theory's closed form; None:
+      not known, no optimality gap).
     divergence: ``(weights_3, log_p_BxKx3) -> [B]``, the divergence the generators minimise when the discriminator
       is ``optimal`` (None: not known).
+    outcomes: the outcome each role's term reports (real, student, teacher): ``(0, 1, 1)`` for a binary
+      discriminator, whose two fake terms are one outcome; the discriminator's accuracy counts outcomes.
   """
 
   log_probs: Callable[[jax.Array, jax.Array], jax.Array]
   log_complements: Callable[[jax.Array, jax.Array], jax.Array]
   heads: bool = False
-  optimal: Callable[[jax.Array], jax.Array] | None = None
+  optimal: Callable[[jax.Array, jax.Array], jax.Array] | None = None
   divergence: Callable[[jax.Array, jax.Array], jax.Array] | None = None
+  outcomes: tuple[int, int, int] = (0, 1, 2)
 
 
 def _binary_log_probs(h_BxK: jax.Array, y_BxK: jax.Array) -> jax.Array:
@@ -55,51 +59,76 @@ def _binary_log_complements(h_BxK: jax.Array, y_BxK: jax.Array) -> jax.Array:
   return _binary_log_probs(h_BxK, y_BxK)[:, jnp.array([1, 0, 0])]  # (log(1 − D), log D, log D)
 
 
-def _binary_optimal(log_wp_BxKx3: jax.Array) -> jax.Array:
-  # Lemma 4.1: D* = ω_r p_r / (ω_r p_r + ω_s p_s + ω_t p_t), the pointwise maximiser of a log D + b log(1 − D).
-  real, fake = log_wp_BxKx3[..., 0], jax.nn.logsumexp(log_wp_BxKx3[..., 1:], axis=-1)
-  total = jnp.logaddexp(real, fake)
-  return jnp.stack([real - total, fake - total, fake - total], axis=-1)
+def log_weights(weights: jax.Array) -> jax.Array:
+  """``log w`` of non-negative weights, ``-inf`` where a weight is 0 (no ``log 0``: no warning, no NaN gradient)."""
+  positive = weights > 0
+  return jnp.where(positive, jnp.log(jnp.where(positive, weights, 1.0)), -jnp.inf)
 
 
-def _multiclass_optimal(log_wp_BxKx3: jax.Array) -> jax.Array:
-  # Lemma 4.3: D_i* = ω_i p_i / Σ_j ω_j p_j.
-  return log_wp_BxKx3 - jax.nn.logsumexp(log_wp_BxKx3, axis=-1, keepdims=True)
+def weighted_js(weights_N: jax.Array, log_p_BxKxN: jax.Array) -> jax.Array:
+  """The generalised Jensen–Shannon divergence ``Σ_i π_i KL(p_i || Σ_j π_j p_j)``, ``π = w / Σ w``, per example.
 
+  Equal weights of two distributions give ``JS(p || q)``; a zero weight drops its distribution, and all weights 0
+  give 0.
 
-def _binary_divergence(weights_3: jax.Array, log_p_BxKx3: jax.Array) -> jax.Array:
-  # Theorem 4.2: at D*, V = 2 JS(p_r || p_ω) − log 4 (ω_r = 1, ω_s + ω_t = 1), p_ω = ω_s p_s + ω_t p_t normalised.
-  w = jnp.asarray(weights_3, log_p_BxKx3.dtype)
-  log_fake = _log_mixture(w[1:], log_p_BxKx3[..., 1:])
-  return js_divergence(log_p_BxKx3[..., 0], log_fake)
+  Args:
+    weights_N: ``[N]`` non-negative weights of the distributions.
+    log_p_BxKxN: ``[B, K, N]`` log-probabilities of the ``N`` distributions over ``K`` labels.
 
-
-def _multiclass_divergence(weights_3: jax.Array, log_p_BxKx3: jax.Array) -> jax.Array:
-  # Theorem 4.4: at D*, V = Σ ω_i log ω_i + Σ ω_i KL(p_i || p̄), p̄ = Σ ω_j p_j (weights normalised).
-  w = jnp.asarray(weights_3, log_p_BxKx3.dtype)
-  w = w / jnp.sum(w)
-  log_mean = _log_mixture(w, log_p_BxKx3)
-  kls = jnp.stack([losses.kl_divergence(log_p_BxKx3[..., i], log_mean) for i in range(3)], axis=-1)
-  return jnp.sum(jnp.where(w > 0, w * kls, 0.0), axis=-1)
-
-
-def _log_mixture(weights: jax.Array, log_p_BxKxN: jax.Array) -> jax.Array:
-  """``log Σ_i w_i p_i / Σ_i w_i`` over the last axis (the roles), ``[B, K]``."""
-  log_w = jnp.where(weights > 0, jnp.log(jnp.where(weights > 0, weights, 1.0)), -jnp.inf)
-  return jax.nn.logsumexp(log_p_BxKxN + log_w, axis=-1) - jnp.log(jnp.sum(weights))
+  Returns:
+    ``[B]`` divergence of each example (nats).
+  """
+  w_N = jnp.asarray(weights_N, log_p_BxKxN.dtype)
+  total = jnp.sum(w_N)
+  pi_N = w_N / jnp.where(total > 0, total, 1.0)
+  log_mean_BxK = jax.nn.logsumexp(log_p_BxKxN + log_weights(pi_N), axis=-1)
+  kls_BxN = jnp.stack(
+    [losses.kl_divergence(log_p_BxKxN[..., i], log_mean_BxK) for i in range(log_p_BxKxN.shape[-1])], axis=-1
+  )
+  return jnp.sum(jnp.where(pi_N > 0, pi_N * kls_BxN, 0.0), axis=-1)
 
 
 def js_divergence(log_p_BxK: jax.Array, log_q_BxK: jax.Array) -> jax.Array:
   """Jensen–Shannon divergence ``½ KL(p || m) + ½ KL(q || m)``, ``m = (p + q) / 2``, per example ``[B]`` (nats)."""
-  log_m = jnp.logaddexp(log_p_BxK, log_q_BxK) - jnp.log(2.0)
-  return 0.5 * (losses.kl_divergence(log_p_BxK, log_m) + losses.kl_divergence(log_q_BxK, log_m))
+  return weighted_js(jnp.ones(2), jnp.stack([log_p_BxK, log_q_BxK], axis=-1))
+
+
+def _binary_optimal(weights_3: jax.Array, log_p_BxKx3: jax.Array) -> jax.Array:
+  # Lemma 4.1: D* = ω_r p_r / (ω_r p_r + ω_s p_s + ω_t p_t), the pointwise maximiser of a log D + b log(1 − D).
+  log_wp = log_p_BxKx3 + log_weights(weights_3)
+  real, fake = log_wp[..., 0], jax.nn.logsumexp(log_wp[..., 1:], axis=-1)
+  total = jnp.logaddexp(real, fake)
+  return jnp.stack([real - total, fake - total, fake - total], axis=-1)
+
+
+def _multiclass_optimal(weights_3: jax.Array, log_p_BxKx3: jax.Array) -> jax.Array:
+  # Lemma 4.3: D_i* = ω_i p_i / Σ_j ω_j p_j.
+  log_wp = log_p_BxKx3 + log_weights(weights_3)
+  return log_wp - jax.nn.logsumexp(log_wp, axis=-1, keepdims=True)
+
+
+def _binary_divergence(weights_3: jax.Array, log_p_BxKx3: jax.Array) -> jax.Array:
+  # Theorem 4.2, weighted: at D*, V = A log(A / W) + B log(B / W) + W · JS_π(p_r, p_ω), A = ω_r, B = ω_s + ω_t,
+  # W = A + B, π = (A, B) / W, p_ω = (ω_s p_s + ω_t p_t) / B. ADIB and NGAN (A = B = 1): 2 JS(p_r || p_ω) − log 4.
+  fake = weights_3[1:]
+  log_fake = jax.nn.logsumexp(log_p_BxKx3[..., 1:] + log_weights(fake / jnp.maximum(jnp.sum(fake), 1e-30)), axis=-1)
+  return weighted_js(jnp.stack([weights_3[0], jnp.sum(fake)]), jnp.stack([log_p_BxKx3[..., 0], log_fake], axis=-1))
+
+
+def _multiclass_divergence(weights_3: jax.Array, log_p_BxKx3: jax.Array) -> jax.Array:
+  # Theorem 4.4: at D*, V = Σ ω_i log ω_i + Σ ω_i KL(p_i || p̄), p̄ = Σ ω_j p_j (ω summing to 1).
+  return weighted_js(weights_3, log_p_BxKx3)
 
 
 #: The discriminator kinds a method may name (``Method.discriminator``): ``binary`` (NGAN, ADIB: one head, ``log D``
 #: for real and ``log(1 − D)`` for both generators), ``multiclass`` (ADIM: ``log D_r, log D_s, log D_t``).
 DISCRIMINATOR_KINDS: dict[str, DiscriminatorKind] = {
   'binary': DiscriminatorKind(
-    _binary_log_probs, _binary_log_complements, optimal=_binary_optimal, divergence=_binary_divergence
+    _binary_log_probs,
+    _binary_log_complements,
+    optimal=_binary_optimal,
+    divergence=_binary_divergence,
+    outcomes=(0, 1, 1),
   ),
   'multiclass': DiscriminatorKind(
     discriminators.multiclass_log_probs,
@@ -258,7 +287,7 @@ def adversarial_exact(
   return table_value(weights_3, p_BxKx3, label_table(kind, h))
 
 
-def table_value(weights_3, p_BxKx3: jax.Array, table_BxKx3: jax.Array) -> jax.Array:
+def table_value(weights_3: jax.Array, p_BxKx3: jax.Array, table_BxKx3: jax.Array) -> jax.Array:
   """``Σ_i ω_i Σ_y p_i(y|x) table[y, i]`` per example ``[B]``: the adversarial term of a discriminator given as its
   ``log D_i(x, e_y)`` table (``label_table``, ``optimal_table``). A term with ``ω_i p_i(y) = 0`` counts zero even
   where the table is ``-inf``."""
@@ -337,22 +366,32 @@ def value_exact(
   return adversarial + distillation_exact(log_p_real_BxK, log_p_student_BxK, log_p_teacher_BxK, nu, mu, upsilon)
 
 
-def optimal_table(kind: str, weights_3, log_p_BxKx3: jax.Array) -> jax.Array | None:
-  """``log D_i*(x, e_y)`` ``[B, K, 3]`` of the best discriminator of ``kind`` against fixed generators (Lemmas 4.1,
-  4.3), from the roles' log-probabilities ``[B, K, 3]`` (real, student, teacher); None for a kind that declares no
-  closed form."""
+def optimal_table(kind: str, weights_3: jax.Array, log_p_BxKx3: jax.Array) -> jax.Array | None:
+  """The best discriminator of ``kind`` against fixed generators, as its table ``log D_i*(x, e_y)``.
+
+  Args:
+    kind: a key of ``DISCRIMINATOR_KINDS``.
+    weights_3: ``[3]`` role weights ``(ω_r, ω_s, ω_t)``.
+    log_p_BxKx3: ``[B, K, 3]`` log-probabilities of ``p_r``, ``p_s``, ``p_t`` (last axis in that order).
+
+  Returns:
+    ``[B, K, 3]`` ``log D_i*`` per label and role (``-inf`` where ``ω_i p_i = 0``), or None for a kind that declares
+    no closed form.
+
+  References:
+    SPEC.md §3, Lemma 4.1 (ADIB, NGAN) and Lemma 4.3 (ADIM).
+  """
   optimal = discriminator_kind(kind).optimal
-  if optimal is None:
-    return None
-  w_3 = jnp.asarray(weights_3, log_p_BxKx3.dtype)
-  log_w = jnp.where(w_3 > 0, jnp.log(jnp.where(w_3 > 0, w_3, 1.0)), -jnp.inf)
-  return optimal(log_p_BxKx3 + log_w)
+  return None if optimal is None else optimal(jnp.asarray(weights_3, log_p_BxKx3.dtype), log_p_BxKx3)
 
 
-def optimality_gap(kind: str, weights_3, h: jax.Array, log_p_BxKx3: jax.Array) -> jax.Array | None:
-  """``V(D*) − V(D)`` per example ``[B]``: how far the discriminator's scores ``h`` are from the best discriminator
+def optimality_gap(kind: str, weights_3: jax.Array, h: jax.Array, log_p_BxKx3: jax.Array) -> jax.Array | None:
+  """``V(D*) − V(D)`` per example: how far the discriminator's scores ``h`` are from the best discriminator
   against the current generators, in the exact adversarial value (the distillation terms, the same at both,
-  cancel). At least 0, and 0 exactly when ``D = D*`` (where ``ω_i p_i > 0``). None for a kind without a closed form.
+  cancel).
+
+  Summed label by label, each term ``ω_i p_i (log D_i* − log D_i)`` adds up to a weighted KL of ``D*`` from ``D``:
+  at least 0, 0 exactly when ``D = D*`` (where ``ω_i p_i > 0``), and precise near 0.
 
   Args:
     kind: a key of ``DISCRIMINATOR_KINDS``.
@@ -360,20 +399,32 @@ def optimality_gap(kind: str, weights_3, h: jax.Array, log_p_BxKx3: jax.Array) -
     h: discriminator scores, as ``role_log_probs`` takes them.
     log_p_BxKx3: ``[B, K, 3]`` log-probabilities of ``p_r``, ``p_s``, ``p_t`` (last axis in that order).
 
+  Returns:
+    ``[B]`` gap of each example (nats), or None for a kind without a closed form.
+
   References:
     SPEC.md §3, Lemma 4.1 (ADIB, NGAN) and Lemma 4.3 (ADIM).
   """
   optimal = optimal_table(kind, weights_3, log_p_BxKx3)
   if optimal is None:
     return None
-  p_BxKx3 = jnp.exp(log_p_BxKx3)
-  return table_value(weights_3, p_BxKx3, optimal) - table_value(weights_3, p_BxKx3, label_table(kind, h))
+  return table_value(weights_3, jnp.exp(log_p_BxKx3), optimal - label_table(kind, h))
 
 
-def equilibrium_divergence(kind: str, weights_3, log_p_BxKx3: jax.Array) -> jax.Array | None:
-  """The divergence the generators minimise at the best discriminator, per example ``[B]``: ``JS(p_r || p_ω)``
-  (binary: ADIB, NGAN; ``p_ω`` the generators' mixture, weights normalised) or ``Σ_i ω_i KL(p_i || p̄)`` (multiclass:
-  ADIM); None for a kind that declares none. It is 0 when ``p_s = p_t = p_r``.
+def equilibrium_divergence(kind: str, weights_3: jax.Array, log_p_BxKx3: jax.Array) -> jax.Array | None:
+  """The divergence the generators minimise at the best discriminator, per example.
+
+  Binary (ADIB, NGAN): the weighted Jensen–Shannon divergence of ``p_r`` and the generators' mixture ``p_ω``, with
+  weights ``ω_r`` and ``ω_s + ω_t`` (equal for both: ``JS(p_r || p_ω)``). Multiclass (ADIM): ``Σ_i ω_i KL(p_i ||
+  p̄)``. It is 0 when ``p_s = p_t = p_r``.
+
+  Args:
+    kind: a key of ``DISCRIMINATOR_KINDS``.
+    weights_3: ``[3]`` role weights ``(ω_r, ω_s, ω_t)``.
+    log_p_BxKx3: ``[B, K, 3]`` log-probabilities of ``p_r``, ``p_s``, ``p_t``.
+
+  Returns:
+    ``[B]`` divergence (nats), or None for a kind that declares none.
 
   References:
     SPEC.md §3, Theorem 4.2 (``V* = 2 JS(p_r || p_ω) − log 4``) and Theorem 4.4

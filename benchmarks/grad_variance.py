@@ -122,7 +122,8 @@ def main(argv):
   k = len(configs)
   train = game_lib.as_data(splits.split('train'), members=k)
   game = game_lib.build(config, splits.num_classes)
-  pretrain, play_round, _ = rounds.compile_fns(game)
+  programs = rounds.compile_fns(game)
+  pretrain, play_round = programs.pretrain, programs.play_round
   state = members_lib.init_members(game, configs, splits.split('train'))
   state, _ = pretrain(state, train, False, 0)
 

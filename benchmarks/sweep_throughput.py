@@ -48,7 +48,7 @@ def main(argv):
   config = config_lib.validate(ml_collections.ConfigDict(_CONFIG.value.to_dict()))
   splits = data_lib.load(config)
   game = game_lib.build(config, splits.num_classes)
-  _, play_round, _ = rounds.compile_fns(game)
+  play_round = rounds.compile_fns(game).play_round
   train = {k: jnp.asarray(v) for k, v in splits.split('train').items()}
   data_1 = train  # shapes for the initial states
   results = {'device_kind': jax.devices()[0].device_kind, 'method': config.method, 'n_train': config.n_train,

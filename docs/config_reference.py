@@ -49,6 +49,9 @@ def write(directory: str) -> None:
   os.makedirs(directory, exist_ok=True)
   path = os.path.join(directory, 'config_fields.md')
   text = markdown()
-  if not os.path.exists(path) or open(path).read() != text:
-    with open(path, 'w') as f:
-      f.write(text)
+  if os.path.exists(path):
+    with open(path) as f:
+      if f.read() == text:  # unchanged: Sphinx keeps its pages
+        return
+  with open(path, 'w') as f:
+    f.write(text)

@@ -42,6 +42,7 @@ def _optimal_scores(kind: str, heads: int, w, lr, ls, lt):
 # (kind, heads, weights): ADIB, NGAN (the teacher's weight 0), ADIM with both discriminator forms.
 FORMS = (
   ('adib', 'binary', 1, (1.0, 0.3, 0.7)),
+  ('binary_weighted', 'binary', 1, (0.5, 0.3, 0.7)),  # ω_r ≠ ω_s + ω_t: the weighted JS
   ('ngan', 'binary', 1, (1.0, 1.0, 0.0)),
   ('adim_two_heads', 'multiclass', 2, (0.2, 0.5, 0.3)),
   ('adim_three_heads', 'multiclass', 3, (0.5, 0.25, 0.25)),
@@ -61,7 +62,11 @@ class ClosedFormTest(parameterized.TestCase):
     np.testing.assert_allclose(values.optimality_gap(kind, w, h, log_p), 0.0, atol=1e-12)
     for i in range(3):
       noisy = h + 0.3 * jax.random.normal(jax.random.key(i), h.shape)
-      self.assertTrue(np.all(values.optimality_gap(kind, w, noisy, log_p) > 1e-6))
+      gap = values.optimality_gap(kind, w, noisy, log_p)
+      self.assertTrue(np.all(gap > 1e-6))
+      # The same difference through another path: the exact values of the two discriminators.
+      v = lambda h: values.value_exact(kind, w, h, lr, ls, lt)
+      np.testing.assert_allclose(gap, v(h) - v(noisy), rtol=1e-9)
 
   @parameterized.named_parameters(*FORMS)
   def test_value_at_d_star_is_the_theorems(self, kind, heads, w):
@@ -69,11 +74,14 @@ class ClosedFormTest(parameterized.TestCase):
     log_p = jnp.stack([lr, ls, lt], -1)
     v = values.value_exact(kind, w, _optimal_scores(kind, heads, w, lr, ls, lt), lr, ls, lt)
     pr, ps, pt = (np.exp(np.asarray(x)) for x in (lr, ls, lt))
-    if kind == 'binary':  # Theorem 4.2: 2 JS(p_r || p_ω) − log 4
-      p_omega = (w[1] * ps + w[2] * pt) / (w[1] + w[2])
-      m = (pr + p_omega) / 2
-      divergence = 0.5 * _kl(pr, m) + 0.5 * _kl(p_omega, m)
-      expected = 2 * divergence - np.log(4)
+    if kind == 'binary':  # Theorem 4.2, weighted: A log(A/W) + B log(B/W) + W JS_π; ADIB, NGAN: 2 JS − log 4
+      a, b = w[0], w[1] + w[2]
+      p_omega = (w[1] * ps + w[2] * pt) / b
+      m = (a * pr + b * p_omega) / (a + b)
+      divergence = (a * _kl(pr, m) + b * _kl(p_omega, m)) / (a + b)
+      expected = a * np.log(a / (a + b)) + b * np.log(b / (a + b)) + (a + b) * divergence
+      if a == b == 1:
+        self.assertTrue(np.allclose(expected, 2 * divergence - np.log(4)))
     else:  # Theorem 4.4: Σ ω_i log ω_i + Σ ω_i KL(p_i || p̄)
       p_bar = w[0] * pr + w[1] * ps + w[2] * pt
       divergence = sum(wi * _kl(p, p_bar) for wi, p in zip(w, (pr, ps, pt)))
@@ -88,9 +96,24 @@ class ClosedFormTest(parameterized.TestCase):
     np.testing.assert_allclose(values.equilibrium_divergence(kind, w, log_p), 0.0, atol=1e-12)
     table = values.optimal_table(kind, w, log_p)
     value = values.table_value(w, jnp.exp(log_p), table)
-    present = [wi for wi in w if wi > 0]
-    expected = -np.log(4) if kind == 'binary' else sum(wi * np.log(wi) for wi in present)
+    groups = [w[0], w[1] + w[2]] if kind == 'binary' else [wi for wi in w if wi > 0]
+    expected = sum(g * np.log(g / sum(groups)) for g in groups)  # ADIB: −log 4; ADIM: Σ ω_i log ω_i
     np.testing.assert_allclose(value, expected, rtol=1e-10)
+
+  @parameterized.named_parameters(*FORMS)
+  def test_one_hot_real_labels_and_zero_weights_stay_finite(self, kind, heads, w):
+    _, ls, lt = _log_probs(3)
+    lr = jnp.log(jax.nn.one_hot(jnp.arange(4) % 5, 5, dtype=ls.dtype))  # -inf off the label
+    log_p = jnp.stack([lr, ls, lt], -1)
+    shape = (4, 5) if kind == 'binary' else (4, heads, 5)
+    h = jax.random.normal(jax.random.key(4), shape, ls.dtype)
+    self.assertTrue(np.all(np.isfinite(values.optimality_gap(kind, w, h, log_p))))
+    self.assertTrue(np.all(values.optimality_gap(kind, w, h, log_p) >= 0))
+    divergence = values.equilibrium_divergence(kind, w, log_p)
+    self.assertTrue(np.all(np.isfinite(divergence)) and np.all(divergence >= 0))
+    # Generators of weight 0: their mixture is empty, and nothing is NaN.
+    lone = values.equilibrium_divergence(kind, (1.0, 0.0, 0.0), log_p)
+    np.testing.assert_allclose(lone, 0.0, atol=1e-12)
 
 
 class Table(nn.Module):
@@ -157,6 +180,31 @@ class MeasureTest(parameterized.TestCase):
     got = self._measure('ngan', y, student, student, scores, (1.0, 1.0, 0.0), tau0=100.0)  # near-uniform samples
     self.assertEqual(got['d_accuracy'], 0.5)  # real labels told right, the student's (the same) wrong
     self.assertEqual(got['d_accuracy_shown'], 1.0)  # its concrete samples: every one told fake
+
+  def test_a_binary_discriminators_accuracy_is_balanced_over_real_and_fake(self):
+    y = np.array([0, 1, 2, 3], np.int32)
+    logits = np.random.default_rng(2).normal(size=(2, 4, 4)).astype(np.float32)
+    # Always fake, always real, undecided (ties share the credit): each at chance, 1/2.
+    for score in (-30.0, 30.0, 0.0):
+      scores = np.full((4, 4), score, np.float32)
+      got = self._measure('adib', y, logits[0], logits[1], scores, (1.0, 0.5, 0.5))
+      self.assertAlmostEqual(got['d_accuracy'], 0.5, places=6, msg=score)
+
+  def test_one_hot_samples_make_both_accuracies_one(self):
+    y = np.array([0, 1, 2, 3], np.int32)
+    logits = np.random.default_rng(3).normal(size=(2, 4, 4)).astype(np.float32)
+    scores = np.random.default_rng(4).normal(size=(4, 4)).astype(np.float32)
+    # REINFORCE shows the discriminator one-hot samples: the same draws as the one-hot figure's.
+    got = self._measure('adim_ngs', y, logits[0], logits[1], scores, (1 / 3, 1 / 3, 1 / 3))
+    self.assertEqual(got['d_accuracy'], got['d_accuracy_shown'])
+
+  def test_a_split_is_measured_on_count_examples_spread_over_it(self):
+    data = {'pool': {}, 'index': np.arange(2 * 1001).reshape(2, 1001), 'mean': {}}
+    index = game_lib.spread(data, 250)['index']
+    self.assertEqual(index.shape, (2, 250))
+    self.assertLen(np.unique(index[0]), 250)
+    self.assertEqual((index[0, 0], index[0, -1] // 10), (0, 99))  # from the start to the end of the split
+    self.assertIs(game_lib.spread(data, 5000), data)
 
   def test_a_method_without_discriminator_reports_its_divergences_only(self):
     y = np.array([0, 1, 2, 0], np.int32)

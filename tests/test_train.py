@@ -74,7 +74,7 @@ class RoundTest(parameterized.TestCase):
     c = config_lib.validate(tiny_config(method))
     splits = data.load(c)
     game = game_lib.build(c, splits.num_classes)
-    _, play_round, _ = rounds.compile_fns(game)
+    play_round = rounds.compile_fns(game).play_round
     train_data = game_lib.as_data(splits.split('train'), members=1)
     state = one_seed(game_lib.init_state(game, jax.random.key(0), splits.split('train')))
     before = jax.device_get(state)
@@ -142,7 +142,7 @@ class RoundTest(parameterized.TestCase):
     c = config_lib.validate(c)
     splits = data.load(c)
     game = game_lib.build(c, 10)
-    _, play_round, _ = rounds.compile_fns(game)
+    play_round = rounds.compile_fns(game).play_round
     train_data = game_lib.as_data(splits.split('train'), members=1)
     _, metrics = play_round(
       one_seed(game_lib.init_state(game, jax.random.key(0), splits.split('train'))), train_data, None
@@ -272,7 +272,8 @@ class TrainTest(parameterized.TestCase):
     c.pretrain.frozen_teacher = 20  # 10 segments of 2 steps
     splits = data.load(c)
     game = game_lib.build(c, splits.num_classes)
-    pretrain, _, accuracy = rounds.compile_fns(game)
+    programs = rounds.compile_fns(game)
+    pretrain, accuracy = programs.pretrain, programs.accuracy
     train_data, val = (game_lib.as_data(splits.split(n), members=1) for n in ('train', 'val'))
     state = one_seed(game_lib.init_state(game, jax.random.key(0), splits.split('train')))
     per_segment = []

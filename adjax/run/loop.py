@@ -35,6 +35,8 @@ class Loop:
   def __init__(self, run, programs: rounds.Programs, members: members_lib.Members, sigterm):
     self.run, self.game, self.programs, self.members, self.sigterm = run, run.setup.game, programs, members, sigterm
     self.train, self.val = members.data('train'), members.data('val')
+    count = run.setup.config.diagnostics  # the examples of each split the diagnostics measure
+    self.measured = [game_lib.spread(d, count) for d in (self.val, self.train)] if count else []
     self.metric = run.setup.metric  # what selects parameters on validation
     self.key = figures.val(self.metric)
     self.ckpt = checkpoint.Checkpoints(os.path.join(run.workdir, 'checkpoints'))
@@ -95,7 +97,8 @@ class Loop:
     t0 = time.perf_counter()
     if parallel.is_writer():
       frozen = 'the frozen teacher, then ' if self.game.method.frozen else ''
-      print(f'round 0: compiling, then {frozen}pretraining ({members.count} members)', flush=True)
+      count = f'{members.count} member' + ('s' if members.count > 1 else '')
+      print(f'round 0: compiling, then {frozen}pretraining ({count})', flush=True)
     state = run.setup.init()
     state = teacher_lib.frozen(run, state, members, self.programs, self.metric)
     state, metrics = self.programs.pretrain(state, self.train, False, 0)
@@ -114,18 +117,18 @@ class Loop:
     }
     _check_members(meta, history, 0, self.tag, stop_when_all=not run.setup.sweep)
     self._write(0, [(i, history[i][0]) for i in np.flatnonzero(finite)])
+    if parallel.is_writer():  # the pretrained players' figures: round 0 may be the one selected
+      metric_writer.log_round(0, run.setup.config.rounds, [history[i][0] for i in np.flatnonzero(finite)],
+                              meta['seconds'], self.metric)  # fmt: skip
     self._save(0, state, best, meta)
     return state, best, meta
 
   def _diagnose(self, state) -> dict | None:
     """Each member's equilibrium diagnostics on ``config.diagnostics`` examples of validation, and (``train_…``) of
     its training examples, the ones its players update on: ``{name: [S]}`` (None when it is 0)."""
-    count = self.run.setup.config.diagnostics
-    if not count:
+    if not self.measured:
       return None
-    val, train = (
-      self.members.get(self.programs.diagnostics(state, game_lib.spread(d, count))) for d in (self.val, self.train)
-    )
+    val, train = (self.members.get(self.programs.diagnostics(state, d)) for d in self.measured)
     return {**val, **{f'{diagnostics.TRAIN}{k}': v for k, v in train.items()}}
 
   def _frozen_figures(self, meta) -> dict:
@@ -209,7 +212,8 @@ def _restore_latest(ckpt: checkpoint.Checkpoints, like, workdir: str):
 
 
 def _nonfinite(scalars: dict) -> list[str]:
-  return [k for k, v in scalars.items() if not np.isfinite(v)]
+  """The scalars of a round that are not finite; the diagnostics are measurements, not training: never counted."""
+  return [k for k, v in scalars.items() if not np.isfinite(v) and not k.startswith(figures.DIAGNOSTICS)]
 
 
 @jax.jit

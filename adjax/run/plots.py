@@ -66,8 +66,7 @@ def write(results: dict, path: str) -> bool:
     for j, point in enumerate(points):
       colour = colours[j % len(colours)]
       group = [c for c in curves[j * seeds : (j + 1) * seeds] if len(c)]
-      for c in group:
-        ax.plot(c[:, 0], c[:, 1], color=colour, linewidth=0.6, alpha=0.5)
+      thin = [ax.plot(c[:, 0], c[:, 1], color=colour, linewidth=0.6, alpha=0.5)[0] for c in group]
       train = [c for c in panels.get(_train(name), [])[j * seeds : (j + 1) * seeds] if len(c)]
       if train:  # the same quantity on the training examples: the members' mean, dashed
         rounds, mean = _mean(train)
@@ -75,8 +74,8 @@ def write(results: dict, path: str) -> bool:
       label = ', '.join(f'{k}={v:g}' for k, v in point.items()) if point else None
       if len(group) > 1:
         ax.plot(*_mean(group), color=colour, linewidth=2.0, label=label)
-      elif label:
-        ax.lines[-1].set_label(label)
+      elif label and thin:
+        thin[0].set_label(label)
     short = name.removeprefix(figures.DIAGNOSTICS)
     ax.set_title(f'{short}: {diagnostics.NAMES[short]}' if short in diagnostics.NAMES else name, fontsize=9)
     if selected is not None:
@@ -110,7 +109,8 @@ def _chance(results: dict) -> float:
   method = results.get('identity', {}).get('method', {})
   if method.get('discriminator') == 'binary':
     return 1 / 2
-  return 1 / (1 + sum(1 for p in figures.GENERATORS if (results.get('final') or {}).get(p) is not None))
+  generators = {*method.get('players', ()), *method.get('frozen', ())} & set(figures.GENERATORS)
+  return 1 / (1 + len(generators or figures.GENERATORS))
 
 
 def compare(runs: dict[str, dict], path: str, title: str) -> bool:
@@ -140,7 +140,7 @@ def compare(runs: dict[str, dict], path: str, title: str) -> bool:
     ax.set_title(f'{short}: {diagnostics.NAMES[short]}' if short in diagnostics.NAMES else name, fontsize=9)
     ax.set_xlabel('round', fontsize=8)
     ax.tick_params(labelsize=8)
-    if short == 'd_gap':
+    if short == 'd_gap' and all(y > 0 for line in ax.lines for y in line.get_ydata()):
       ax.set_yscale('log')
   axes.flat[0].legend(fontsize=7)
   for ax in axes.flat[len(names) :]:

@@ -159,7 +159,7 @@ def _group(per_seed: list[dict], num_seeds: int, sweep: list[dict] | None) -> di
       else healthy[0]['final']
       if num_seeds == 1
       else _summary([m['final'] for m in healthy]),
-      **_diagnostics_summary(healthy),
+      **_diagnostics_summary(healthy, num_seeds),
       'history': members[0]['history'] if num_seeds == 1 else _mean_history(healthy or members),
     }
     diverged = [{'seed': m['seed'], 'round': m['diverged_round']} for m in members if m not in healthy]
@@ -169,12 +169,13 @@ def _group(per_seed: list[dict], num_seeds: int, sweep: list[dict] | None) -> di
   return {'sweep': [{'overrides': point, **group} for point, group in zip(sweep, groups)]}
 
 
-def _diagnostics_summary(healthy: list[dict]) -> dict:
-  """The diagnostics at the selected and the last round over seeds: one seed's, or their mean and ``_std``."""
+def _diagnostics_summary(healthy: list[dict], num_seeds: int) -> dict:
+  """The diagnostics at the selected and the last round over the healthy seeds: a run of one seed its own, several
+  their mean and ``_std`` (as ``final``)."""
   measured = [m['diagnostics'] for m in healthy if 'diagnostics' in m]
   if not measured or len(measured) != len(healthy):
     return {}
-  if len(measured) == 1:
+  if num_seeds == 1:
     return {'diagnostics': measured[0]}
   out = {'round': [d['round'] for d in measured]}
   for when in ('selected', 'last'):
