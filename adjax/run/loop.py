@@ -128,7 +128,7 @@ class Loop:
     its training examples, the ones its players update on: ``{name: [S]}`` (None when it is 0)."""
     if not self.measured:
       return None
-    val, train = (self.members.get(self.programs.diagnostics(state, d)) for d in self.measured)
+    val, train = self.members.get([self.programs.diagnostics(state, d) for d in self.measured])  # one fetch
     return {**val, **{f'{diagnostics.TRAIN}{k}': v for k, v in train.items()}}
 
   def _frozen_figures(self, meta) -> dict:
