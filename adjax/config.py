@@ -131,6 +131,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _one_of('game.baseline', g.baseline, estimators.BASELINES)
   _one_of('game.distillation', g.distillation, losses.DISTILLATION_FORMS)
   _one_of('game.heads', g.heads, (2, 3))
+  _one_of('precision', c.precision, models.PRECISIONS)
   for player in methods.PLAYERS:
     _one_of(f'{player}.model', c[player].model, tuple(models.MODELS))
     _require(c[player].learning_rate > 0, f'{player}.learning_rate={c[player].learning_rate} must be > 0')

@@ -43,7 +43,6 @@ from adjax.game import DIAGNOSTICS_STREAM
 from adjax.game import Data
 from adjax.game import Game
 from adjax.game import State
-from adjax.game import apply_chunked
 from adjax.game import examples
 from adjax.game import round_key
 from adjax.game import round_tau
@@ -74,8 +73,7 @@ def measure(game: Game, state: State, data: Data) -> dict[str, jax.Array]:
   log_p = {'real': losses.real_log_probs(split['y'], game.num_classes)}
   for player in ('student', 'teacher'):
     if player in state:
-      logits = apply_chunked(game.nets[player], state[player]['params'], view(player, split), chunk)
-      log_p[player] = jax.nn.log_softmax(logits.astype(jnp.float32))
+      log_p[player] = jax.nn.log_softmax(game.apply(player, state[player]['params'], view(player, split), chunk))
   out = {}
   pairs = {'kl_t_s': ('teacher', 'student'), 'kl_r_s': ('real', 'student'), 'kl_r_t': ('real', 'teacher')}
   for name, (a, b) in pairs.items():
@@ -92,9 +90,8 @@ def measure(game: Game, state: State, data: Data) -> dict[str, jax.Array]:
 
 def _discriminator(game: Game, state: State, split: dict, log_p: dict, kind: str) -> dict[str, jax.Array]:
   """``d_gap``, ``divergence`` (kinds with closed forms) and ``d_accuracy`` of the discriminator in ``state``."""
-  h = apply_chunked(
-    game.nets['discriminator'], state['discriminator']['params'], view('discriminator', split), game.config.eval_chunk
-  ).astype(jnp.float32)
+  params = state['discriminator']['params']
+  h = game.apply('discriminator', params, view('discriminator', split), game.config.eval_chunk)
   roles = ('real', 'student', 'teacher')
   playing = jnp.array([r in log_p for r in roles], jnp.float32)
   weights_3 = state['hparams']['weights'] * playing  # a role without a player has no term

@@ -254,6 +254,8 @@ def declarations() -> tuple[Field | Group, ...]:
   tau('tau_min', 0.1, 'lowest temperature (<= tau0)', **untaught)
   tau('decay', 0.88, 'decay factor in (0, 1]', **untaught)
   tau('every', 1, 'rounds between decays', **untaught)
+  field('precision', 'float32', "the players' compute dtype: float32 | bfloat16 (networks compute in it; parameters, "
+        'optimizer states, losses, values and estimators stay float32)', added=True)  # fmt: skip
   field('eval_chunk', 500, 'examples per evaluation batch')
   field('select_metric', '', "validation figure that selects each player's parameters ('' = accuracy; p@3 for tags)",
         added=True)  # fmt: skip

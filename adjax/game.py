@@ -161,6 +161,20 @@ class Game:
     optimizers = tuple((p, _hashable(opt)) for p, opt in sorted(self.optimizers.items()))
     return (self.method, json.dumps(compiled, sort_keys=True, default=str), self.num_classes, nets, optimizers)
 
+  def apply(self, player: str, params, x, chunk: int | None = None) -> jax.Array:
+    """``player``'s scores on ``x`` (in equal chunks of at most ``chunk`` examples if given).
+
+    The network computes in ``config.precision`` (``models.compute_in``: its
+    float32 parameters and inputs cast); its scores come back in float32 at
+    least, where every loss, value and estimator computes (SPEC §2–4's log-space
+    math keeps its guarantees under bfloat16 networks).
+    """
+    net = self.nets[player]
+    if self.config.precision != 'float32':
+      params, x = models.compute_in(self.config.precision, (params, x))
+    out = net.apply(params, x) if chunk is None else apply_chunked(net, params, x, chunk)
+    return out if out.dtype == jnp.promote_types(out.dtype, jnp.float32) else out.astype(jnp.float32)
+
   def __eq__(self, other):
     return isinstance(other, Game) and self._key == other._key
 

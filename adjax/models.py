@@ -116,6 +116,24 @@ class Heads(nn.Module):
     return jnp.stack([head(x) for head in heads], axis=1)
 
 
+#: ``config.precision``: the dtypes a player's network may compute in (``compute_in``).
+PRECISIONS = ('float32', 'bfloat16')
+
+
+def compute_in(dtype, tree):
+  """``tree`` (parameters, inputs) with its floating arrays cast to ``dtype``; integers (token ids) as they are.
+
+  Mixed precision as JAX training code does it: parameters and optimizer
+  states stay float32 and are cast where a network is applied, so each
+  network computes in ``dtype`` whatever module it is (Linen promotes its
+  inputs and parameters to a common dtype), and the gradient comes back in
+  float32 through the cast.
+  """
+  dtype = jnp.dtype(dtype)
+  cast = lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) and a.dtype != dtype else a
+  return jax.tree.map(cast, tree)
+
+
 def parameter_count(params) -> int:
   return sum(p.size for p in jax.tree.leaves(params))
 

@@ -51,7 +51,7 @@ def generator_terms(params, batch: Batch, ctx: Context) -> tuple[dict[str, jax.A
   is present.
   """
   game, role = ctx.game, ctx.role
-  logits_BxK = game.nets[role].apply(params, batch.x)
+  logits_BxK = game.apply(role, params, batch.x)
   reward_B = jnp.zeros(batch.y.shape[:1], jnp.float32)
   if not batch.others:
     return {'supervised': jnp.mean(losses.cross_entropy(logits_BxK, batch.y))}, reward_B
@@ -129,6 +129,6 @@ def discriminator_loss(params, batch: Batch, ctx: Context) -> tuple[jax.Array, j
       samples.append(estimators.generator_sample(game.estimator, k, batch.others[role], ctx.tau))
     else:
       samples.append(y_real_BxK)
-  h = game.nets['discriminator'].apply(params, batch.x)
+  h = game.apply('discriminator', params, batch.x)
   value_B = values.adversarial_sampled(game.method.discriminator, ctx.hp['weights'], h, y_real_BxK, *samples)
   return -jnp.mean(value_B), jnp.zeros(batch.y.shape[:1], jnp.float32)

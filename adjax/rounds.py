@@ -28,7 +28,6 @@ from adjax.game import DATA_AXES
 from adjax.game import Data
 from adjax.game import Game
 from adjax.game import State
-from adjax.game import apply_chunked
 from adjax.game import examples
 from adjax.game import round_key
 from adjax.game import round_tau
@@ -68,12 +67,11 @@ def fixed_outputs(game: Game, state: State, players, data: Data, batches: dict) 
     train = examples(data) if every_example and players else None
     out = {}
     for p in players:
-      net, params = game.nets[p], state[p]['params']
-      x_UxB = view(p, batches)
+      params, x_UxB = state[p]['params'], view(p, batches)
       if every_example:
-        out[p] = apply_chunked(net, params, view(p, train), chunk)[idx_UxB]
+        out[p] = game.apply(p, params, view(p, train), chunk)[idx_UxB]
       else:
-        flat = apply_chunked(net, params, jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), x_UxB), chunk)
+        flat = game.apply(p, params, jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), x_UxB), chunk)
         out[p] = flat.reshape(*idx_UxB.shape, *flat.shape[1:])
     return jax.lax.stop_gradient(out)
 
@@ -234,7 +232,7 @@ def accuracy(game: Game, player: str, params, data: Data) -> dict[str, jax.Array
   """A generator's figures on a split (``data``'s examples, as the player sees them): ``{'accuracy'}`` (top-1) of
   integer labels; of multi-hot tags, the ranking metrics of ``adjax.ranking`` at ``rank_k`` (``p@3``, …, ``mrr``)."""
   split = examples(data)
-  logits = apply_chunked(game.nets[player], params, view(player, split), game.config.eval_chunk)
+  logits = game.apply(player, params, view(player, split), game.config.eval_chunk)
   if split['y'].ndim == 2:
     return ranking.metrics(logits, split['y'], game.config.rank_k)
   return {'accuracy': jnp.mean(jnp.argmax(logits, -1) == split['y'])}

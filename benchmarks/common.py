@@ -23,11 +23,11 @@ from experiments.configs import mnist
 UPDATES = {'k_d': 20, 'k_t': 10, 'k_s': 10}
 
 
-def round_config(method: str, batch_size: int, counts: dict = UPDATES, tiny: bool = False):
+def round_config(method: str, batch_size: int, counts: dict = UPDATES, tiny: bool = False, precision='float32'):
   """The benchmark round's config; ``tiny``: one update per player on 100 examples (the tests run it so it cannot
   rot)."""
   c = mnist.get_config()
-  c.method, c.batch_size, c.n_train, c.n_val = method, batch_size, 1000, 100
+  c.method, c.batch_size, c.n_train, c.n_val, c.precision = method, batch_size, 1000, 100, precision
   c.k_d, c.k_t, c.k_s = counts['k_d'], counts['k_t'], counts['k_s']
   if tiny:
     c.n_train, c.k_d, c.k_t, c.k_s = 100, min(1, c.k_d), min(1, c.k_t), min(1, c.k_s)
@@ -35,9 +35,11 @@ def round_config(method: str, batch_size: int, counts: dict = UPDATES, tiny: boo
   return config_lib.validate(c)
 
 
-def setup(method: str, batch_size: int, counts: dict = UPDATES, tiny: bool = False, members: int = 1):
+def setup(
+  method: str, batch_size: int, counts: dict = UPDATES, tiny: bool = False, members: int = 1, precision='float32'
+):
   """``(game, state, data)`` of the benchmark round, state and data with a leading axis of ``members`` seeds."""
-  c = round_config(method, batch_size, counts, tiny)
+  c = round_config(method, batch_size, counts, tiny, precision)
   splits = data.load(c)
   game = game_lib.build(c, splits.num_classes)
   train = {'x': jnp.asarray(splits.x_train), 'y': jnp.asarray(splits.y_train)}
@@ -67,12 +69,13 @@ def median_seconds(fn, repeats: int) -> float:
 
 
 class MatmulPeak:
-  """The f32 matmul peak, sampled between the timed rounds (``sample()``) so that it sees the same machine load:
-  ``flops()`` is the median of the samples' FLOP/s of an ``n x n`` matmul (each the best of ``inner`` calls)."""
+  """The matmul peak (``dtype``: float32 by default), sampled between the timed rounds (``sample()``) so that it
+  sees the same machine load: ``flops()`` is the median of the samples' FLOP/s of an ``n x n`` matmul (each the
+  best of ``inner`` calls)."""
 
-  def __init__(self, n: int = 2048, inner: int = 3):
+  def __init__(self, n: int = 2048, inner: int = 3, dtype='float32'):
     self.n, self.inner, self.samples = n, inner, []
-    self.a = jax.random.normal(jax.random.key(0), (n, n))
+    self.a = jax.random.normal(jax.random.key(0), (n, n), dtype)
     self.f = jax.jit(lambda a: a @ a)
     jax.block_until_ready(self.f(self.a))
 

@@ -11,14 +11,17 @@ around every forward that is not differentiated, one discriminator forward
 per minibatch shared by the real / student / teacher scores,
 ``zero_grad(set_to_none=True)``, the thread count set to the cores.
 ``--compile`` also wraps every network in ``torch.compile`` (inductor).
-Needs only torch:
+``--precision=bfloat16`` runs every network under ``torch.autocast`` in
+bfloat16 (parameters, Adam and the losses float32, as adjax's
+``config.precision``). Needs only torch:
 
-  python benchmarks/torch_round.py --batch_sizes=10,64 --methods=adib,adim [--compile]
+  python benchmarks/torch_round.py --batch_sizes=10,64 --methods=adib,adim [--compile] [--precision=bfloat16]
 
 Prints JSON with the median seconds per round of each case.
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -84,8 +87,11 @@ def channels_last(net):
 
 
 class Game:
-  def __init__(self, method, batch_size, x, y, compiled=False):
+  def __init__(self, method, batch_size, x, y, compiled=False, precision='float32'):
     self.method, self.b, self.x, self.y = method, batch_size, x, y
+    device = x.device.type
+    bf16 = precision == 'bfloat16'
+    self.amp = (lambda: torch.autocast(device, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     self.student, self.teacher = MLP(), channels_last(LeNet())
     self.discs = [channels_last(LeNet()) for _ in range(1 if method == 'adib' else 2)]
     self.nets = {'student': self.student, 'teacher': self.teacher, 'discs': self.discs}
@@ -98,6 +104,11 @@ class Game:
     self.opt_s, self.opt_t = adam(self.student.parameters(), 5e-4), adam(self.teacher.parameters(), 5e-4)
     self.opt_d = adam([p for d in self.discs for p in d.parameters()], 1e-3)
 
+  def fwd(self, net, x):
+    """The network's scores, computed in the round's precision, as float32 for the losses."""
+    with self.amp():
+      return net(x).float()
+
   def batch(self):
     idx = torch.randint(0, self.x.shape[0], (self.b,))
     return self.x[idx].contiguous(memory_format=torch.channels_last), self.y[idx]
@@ -106,9 +117,11 @@ class Game:
     x, y = self.batch()
     nets = self.nets
     with torch.no_grad():
-      ys = concrete_sample(nets['student'](x), tau).exp()
-      yt = concrete_sample(nets['teacher'](x), tau).exp()
-    heads = [d(x) for d in nets['discs']]  # one forward per minibatch: the real, student and teacher scores share it
+      ys = concrete_sample(self.fwd(nets['student'], x), tau).exp()
+      yt = concrete_sample(self.fwd(nets['teacher'], x), tau).exp()
+    heads = [
+      self.fwd(d, x) for d in nets['discs']
+    ]  # one forward per minibatch: the real, student and teacher scores share it
     yr = F.one_hot(y, 10).float()
     v = sum(
       w * role_log_probs(self.method, heads, yy)[:, i].mean() for i, (w, yy) in enumerate(zip(self.w, (yr, ys, yt)))
@@ -124,9 +137,9 @@ class Game:
       (nets['student'], nets['teacher'], self.opt_s) if role == 1 else (nets['teacher'], nets['student'], self.opt_t)
     )
     with torch.no_grad():
-      heads = [d(x) for d in nets['discs']]
-      other_logits = other(x)
-    logits = net(x)
+      heads = [self.fwd(d, x) for d in nets['discs']]
+      other_logits = self.fwd(other, x)
+    logits = self.fwd(net, x)
     log_p = F.log_softmax(logits, -1)
     log_y = concrete_sample(logits.detach(), tau)
     with torch.no_grad():
@@ -154,6 +167,7 @@ def main():
   parser.add_argument('--n_train', type=int, default=1000)
   parser.add_argument('--device', default='cpu')
   parser.add_argument('--compile', action='store_true', help='torch.compile every network (inductor)')
+  parser.add_argument('--precision', default='float32', choices=('float32', 'bfloat16'))
   args = parser.parse_args()
   torch.set_num_threads(len(os.sched_getaffinity(0)))
   torch.manual_seed(0)
@@ -162,10 +176,10 @@ def main():
   x, y = torch.rand(args.n_train, 1, 28, 28), torch.randint(0, 10, (args.n_train,))
   x = x.contiguous(memory_format=torch.channels_last)
   out = {'torch': torch.__version__, 'device': args.device, 'threads': torch.get_num_threads(), 'cases': []}
-  out['compiled'] = args.compile
+  out['compiled'], out['precision'] = args.compile, args.precision
   for b in map(int, args.batch_sizes.split(',')):
     for method in args.methods.split(','):
-      game = Game(method, b, x, y, compiled=args.compile)
+      game = Game(method, b, x, y, compiled=args.compile, precision=args.precision)
       game.round()  # warm-up (and compilation)
       times = []
       for _ in range(args.repeats):
