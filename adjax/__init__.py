@@ -41,7 +41,7 @@ from adjax.train import train_and_evaluate
 from adjax.values import DiscriminatorKind
 from adjax.values import register_discriminator_kind
 
-__version__ = '0.2.0'  # also the package's (setup.cfg reads it); CHANGELOG.md says what changed
+__version__ = '0.3.0'  # also the package's (setup.cfg reads it); CHANGELOG.md says what changed
 
 __all__ = [
   'DiscriminatorKind',

@@ -48,10 +48,11 @@ def setup(
   return game, state, {**one, 'index': jnp.broadcast_to(one['index'], (members, *one['index'].shape))}
 
 
-def write_report(report: dict, out: str | None) -> None:
-  """Prints a benchmark's JSON report, and writes it to ``out`` if given."""
+def write_report(report: dict, out: str | None, echo: bool = True) -> None:
+  """Prints a benchmark's JSON report (unless not ``echo``), and writes it to ``out`` if given."""
   text = json.dumps(report, indent=1)
-  print(text)
+  if echo:
+    print(text)
   if out:
     with open(out, 'w') as f:
       f.write(text)

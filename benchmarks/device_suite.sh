@@ -4,7 +4,8 @@
 #   bash benchmarks/device_suite.sh [OUT_DIR]          # default OUT_DIR: results/device
 #   TINY=1 bash benchmarks/device_suite.sh OUT_DIR     # CPU-sized smoke run (tests/test_benchmarks.py runs it)
 #
-# Writes OUT_DIR/*.json: the round benchmark with the PyTorch round on the same device in the same run
+# Writes OUT_DIR/*.json: the round benchmark in float32 and bfloat16 with the PyTorch round (autocast for bfloat16) on
+# the same device in the same run
 # (round_time.json), sweep throughput for K = 1, 4, 16, 64 (sweep_throughput.json), gradient-variance draws per
 # second (grad_variance/), sharding overhead and members per second per device count (scaling.json), the tag task's
 # round and its LSTM share (tag_round.json), and, if time
@@ -44,7 +45,7 @@ if [ -n "${TINY:-}" ]; then
   TABLE=()
   TORCH=()
 else
-  ROUND=(--batch_sizes=10,64 --repeats=5 --cycles=2)
+  ROUND=(--batch_sizes=10,64 --precisions=float32,bfloat16 --repeats=5 --cycles=2)
   SWEEP=(--ks=1,4,16,64 --rounds=2)
   GRAD=(--rounds=10 --every=5)
   SCALING=(--members=16 --rounds=2 --repeats=3)

@@ -187,7 +187,8 @@ def main(argv):
   workers = [Worker(setting) for setting in _XLA.value]  # one after another: a compile has the cores alone
   torch_modes = ['eager'] + (['compiled'] if _TORCH_COMPILE.value else []) if _TORCH_PYTHON.value else []
   samples, peaks, version = collections.defaultdict(list), collections.defaultdict(list), None
-  for _ in range(_CYCLES.value):  # interleaved: every figure sees the same machine load
+  counted = workers[0].ask('flops')
+  for cycle in range(_CYCLES.value):  # interleaved: every figure sees the same machine load
     for w in workers:
       for method, b, precision, seconds, peak in w.ask('cycle'):
         samples[w.setting, method, b, precision].append(seconds)
@@ -199,13 +200,34 @@ def main(argv):
           samples[f'torch_{mode}', method, b, precision].append(s)
         for p, peak in workers[0].ask('peak').items():
           peaks[workers[0].setting, p].append(peak)
-  counted = workers[0].ask('flops')
+    report = {**summary(samples, peaks, counted, torch_modes), 'cycles_done': cycle + 1}
+    if version:
+      report['torch'] = version
+    if _OUT.value:  # after every cycle: a long run stopped early keeps what it measured
+      common.write_report(report, _OUT.value, echo=False)
+      with open(os.path.splitext(_OUT.value)[0] + '.md', 'w') as f:
+        f.write(markdown(report, torch_modes))
   for w in workers:
     w.close()
-  report = summary(samples, peaks, counted, torch_modes)
-  if version:
-    report['torch'] = version
-  common.write_report(report, _OUT.value)
+  common.write_report(report, None)
+
+
+def markdown(report: dict, torch_modes: list[str]) -> str:
+  """The report's cases as a table: a row per method, batch size, precision and XLA setting."""
+  default = next(iter(report['xla_settings']))
+  head = ['round', 'precision', 'XLA:CPU', 's/round', 'GFLOP/s (of peak)', f'vs {default}']
+  for mode in torch_modes:
+    head += [f'PyTorch {mode} s/round', 'adjax speed-up']
+  lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+  for c in sorted(report['cases'], key=lambda c: (c['batch_size'], c['method'], c['precision'])):
+    row = [f'{c["method"].upper()}, batch {c["batch_size"]}', c['precision'], c['xla'], f'{c["seconds_per_round"]:.3f}']
+    row += [f'{c["achieved_flops_per_second"] / 1e9:.0f} ({100 * c["fraction_of_matmul_peak"]:.0f} %)']
+    row += [f'{c[f"speedup_over_{default}"]:.2f}x']
+    for mode in torch_modes:
+      row += [f'{c[f"torch_{mode}_seconds_per_round"]:.3f}', f'{c[f"speedup_over_torch_{mode}"]:.2f}x']
+    lines.append('| ' + ' | '.join(row) + ' |')
+  peaks = ', '.join(f'{p} {v / 1e9:.0f} GFLOP/s' for p, v in report['matmul_peak_flops'].items())
+  return '\n'.join(lines) + f'\n\nMatmul peak (2048², median of the best setting): {peaks}.\n'
 
 
 def summary(samples: dict, peaks: dict, counted: dict, torch_modes: list[str]) -> dict:
