@@ -109,8 +109,8 @@ def same_as_defaults(configs: dict, split: game_lib.Split) -> set:
 
 
 def margins(per_method: dict[str, list[float]]) -> dict | None:
-  """ADIM's and ADIB's mean margin over the best baseline (by mean), the larger of the two seed standard deviations
-  (``spread``) and the standard error of the difference of the means (``se``), in points."""
+  """ADIM's and ADIB's mean margin over the best baseline (by mean), the larger of the two sample standard deviations
+  (n − 1; ``spread``) and the standard error of the difference of the means (``se``), in points."""
   means = {m: statistics.mean(v) for m, v in per_method.items() if v}
   base = [m for m in BASELINES if m in means]
   if not base:
@@ -164,8 +164,8 @@ def markdown(results: dict, same: set, conditions: list[str], methods: list[str]
     '',
     'Student test accuracy (%) picked on validation, mean ± std over seeds (seeds). `=`: the condition does not enter '
     "the method's programs (the same jaxprs as the defaults'), so the figure is the defaults'. Margin: the mean of "
-    'ADIM (ADIB) minus that of the best two-phase, codistillation or NGAN baseline, ± the larger seed standard '
-    'deviation of the two.',
+    'ADIM (ADIB) minus that of the best two-phase, codistillation or NGAN baseline, ± the larger sample standard '
+    'deviation (n − 1; the table above divides by n) of the two.',
     '',
     'Student test accuracy (%) of the last round (a collapsed method shows here):',
     '',

@@ -9,8 +9,10 @@ import sys
 from absl.testing import absltest
 from absl.testing import flagsaver
 import jax
+import numpy as np
 
 from adjax import models
+from benchmarks import adam_fused
 from benchmarks import common
 from benchmarks import round_profile
 
@@ -84,6 +86,17 @@ class RoundProfileTest(absltest.TestCase):
     )
     for name in ('optimizer', 'conv forward', 'conv backward-input', 'conv backward-kernel', 'fixed players forward'):
       self.assertGreater(categories[name]['thread_seconds'], 0, name)  # the named scopes reach the trace
+
+
+class AdamFusedTest(absltest.TestCase):
+  def test_the_fused_update_is_the_rounds_optax_adam(self):
+    params = {'w': jax.random.normal(jax.random.key(0), (7, 3)), 'b': jax.numpy.ones((3,))}
+    out = {way: jax.tree.leaves(f(params)) for way, f in adam_fused.programs(params, steps=5).items()}
+    for way in ('fused', 'fused_scalars_first'):
+      for a, b in zip(out['optax'], out[way]):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7, err_msg=way)
+    moved = max(float(np.max(np.abs(a - b))) for a, b in zip(out['optax'], jax.tree.leaves(params)))
+    self.assertGreater(moved, 1e-3)  # 5 Adam steps of about the learning rate each (the weight decay too)
 
 
 class MemoryTest(absltest.TestCase):

@@ -16,6 +16,7 @@ import time
 
 from absl.testing import absltest
 import numpy as np
+import pytest
 
 from adjax import config as config_lib
 from adjax import parallel
@@ -104,6 +105,7 @@ class MultiProcessTest(absltest.TestCase):
       self.assertEqual(p.returncode, 0, logs[-1][-2000:])
     return logs
 
+  @pytest.mark.slow  # kill and resume: KillTest; processes' launch: the bad-flags test; devices: ShardedTest
   def test_two_processes_killed_and_resumed_equal_one_process(self):
     tmp = self.create_tempdir().full_path
     killed = os.path.join(tmp, 'killed')

@@ -10,6 +10,7 @@ from absl.testing import absltest
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from adjax import config as config_lib
 from adjax import data as data_lib
@@ -202,6 +203,7 @@ def _run_tiny(test, module: str, *args) -> None:
 
 
 class Table4Test(absltest.TestCase):
+  @pytest.mark.slow  # the tag run and its metrics: TagRunTest; k-vote: KvoteTest; a table driver's cells: test_table1
   def test_driver_writes_table_json_and_curves(self):
     workdir = self.create_tempdir().full_path
     _run_tiny(self, 'experiments.table4', f'--workdir={workdir}', '--methods=student,adim', '--config.rounds=1')
@@ -315,6 +317,7 @@ class TagConfigTest(absltest.TestCase):
 
 
 class TagSweepTest(absltest.TestCase):
+  @pytest.mark.slow  # the sweep entrypoint: test_sweep; the tag metrics: TagRunTest
   def test_sweep_of_nu_reports_p_at_3(self):
     workdir = self.create_tempdir().full_path
     args = [
