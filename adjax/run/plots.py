@@ -79,7 +79,7 @@ def write(results: dict, path: str) -> bool:
     short = name.removeprefix(figures.DIAGNOSTICS)
     ax.set_title(f'{short}: {diagnostics.NAMES[short]}' if short in diagnostics.NAMES else name, fontsize=9)
     if selected is not None:
-      ax.axvline(selected, color='grey', linestyle='--', linewidth=0.8)
+      ax.axvline(selected, color='grey', linestyle='-.', linewidth=0.8)
     ax.set_xlabel('round', fontsize=8)
     ax.tick_params(labelsize=8)
     if short == 'd_accuracy':
@@ -92,7 +92,7 @@ def write(results: dict, path: str) -> bool:
   for ax in axes.flat[len(shown) :]:
     ax.axis('off')
   members = f'{len(results["per_seed"])} members' if len(results['per_seed']) > 1 else 'one member'
-  marked = ", dashed: the student's selected round (mean)" if selected is not None else ''
+  marked = ", grey dash-dot: the student's selected round (mean)" if selected is not None else ''
   fig.suptitle(
     f'{results["method"]} on {results["dataset"]}, n_train={results["n_train"]}, on validation: {members} thin, '
     f'mean bold, training examples dashed{marked}'
