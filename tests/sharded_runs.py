@@ -63,7 +63,7 @@ def _split_baseline() -> dict:
 def main(out: str) -> None:
   assert len(jax.devices()) == 4, jax.devices()
   results = {}
-  sweep_config = tiny_config('adim', num_seeds=3, rounds=1)
+  sweep_config = tiny_config('adim', num_seeds=3, rounds=1, diagnostics=250)  # diagnostics: padded members too
   for devices in (1, 4):  # 2 points x 3 seeds = 6 members: on 4 devices, 2 padding members
     sweep_config.mesh.devices = devices
     results[f'sweep_{devices}'] = _run(sweep_config, SWEEP)

@@ -26,6 +26,7 @@ TINY = [
   '--config.augment.rotation=0',
   '--config.augment.shift=0',
   '--config.augment.zoom=0',
+  '--config.diagnostics=0',
 ]
 
 

@@ -21,8 +21,10 @@ from adjax import models
 from adjax import train
 from adjax import yfcc
 from experiments.configs import tags as tags_config
+from tests import conftest
 from tests.test_train import tiny_config
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STORED = os.path.join(os.path.dirname(__file__), 'data', 'single_label_results.json')
 
 
@@ -64,9 +66,14 @@ class SingleLabelUnchangedTest(absltest.TestCase):
     construction) was then dropped from the stored histories, as from the history (issue 21)."""
     with open(STORED) as f:
       stored = json.load(f)
+    # Under XLA's default optimisation level, as they were stored (the suite compiles at level 0: conftest).
+    out = os.path.join(self.create_tempdir().full_path, 'now.json')
+    command = [sys.executable, '-m', 'tests.stored_runs', out, *stored]
+    subprocess.run(command, cwd=ROOT, env=conftest.default_level_env(), check=True, timeout=600)
+    with open(out) as f:
+      runs = json.load(f)
     for method, before in stored.items():
-      # Seed 0 alone: a looped member is exactly its run alone (test_parallel), so it is the stored run's member 0.
-      now = train.train_and_evaluate(tiny_config(method, num_seeds=1), self.create_tempdir().full_path)
+      now = runs[method]
       self.assertEqual(now['per_seed'][0]['final'], before['per_seed'][0]['final'], method)
       # The equilibrium diagnostics came later; they draw nothing from the run, so the rest is unchanged.
       history = [
@@ -160,6 +167,10 @@ class TagRunTest(absltest.TestCase):
       self.assertEqual(final['val_p@3'], max(h[f'{player}_val_p@3'] for h in results['history']))
       self.assertTrue(all(0.0 <= final[f'test_{m}'] <= 1.0 for m in names))
     self.assertIn('student_val_mrr', results['history'][-1])
+    # The equilibrium diagnostics on multi-label data (p_r uniform over an example's tags), every round.
+    self.assertTrue(
+      all(h['diagnostics/d_gap'] >= 0 and np.isfinite(h['diagnostics/divergence']) for h in results['history'])
+    )
 
   def test_a_metric_the_data_lacks_is_refused(self):
     c = tags_config.get_config()
@@ -190,15 +201,15 @@ class KvoteTest(absltest.TestCase):
 # A tag run small enough for the tests: few examples, updates and pretraining steps, narrow text models.
 TINY_TAG_FLAGS = ['--config.n_train=200', '--config.n_val=100', '--config.k_d=2', '--config.k_t=2', '--config.k_s=2',
                   '--config.pretrain.student=5', '--config.pretrain.teacher=5', '--config.pretrain.discriminator=5',
-                  '--config.text.width=16', '--config.text.hidden=16', '--config.text.embed_dim=16']  # fmt: skip
+                  '--config.text.width=16', '--config.text.hidden=16', '--config.text.embed_dim=16',
+                  '--config.diagnostics=0']  # fmt: skip
 # TagRunTest's sizes too: the drivers' ADIM compiles to its programs, which the session's compilation cache holds.
 
 
 def _run_tiny(test, module: str, *args) -> None:
   """``python -m module *args`` with ``TINY_TAG_FLAGS`` from the repository root; it must exit with status 0."""
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   command = [sys.executable, '-m', module, *args, *TINY_TAG_FLAGS]
-  proc = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600, check=False)
+  proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
   test.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
 
 

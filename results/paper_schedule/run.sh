@@ -7,4 +7,4 @@ W=results/paper_schedule
 run() { python -m experiments.ablation --config=experiments/configs/mnist_paper.py:100 --num_seeds=5 --workdir=$W "$@"; }
 run --conditions=defaults --methods=adim,mimic,distn,noisy,student,codis,adib,ngan,adim_ngs
 run --conditions=authors_update --methods=ngan
-run --conditions=authors --methods=adim,adib,${AUTHORS_BASELINES:-mimic,distn}
+run --conditions=authors --methods=adim,adib,${AUTHORS_BASELINES:-codis,distn}
