@@ -8,9 +8,9 @@ half by a process a test kills) is a warning and a compile, not an error. A dire
 kept; a session that is itself killed leaves its directory (``adjax-test-jax-cache-*`` in the temp dir).
 
 The tests' programs are tiny and compiling is most of their time: XLA:CPU's backend optimisation level 0 (appended
-to any ``XLA_FLAGS`` of the caller's) compiles them about a third faster. It changes machine code, not what is
-computed only to float rounding, so the one test that compares runs bit for bit with stored results runs them in a
-subprocess at the default level (``default_level_env``).
+to any ``XLA_FLAGS`` of the caller's) compiles them about a third faster. It changes the machine code and with it
+the float rounding, not what is computed; so the one test that compares runs bit for bit with results stored at the
+default level runs them in a subprocess at that level (``default_level_env``).
 """
 
 import os
