@@ -26,11 +26,13 @@ from tests.test_train import assert_member_equals_alone
 from tests.test_train import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# tiny_config's fields as flags: a run of them is compared with one of tiny_config's.
 TINY_FLAGS = [
   '--config.n_train=50', '--config.n_val=100', '--config.k_d=2', '--config.k_t=2', '--config.k_s=2',
   '--config.pretrain.student=3', '--config.pretrain.teacher=3', '--config.pretrain.discriminator=3',
   '--config.student.model=mlp', '--config.teacher.model=mlp', '--config.discriminator.model=mlp',
   '--config.augment.rotation=0', '--config.augment.shift=0', '--config.augment.zoom=0', '--config.num_seeds=3',
+  '--config.diagnostics=0',
 ]  # fmt: skip
 
 
