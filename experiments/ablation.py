@@ -19,7 +19,8 @@ and of ADIB over the best baseline against the seeds' spread) and
 ``DIR/ablation.json``, with the paper's Table 1 figure beside each method
 where it gives one, and per method its equilibrium diagnostics under each
 condition, ``DIR/diagnostics_{METHOD}.png`` (mean over seeds; methods
-without a discriminator show their divergences only).
+without a discriminator show their divergences only; ``--beside=LABEL=DIR``
+draws another workdir's cells, another schedule's, beside them).
 """
 
 import json
@@ -61,6 +62,13 @@ def _define_flags() -> None:
     False,
     'Write the table of the finished cells; train nothing (it traces the programs to find the = cells).',
   )
+  flags.DEFINE_string('label', '', "This workdir's name in the diagnostics figures' legends (e.g. its schedule).")
+  flags.DEFINE_list(
+    'beside',
+    [],
+    'LABEL=DIR,…: other ablation workdirs (another schedule) whose finished cells of the same conditions and '
+    "methods are drawn beside this one's in diagnostics_{METHOD}.png, named LABEL.",
+  )
   cli.define_config(os.path.join(os.path.dirname(__file__), 'configs', 'mnist.py'), 'Base config.')
 
 
@@ -93,6 +101,32 @@ def cell_configs(base, conditions: list[str], methods: list[str], num_seeds: int
     for m in methods:
       out[condition, m] = cells_lib.cell_config(config, m, base.n_train, num_seeds, base.rounds, workdir)
   return out
+
+
+def beside(items: list[str]) -> dict[str, str]:
+  """``--beside``'s ``LABEL=DIR`` items as ``{label: dir}``, checked before anything runs."""
+  out = {}
+  for item in items:
+    label, sep, directory = item.partition('=')
+    if not sep or not label or not os.path.isdir(directory):
+      raise config_lib.ConfigError(
+        f'--beside={item!r}: give LABEL=DIR, DIR an ablation workdir (DIR/CONDITION/METHOD cells)'
+        + (f'; {directory!r} is not a directory' if sep and label else '')
+      )
+    out[label] = directory
+  return out
+
+
+def figure_runs(results: dict, others: dict[str, str], conditions: list[str], method: str, label: str = '') -> dict:
+  """A method's runs for its diagnostics figure, ``{legend: results}``: this workdir's under each condition (named
+  ``LABEL: CONDITION`` when ``label`` is given), then the finished cells of the same conditions in ``others``."""
+  runs = {f'{label}: {c}' if label else c: results[c, method] for c in conditions if (c, method) in results}
+  for where, directory in others.items():
+    for c in conditions:
+      stored = identity_lib.stored_results(os.path.join(directory, c, method))
+      if stored:
+        runs[f'{where}: {c}'] = stored
+  return runs
 
 
 def same_as_defaults(configs: dict, split: game_lib.Split) -> set:
@@ -194,6 +228,7 @@ def main(argv):
   conditions = list(mnist_authors.CONDITIONS) if FLAGS.conditions == ['all'] else FLAGS.conditions
   workdir = FLAGS.workdir
   with cli.reported():
+    others = beside(FLAGS.beside)
     # The defaults' configs are always made: every other condition's programs are compared with theirs.
     configs = cell_configs(base, ['defaults', *(c for c in conditions if c != 'defaults')], methods,
                            FLAGS.num_seeds, workdir)  # fmt: skip
@@ -238,7 +273,7 @@ def main(argv):
     }
     workdir_lib.write_json(os.path.join(workdir, 'ablation.json'), json.loads(json.dumps(summary, default=str)))
     for m in methods:  # each method's equilibrium diagnostics under the conditions that ran it
-      runs = {c: results[c, m] for c in conditions if (c, m) in results}
+      runs = figure_runs(results, others, conditions, m, FLAGS.label)
       if plots.compare(runs, os.path.join(workdir, f'diagnostics_{m}.png'), f'{m}, n_train={base.n_train}'):
         print(f'wrote diagnostics_{m}.png', flush=True)
 

@@ -1,5 +1,6 @@
 """The ablation driver: which cells a condition changes, its margins and table; the authors' config."""
 
+import os
 import tempfile
 
 from absl.testing import absltest
@@ -8,6 +9,7 @@ from adjax import config as config_lib
 from adjax import data
 from adjax import sweeps
 from adjax import train
+from adjax import workdir as workdir_lib
 from experiments import ablation
 from experiments.configs import mnist_authors
 from tests.test_train import tiny_config
@@ -89,6 +91,27 @@ class TableTest(absltest.TestCase):
     table = ablation.markdown(results, set(), ['defaults'], ['distn', 'adim'], paper)
     self.assertIn('| method | defaults | paper |', table)
     self.assertIn('| adim | 85.00 ± 0.00 (2) | 78.70 ± 0.11 |', table)
+
+
+class BesideTest(absltest.TestCase):
+  def test_another_workdirs_finished_cells_are_drawn_under_its_label(self):
+    other = self.create_tempdir().full_path
+    os.makedirs(os.path.join(other, 'defaults', 'adim'))
+    workdir_lib.write_json(os.path.join(other, 'defaults', 'adim', 'results.json'), {'method': 'adim', 'at': 'cpu'})
+    os.makedirs(os.path.join(other, 'authors', 'adim'))  # unfinished: no results.json
+    others = ablation.beside([f'cpu={other}'])
+    self.assertEqual(others, {'cpu': other})
+    here = {('defaults', 'adim'): {'at': 'paper'}, ('authors', 'adim'): {'at': 'paper, authors'}}
+    runs = ablation.figure_runs(here, others, ['defaults', 'authors'], 'adim', 'paper')
+    want = {'paper: defaults': 'paper', 'paper: authors': 'paper, authors', 'cpu: defaults': 'cpu'}
+    self.assertEqual({k: r['at'] for k, r in runs.items()}, want)
+    self.assertEqual(list(ablation.figure_runs(here, {}, ['defaults'], 'adim')), ['defaults'])
+
+  def test_a_bad_item_is_refused_naming_it(self):
+    with self.assertRaisesRegex(config_lib.ConfigError, r"--beside='cpu': give LABEL=DIR"):
+      ablation.beside(['cpu'])
+    with self.assertRaisesRegex(config_lib.ConfigError, r"'/nonexistent/x' is not a directory"):
+      ablation.beside(['cpu=/nonexistent/x'])
 
 
 class AuthorsConfigTest(absltest.TestCase):
