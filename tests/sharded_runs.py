@@ -18,6 +18,7 @@ jax.config.update('jax_num_cpu_devices', 4)
 from adjax import data as data_lib  # noqa: E402
 from adjax import parallel  # noqa: E402
 from adjax import train  # noqa: E402
+from tests.test_train import DIAGNOSED  # noqa: E402
 from tests.test_train import tiny_config  # noqa: E402
 
 SWEEP = [{'game.nu': 0.5}, {'game.nu': 2.0}]
@@ -63,7 +64,7 @@ def _split_baseline() -> dict:
 def main(out: str) -> None:
   assert len(jax.devices()) == 4, jax.devices()
   results = {}
-  sweep_config = tiny_config('adim', num_seeds=3, rounds=1, diagnostics=250)  # diagnostics: padded members too
+  sweep_config = tiny_config('adim', num_seeds=3, rounds=1, diagnostics=DIAGNOSED)  # diagnostics: padded members too
   for devices in (1, 4):  # 2 points x 3 seeds = 6 members: on 4 devices, 2 padding members
     sweep_config.mesh.devices = devices
     results[f'sweep_{devices}'] = _run(sweep_config, SWEEP)

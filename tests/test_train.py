@@ -26,6 +26,9 @@ from adjax import rounds
 from adjax import train
 from experiments.configs import mnist
 
+# config.diagnostics's default: what a test that checks the diagnostics passes to tiny_config, which turns them off.
+DIAGNOSED = mnist.get_config().diagnostics
+
 
 def tiny_config(method='adim', **overrides):
   c = mnist.get_config()
@@ -154,7 +157,7 @@ class RoundTest(parameterized.TestCase):
 class TrainTest(parameterized.TestCase):
   def test_results_fields_and_selection_on_validation(self):
     workdir = self.create_tempdir().full_path
-    results = train.train_and_evaluate(tiny_config('adim', rounds=3, diagnostics=250), workdir)
+    results = train.train_and_evaluate(tiny_config('adim', rounds=3, diagnostics=DIAGNOSED), workdir)
     with open(os.path.join(workdir, 'results.json')) as f:
       self.assertEqual(json.load(f), json.loads(json.dumps(results)))
     self.assertEqual(
@@ -206,7 +209,7 @@ class TrainTest(parameterized.TestCase):
     self.assertTrue(os.path.getsize(os.path.join(workdir, 'diagnostics.png')) > 10_000)
 
   def test_same_seed_same_results_other_seed_differs(self):
-    configs = [tiny_config('adib', diagnostics=250), tiny_config('adib'), tiny_config('adib', seed=1)]
+    configs = [tiny_config('adib', diagnostics=DIAGNOSED), tiny_config('adib'), tiny_config('adib', seed=1)]
     runs = [train.train_and_evaluate(c, self.create_tempdir().full_path) for c in configs]
     # The diagnostics draw no randomness of the run's: without them it trains the same, and reports none.
     measured = [{k: v for k, v in h.items() if not k.startswith('diagnostics/')} for h in runs[0]['history']]
@@ -227,7 +230,9 @@ class TrainTest(parameterized.TestCase):
 
   def test_interrupted_and_resumed_equals_uninterrupted(self):
     whole, parts = self.create_tempdir().full_path, self.create_tempdir().full_path
-    configs = [tiny_config('adim', rounds=r, diagnostics=250) for r in (4, 2)]  # diagnostics resumed with the rest
+    configs = [
+      tiny_config('adim', rounds=r, diagnostics=DIAGNOSED) for r in (4, 2)
+    ]  # diagnostics resumed with the rest
     full = train.train_and_evaluate(configs[0], whole)
     train.train_and_evaluate(configs[1], parts)  # stopped after round 2's checkpoint
     resumed = train.train_and_evaluate(configs[0], parts)
