@@ -11,3 +11,7 @@ run --conditions=authors --methods=adim,adib,${AUTHORS_BASELINES:-codis,distn}
 # NGAN collapses in its first round under the defaults (the saturated generator reward): the same care as ADIM's
 # gets, with standard GAN practice's non-saturating reward.
 run --conditions=non_saturating --methods=ngan
+# The table and each method's diagnostics figure from every stored cell, beside the CPU schedule's.
+python -m experiments.ablation --config=experiments/configs/mnist_paper.py:100 --num_seeds=5 --workdir=$W \
+  --conditions=defaults,authors_update,authors,non_saturating --table_only \
+  --label='paper schedule' --beside='CPU schedule=results/cpu_schedule'
