@@ -232,12 +232,12 @@ class FigureTest(absltest.TestCase):
     self.assertEqual(list(panels), ['diagnostics/d_gap', 'diagnostics/train_d_gap', 'student_val_accuracy'])
     np.testing.assert_allclose(panels['diagnostics/d_gap'][1], [[0, 3.0], [1, 1.5], [2, 1.0]])
 
-  def test_the_selected_round_marked_is_the_members_mean(self):
+  def test_theselected_round_marked_is_the_members_mean(self):
     results = self._results(3.0)
     results['per_seed'] = [{**results['per_seed'][0], 'final': {'student': {'selected_round': r}}} for r in (1, 2)]
-    self.assertEqual(plots._selected_round(results), 1.5)
+    self.assertEqual(plots.selected_round(results), 1.5)
     results['per_seed'] = [{**m, 'final': None} for m in results['per_seed']]  # diverged at round 0: none selected
-    self.assertIsNone(plots._selected_round(results))
+    self.assertIsNone(plots.selected_round(results))
 
   def test_figures_are_written_only_where_diagnostics_were_measured(self):
     out = self.create_tempdir().full_path

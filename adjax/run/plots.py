@@ -36,7 +36,7 @@ def _mean(curves: list[np.ndarray]) -> tuple[np.ndarray, list[float]]:
   return rounds, [float(np.mean([c[c[:, 0] == r, 1][0] for c in curves if r in c[:, 0]])) for r in rounds]
 
 
-def _selected_round(results: dict) -> float | None:
+def selected_round(results: dict) -> float | None:
   """The mean over members of the student's selected round (None when no member selected one)."""
   rounds = [
     m['final'][p]['selected_round'] for m in results['per_seed'] for p in figures.GENERATORS[:1] if m.get('final')
@@ -65,7 +65,7 @@ def write(results: dict, path: str) -> bool:
   seeds = results['num_seeds']
   points = [p['overrides'] for p in results.get('sweep', [])] or [None]
   colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
-  selected = _selected_round(results)
+  selected = selected_round(results)
   shown = {n: c for n, c in panels.items() if not n.startswith(_train(''))}
   for ax, (name, curves) in zip(axes.flat, shown.items()):
     for j, point in enumerate(points):
@@ -148,7 +148,7 @@ def compare(runs: dict[str, dict], path: str, title: str) -> bool:
     if short == 'd_gap' and all(y > 0 for line in ax.lines for y in line.get_ydata()):
       ax.set_yscale('log')
     for j, r in enumerate(runs.values()):  # each run's mean selected round
-      if (selected := _selected_round(r)) is not None:
+      if (selected := selected_round(r)) is not None:
         ax.axvline(selected, color=colours[j % len(colours)], linestyle='-.', linewidth=0.8)
   axes.flat[0].legend(fontsize=7)
   for ax in axes.flat[len(names) :]:
