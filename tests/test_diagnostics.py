@@ -232,7 +232,7 @@ class FigureTest(absltest.TestCase):
     self.assertEqual(list(panels), ['diagnostics/d_gap', 'diagnostics/train_d_gap', 'student_val_accuracy'])
     np.testing.assert_allclose(panels['diagnostics/d_gap'][1], [[0, 3.0], [1, 1.5], [2, 1.0]])
 
-  def test_theselected_round_marked_is_the_members_mean(self):
+  def test_the_selected_round_marked_is_the_members_mean(self):
     results = self._results(3.0)
     results['per_seed'] = [{**results['per_seed'][0], 'final': {'student': {'selected_round': r}}} for r in (1, 2)]
     self.assertEqual(plots.selected_round(results), 1.5)
