@@ -1,7 +1,6 @@
 """Extension from outside the package: a registered method through the API, the CLI and a sweep; import hygiene;
 registries refuse clashes."""
 
-import json
 import os
 import subprocess
 import sys
@@ -42,21 +41,15 @@ class OutsideMethodTest(absltest.TestCase):
     self.assertEqual(set(state), {'round', 'rng', 'hparams', 'student', 'teacher', 'discriminator'})
 
   def test_command_line_sets_its_weight(self):
-    workdir = os.path.join(self.create_tempdir().full_path, 'run')
-    proc = subprocess.run(
-      [sys.executable, '-m', 'experiments.main', '--config=tests/plugin_method.py', f'--workdir={workdir}',
-       '--config.game.lambda_adv=0.25'],
-      cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
-    with open(os.path.join(workdir, 'results.json')) as f:
-      results = json.load(f)
-    self.assertEqual((results['method'], results['config']['game']['lambda_adv']), ('kd_gan', 0.25))
+    # The flag reaches the config a run trains with (--print_config prints it after the overrides); the Python API
+    # test trains the method and the sweep test trains it at other weights.
     printed = subprocess.run(
-      [sys.executable, '-m', 'experiments.main', '--config=tests/plugin_method.py', '--print_config'],
+      [sys.executable, '-m', 'experiments.main', '--config=tests/plugin_method.py', '--print_config',
+       '--config.game.lambda_adv=0.25'],
       cwd=REPO, capture_output=True, text=True, timeout=120, check=True,
     ).stdout  # fmt: skip
-    self.assertIn("game.lambda_adv = 0.5  # λ: weight of the student's adversarial term (kd_gan)", printed)
+    self.assertIn("game.lambda_adv = 0.25  # λ: weight of the student's adversarial term (kd_gan)", printed)
+    self.assertIn("method = 'kd_gan'", printed)
 
   def test_its_weight_sweeps_in_one_program_and_a_negative_one_is_refused(self):
     c = plugin_method.get_config()
