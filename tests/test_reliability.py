@@ -59,11 +59,26 @@ def _edit_meta(step_dir: str) -> None:
     json.dump(meta, f)
 
 
+def _copy(test: absltest.TestCase, workdir: str, *remove: str) -> str:
+  """A copy of ``workdir`` in a temporary directory of ``test``, without the files or folders named ``remove``."""
+  copy = os.path.join(test.create_tempdir().full_path, 'run')
+  shutil.copytree(workdir, copy)
+  for name in remove:
+    (shutil.rmtree if os.path.isdir(os.path.join(copy, name)) else os.remove)(os.path.join(copy, name))
+  return copy
+
+
 class CheckpointIntegrityTest(parameterized.TestCase):
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
-    cls.whole = train.train_and_evaluate(tiny_config('adim', rounds=3), tempfile.mkdtemp())
+    cls.finished = tempfile.mkdtemp()
+    cls.addClassCleanup(shutil.rmtree, cls.finished, ignore_errors=True)
+    cls.whole = train.train_and_evaluate(tiny_config('adim', rounds=3), cls.finished)
+
+  def _unfinished_copy(self) -> str:
+    """The finished run's workdir without its results.json (else they are returned as stored)."""
+    return _copy(self, self.finished, 'results.json')
 
   @parameterized.named_parameters(
     ('flipped_array_bytes', lambda step_dir: _flip_bytes(_largest_array_file(step_dir))),
@@ -71,9 +86,7 @@ class CheckpointIntegrityTest(parameterized.TestCase):
     ('truncated_array_file', lambda step_dir: os.truncate(_largest_array_file(step_dir), 10)),
   )
   def test_damaged_latest_checkpoint_falls_back_to_the_one_before(self, damage):
-    workdir = self.create_tempdir().full_path
-    train.train_and_evaluate(tiny_config('adim', rounds=3), workdir)
-    os.remove(os.path.join(workdir, 'results.json'))
+    workdir = self._unfinished_copy()
     damage(os.path.join(workdir, 'checkpoints', '3'))
     with self.assertLogs(level='WARNING') as logs:
       resumed = train.train_and_evaluate(tiny_config('adim', rounds=3), workdir)
@@ -82,9 +95,7 @@ class CheckpointIntegrityTest(parameterized.TestCase):
     self.assertEqual(os.listdir(os.path.join(workdir, 'damaged_checkpoints')), ['3'])  # kept for inspection
 
   def test_every_checkpoint_damaged_starts_over(self):
-    workdir = self.create_tempdir().full_path
-    train.train_and_evaluate(tiny_config('adim', rounds=3), workdir)
-    os.remove(os.path.join(workdir, 'results.json'))  # else the finished results are returned as stored
+    workdir = self._unfinished_copy()
     for step in ('2', '3'):
       _flip_bytes(_largest_array_file(os.path.join(workdir, 'checkpoints', step)))
     with self.assertLogs(level='WARNING') as logs:
@@ -140,14 +151,11 @@ class RunIdentityTest(absltest.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     cls.finished = tempfile.mkdtemp()
+    cls.addClassCleanup(shutil.rmtree, cls.finished, ignore_errors=True)
     cls.results = train.train_and_evaluate(tiny_config('student', rounds=2), cls.finished)
 
   def _copy(self, *remove: str) -> str:
-    workdir = os.path.join(self.create_tempdir().full_path, 'run')
-    shutil.copytree(self.finished, workdir)
-    for name in remove:
-      (shutil.rmtree if os.path.isdir(os.path.join(workdir, name)) else os.remove)(os.path.join(workdir, name))
-    return workdir
+    return _copy(self, self.finished, *remove)
 
   def _refused(self, workdir: str, config, pattern: str) -> None:
     before = {f: os.path.getmtime(f) for f in glob.glob(os.path.join(workdir, '**'), recursive=True)}
