@@ -15,6 +15,7 @@ from adjax import diagnostics
 from adjax import game as game_lib
 from adjax import methods
 from adjax import values
+from adjax.run import identity
 from adjax.run import plots
 from experiments.configs import mnist
 
@@ -216,7 +217,7 @@ class MeasureTest(parameterized.TestCase):
     self.assertAlmostEqual(got['kl_t_s'], float(np.mean(_kl(pt, ps))), places=5)
 
 
-class FigureTest(absltest.TestCase):
+class FigureTest(parameterized.TestCase):
   def _results(self, gap: float, diagnosed: bool = True) -> dict:
     history = [
       {'round': r, 'student_val_accuracy': 0.5 + 0.1 * r, **({'diagnostics/d_gap': gap / (r + 1),
@@ -238,6 +239,11 @@ class FigureTest(absltest.TestCase):
     self.assertEqual(plots.selected_round(results), 1.5)
     results['per_seed'] = [{**m, 'final': None} for m in results['per_seed']]  # diverged at round 0: none selected
     self.assertIsNone(plots.selected_round(results))
+
+  @parameterized.parameters(('adib', 1 / 2), ('ngan', 1 / 2), ('adim', 1 / 3))
+  def test_the_chance_marked_is_that_of_the_methods_discriminator(self, name, chance):
+    results = {'identity': {'method': identity.describe(methods.METHODS[name])}}  # as a run writes it
+    self.assertAlmostEqual(plots.chance_accuracy(results), chance)
 
   def test_figures_are_written_only_where_diagnostics_were_measured(self):
     out = self.create_tempdir().full_path

@@ -2,6 +2,8 @@
 thin, their mean bold, one colour per sweep point, beside the generators' validation figure) and several runs'
 means side by side (``compare``: one colour per run, e.g. a method under two schedules)."""
 
+import ast
+
 import numpy as np
 
 from adjax import diagnostics
@@ -87,8 +89,7 @@ def write(results: dict, path: str) -> bool:
       ax.axvline(selected, color='grey', linestyle='-.', linewidth=0.8)
     ax.set_xlabel('round', fontsize=8)
     ax.tick_params(labelsize=8)
-    if short == 'd_accuracy':
-      ax.axhline(_chance(results), color='grey', linestyle=':', linewidth=1)
+    if _mark_chance(ax, short, results) and short == 'd_accuracy':  # the longer title of the other has no room
       ax.set_title(ax.get_title() + ' (dotted: chance)', fontsize=9)
     if short in ('d_gap',) and all((c[:, 1] > 0).all() for c in curves if len(c)):
       ax.set_yscale('log')
@@ -108,14 +109,38 @@ def write(results: dict, path: str) -> bool:
   return True
 
 
-def _chance(results: dict) -> float:
+def chance_accuracy(results: dict) -> float:
   """The discriminator's chance accuracy: 1/2 for a binary one (real or not), else one over the roles it tells
   apart (real and each generator present)."""
-  method = results.get('identity', {}).get('method', {})
-  if method.get('discriminator') == 'binary':
+  method = results.get('identity', {}).get('method', {})  # fields described by their repr (``identity.describe``)
+  if _literal(method.get('discriminator')) == 'binary':
     return 1 / 2
-  generators = {*method.get('players', ()), *method.get('frozen', ())} & set(figures.GENERATORS)
-  return 1 / (1 + len(generators or figures.GENERATORS))
+  roles = {_literal(r) for r in (*method.get('players', ()), *method.get('frozen', ()))}
+  return 1 / (1 + len(roles & set(figures.GENERATORS) or figures.GENERATORS))
+
+
+def _literal(described):
+  """The value a described field's repr stands for (``"'binary'"`` → ``'binary'``), else the description."""
+  try:
+    return ast.literal_eval(described)
+  except (ValueError, SyntaxError, TypeError):
+    return described
+
+
+_STYLES = (
+  ('-', 'validation'),
+  ('--', 'training examples'),
+  ('-.', "the student's mean selected round"),
+  (':', "D's chance accuracy"),
+)
+
+
+def _mark_chance(ax, short: str, results: dict) -> bool:
+  """Draws a dotted line at the discriminator's chance accuracy on its accuracy panels; whether it drew one."""
+  if short not in ('d_accuracy', 'd_accuracy_shown'):
+    return False
+  ax.axhline(chance_accuracy(results), color='grey', linestyle=':', linewidth=1)
+  return True
 
 
 def compare(runs: dict[str, dict], path: str, title: str) -> bool:
@@ -135,14 +160,14 @@ def compare(runs: dict[str, dict], path: str, title: str) -> bool:
                            squeeze=False)  # fmt: skip
   colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
   for ax, name in zip(axes.flat, names):
-    for j, (label, p) in enumerate(panels.items()):
+    for j, p in enumerate(panels.values()):
       for which, style in ((name, '-'), (_train(name), '--')):
         curves = [c for c in p.get(which, []) if len(c)]
         if curves and (which == name or name.startswith(figures.DIAGNOSTICS)):
-          ax.plot(*_mean(curves), color=colours[j % len(colours)], linestyle=style, linewidth=1.4,
-                  label=label if style == '-' else None)  # fmt: skip
+          ax.plot(*_mean(curves), color=colours[j % len(colours)], linestyle=style, linewidth=1.4)
     short = name.removeprefix(figures.DIAGNOSTICS)
     ax.set_title(f'{short}: {diagnostics.NAMES[short]}' if short in diagnostics.NAMES else name, fontsize=9)
+    _mark_chance(ax, short, next(iter(runs.values())))
     ax.set_xlabel('round', fontsize=8)
     ax.tick_params(labelsize=8)
     if short == 'd_gap' and all(y > 0 for line in ax.lines for y in line.get_ydata()):
@@ -150,11 +175,19 @@ def compare(runs: dict[str, dict], path: str, title: str) -> bool:
     for j, r in enumerate(runs.values()):  # each run's mean selected round
       if (selected := selected_round(r)) is not None:
         ax.axvline(selected, color=colours[j % len(colours)], linestyle='-.', linewidth=0.8)
-  axes.flat[0].legend(fontsize=7)
-  for ax in axes.flat[len(names) :]:
+  from matplotlib.lines import Line2D
+
+  key = [Line2D([], [], color=colours[j % len(colours)], linewidth=1.4, label=label) for j, label in enumerate(runs)]
+  key += [Line2D([], [], color='grey', linestyle=style, linewidth=1.0, label=meaning) for style, meaning in _STYLES]
+  spare = axes.flat[len(names) :]
+  for ax in spare:
     ax.axis('off')
-  fig.suptitle(f'{title}: mean over seeds, validation solid, training examples dashed, dash-dot: mean selected round')
-  fig.tight_layout()
+  if len(spare):  # the key in the first empty panel, else below the panels
+    spare[0].legend(handles=key, loc='center', fontsize=9)
+  else:
+    fig.legend(handles=key, loc='lower center', ncol=4, fontsize=8)
+  fig.suptitle(f'{title}: the mean over seeds of each run')
+  fig.tight_layout(rect=(0, 0 if len(spare) else 0.06, 1, 1))
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return True
