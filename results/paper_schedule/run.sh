@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../.."
 W=results/paper_schedule
 run() { python -m experiments.ablation --config=experiments/configs/mnist_paper.py:100 --num_seeds=5 --workdir=$W "$@"; }
 run --conditions=defaults --methods=adim,mimic,distn,noisy,student,codis,adib,ngan,adim_ngs
-run --conditions=authors_update --methods=ngan,adib
+run --conditions=authors_update --methods=ngan,adib,adim
 # The best two baselines first (the shortest cells).
 run --conditions=authors --methods=${AUTHORS_BASELINES:-codis,distn},adim,adib
 # The table and each method's diagnostics figure from every stored cell, beside the CPU schedule's.
