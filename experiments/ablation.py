@@ -20,7 +20,11 @@ and of ADIB over the best baseline against the seeds' spread) and
 where it gives one, and per method its equilibrium diagnostics under each
 condition, ``DIR/diagnostics_{METHOD}.png`` (mean over seeds; methods
 without a discriminator show their divergences only; ``--beside=LABEL=DIR``
-draws another workdir's cells, another schedule's, beside them).
+draws another workdir's cells, another schedule's, beside them). The table
+and figures cover every cell stored in ``DIR``, not only this call's
+conditions and methods, and a call without ``--label`` and ``--beside``
+draws those of the call before (kept in ``DIR/ablation.json``): a call that
+runs one more cell leaves the rest of the table and figures as they were.
 """
 
 import json
@@ -115,6 +119,30 @@ def beside(items: list[str]) -> dict[str, str]:
       )
     out[label] = directory
   return out
+
+
+def in_table(workdir: str, conditions: list[str], methods: list[str]) -> tuple[list[str], list[str]]:
+  """The conditions and methods of the table: those asked for and those with a cell stored in ``workdir``, in the
+  order of ``mnist_authors.CONDITIONS`` and of the methods' registry (the defaults always, the others compare with
+  them)."""
+  stored = lambda c, m: os.path.isdir(os.path.join(workdir, c, m))
+  every = cells_lib.with_student()
+  methods = [m for m in every if m in methods or any(stored(c, m) for c in mnist_authors.CONDITIONS)]
+  conditions = [
+    c for c in mnist_authors.CONDITIONS if c == 'defaults' or c in conditions or any(stored(c, m) for m in every)
+  ]
+  return conditions, methods
+
+
+def figure_settings(workdir: str, label: str, items: list[str]) -> tuple[str, dict[str, str]]:
+  """The figures' ``--label`` and ``--beside`` (checked, ``{label: dir}``): this call's, else, when it gives
+  neither, those kept in ``workdir/ablation.json`` by the call before (their directories still there)."""
+  if label or items:
+    return label, beside(items)
+  path = os.path.join(workdir, 'ablation.json')
+  kept = workdir_lib.read_json(path, f'--workdir={workdir!r}').get('figures', {}) if os.path.exists(path) else {}
+  others = {k: d for k, d in kept.get('beside', {}).items() if os.path.isdir(d)}
+  return kept.get('label', ''), others
 
 
 def figure_runs(results: dict, others: dict[str, str], conditions: list[str], method: str, label: str = '') -> dict:
@@ -228,10 +256,10 @@ def main(argv):
   conditions = list(mnist_authors.CONDITIONS) if FLAGS.conditions == ['all'] else FLAGS.conditions
   workdir = FLAGS.workdir
   with cli.reported():
-    others = beside(FLAGS.beside)
-    # The defaults' configs are always made: every other condition's programs are compared with theirs.
-    configs = cell_configs(base, ['defaults', *(c for c in conditions if c != 'defaults')], methods,
-                           FLAGS.num_seeds, workdir)  # fmt: skip
+    label, others = figure_settings(workdir, FLAGS.label, FLAGS.beside)
+    asked = [(c, m) for c in conditions for m in methods]
+    conditions, methods = in_table(workdir, conditions, methods)  # the defaults' always: the others compare with them
+    configs = cell_configs(base, conditions, methods, FLAGS.num_seeds, workdir)
     splits = data_lib.load(configs['defaults', methods[0]])
     same = same_as_defaults(configs, splits.split('train'))
   with cli.reported(), workdir_lib.exclusive(workdir):
@@ -241,7 +269,7 @@ def main(argv):
       if (condition, m) in same:
         continue
       results[condition, m] = train.finished(cell, config)
-      if condition in conditions and not results[condition, m] and not FLAGS.table_only:
+      if (condition, m) in asked and not results[condition, m] and not FLAGS.table_only:
         results[condition, m] = train.train_and_evaluate(config, cell)
       if results[condition, m]:
         print(f'{condition} {m}: {cells_lib.figure(results[condition, m])}', flush=True)
@@ -251,7 +279,6 @@ def main(argv):
         logging.warning('%s holds a finished run of another config (other flags?): left out of the table', cell)
     if not parallel.is_writer():
       return
-    conditions = list(dict.fromkeys(['defaults', *conditions]))
     paper = {m: cells_lib.paper(m, base.n_train, base.dataset) for m in methods}
     table = markdown(results, same, conditions, methods, paper if set(paper.values()) != {'—'} else None)
     print('\n' + table)
@@ -259,6 +286,7 @@ def main(argv):
       f.write(table + '\n')
     summary = {
       'conditions': {c: mnist_authors.CONDITIONS[c] for c in conditions},
+      'figures': {'label': label, 'beside': others},
       'same_as_defaults': sorted(f'{c}/{m}' for c, m in same),
       'cells': {
         f'{c}/{m}': {
@@ -273,7 +301,7 @@ def main(argv):
     }
     workdir_lib.write_json(os.path.join(workdir, 'ablation.json'), json.loads(json.dumps(summary, default=str)))
     for m in methods:  # each method's equilibrium diagnostics under the conditions that ran it
-      runs = figure_runs(results, others, conditions, m, FLAGS.label)
+      runs = figure_runs(results, others, conditions, m, label)
       if plots.compare(runs, os.path.join(workdir, f'diagnostics_{m}.png'), f'{m}, n_train={base.n_train}'):
         print(f'wrote diagnostics_{m}.png', flush=True)
 

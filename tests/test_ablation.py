@@ -1,6 +1,9 @@
 """The ablation driver: which cells a condition changes, its margins and table; the authors' config."""
 
+import json
 import os
+import subprocess
+import sys
 import tempfile
 
 from absl.testing import absltest
@@ -12,6 +15,8 @@ from adjax import train
 from adjax import workdir as workdir_lib
 from experiments import ablation
 from experiments.configs import mnist_authors
+from tests.test_table1 import REPO
+from tests.test_table1 import TINY
 from tests.test_train import tiny_config
 from tests.test_train import without_timings
 
@@ -112,6 +117,44 @@ class BesideTest(absltest.TestCase):
       ablation.beside(['cpu'])
     with self.assertRaisesRegex(config_lib.ConfigError, r"'/nonexistent/x' is not a directory"):
       ablation.beside(['cpu=/nonexistent/x'])
+
+
+class WorkdirTest(absltest.TestCase):
+  def test_the_table_covers_every_stored_cell_in_registry_order(self):
+    workdir = self.create_tempdir().full_path
+    for cell in ('authors/adib', 'non_saturating/ngan'):
+      os.makedirs(os.path.join(workdir, cell))
+    conditions, methods = ablation.in_table(workdir, ['authors_update'], ['adim'])
+    self.assertEqual(conditions, ['defaults', 'authors', 'authors_update', 'non_saturating'])
+    self.assertEqual(methods, ['ngan', 'adib', 'adim'])
+    self.assertEqual(
+      ablation.in_table(self.create_tempdir().full_path, ['authors'], ['adim']), (['defaults', 'authors'], ['adim'])
+    )
+
+  def test_a_call_without_figure_flags_keeps_the_last_ones(self):
+    workdir, cpu = self.create_tempdir().full_path, self.create_tempdir().full_path
+    self.assertEqual(ablation.figure_settings(workdir, '', []), ('', {}))  # nothing kept yet
+    kept = {'label': 'paper', 'beside': {'cpu': cpu, 'gone': os.path.join(cpu, 'removed')}}
+    workdir_lib.write_json(os.path.join(workdir, 'ablation.json'), {'figures': kept})
+    self.assertEqual(ablation.figure_settings(workdir, '', []), ('paper', {'cpu': cpu}))  # a removed one is left out
+    self.assertEqual(ablation.figure_settings(workdir, 'new', []), ('new', {}))  # given flags win
+    self.assertEqual(ablation.figure_settings(workdir, '', [f'x={cpu}']), ('', {'x': cpu}))
+
+  def test_a_call_for_one_more_cell_keeps_the_others_in_the_table(self):
+    workdir, cpu = self.create_tempdir().full_path, self.create_tempdir().full_path
+    run = lambda *flags: subprocess.run(
+      [sys.executable, '-m', 'experiments.ablation', f'--workdir={workdir}', '--num_seeds=1', '--config.n_train=20',
+       *TINY, *flags], cwd=REPO, capture_output=True, text=True, check=True, timeout=600,
+    )  # fmt: skip
+    run('--conditions=defaults', '--methods=student', '--label=here', f'--beside=cpu={cpu}')
+    run('--conditions=authors', '--methods=distn', '--table_only')  # nothing trained: the student's row stays
+    with open(os.path.join(workdir, 'ablation.md')) as f:
+      table = f.read().split('of the last round')[0]
+    self.assertIn('| method | defaults | authors |', table)
+    self.assertRegex(table, r'\| student \| \d+\.\d\d \(1\) \| not run \|')
+    self.assertIn('| distn | not run | not run |', table)
+    with open(os.path.join(workdir, 'ablation.json')) as f:
+      self.assertEqual(json.load(f)['figures'], {'label': 'here', 'beside': {'cpu': cpu}})
 
 
 class AuthorsConfigTest(absltest.TestCase):
