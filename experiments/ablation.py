@@ -142,6 +142,9 @@ def figure_settings(workdir: str, label: str, items: list[str]) -> tuple[str, di
   path = os.path.join(workdir, 'ablation.json')
   kept = workdir_lib.read_json(path, f'--workdir={workdir!r}').get('figures', {}) if os.path.exists(path) else {}
   others = {k: d for k, d in kept.get('beside', {}).items() if os.path.isdir(d)}
+  for k, d in kept.get('beside', {}).items():
+    if k not in others:
+      logging.warning('--beside kept in %s: %s=%s is not a directory (here), left out of the figures', path, k, d)
   return kept.get('label', ''), others
 
 

@@ -136,7 +136,9 @@ class WorkdirTest(absltest.TestCase):
     self.assertEqual(ablation.figure_settings(workdir, '', []), ('', {}))  # nothing kept yet
     kept = {'label': 'paper', 'beside': {'cpu': cpu, 'gone': os.path.join(cpu, 'removed')}}
     workdir_lib.write_json(os.path.join(workdir, 'ablation.json'), {'figures': kept})
-    self.assertEqual(ablation.figure_settings(workdir, '', []), ('paper', {'cpu': cpu}))  # a removed one is left out
+    with self.assertLogs(level='WARNING') as logs:  # a removed one is left out, saying so
+      self.assertEqual(ablation.figure_settings(workdir, '', []), ('paper', {'cpu': cpu}))
+    self.assertIn('gone=', logs.output[0])
     self.assertEqual(ablation.figure_settings(workdir, 'new', []), ('new', {}))  # given flags win
     self.assertEqual(ablation.figure_settings(workdir, '', [f'x={cpu}']), ('', {'x': cpu}))
 
