@@ -23,8 +23,11 @@ without a discriminator show their divergences only; ``--beside=LABEL=DIR``
 draws another workdir's cells, another schedule's, beside them). The table
 and figures cover every cell stored in ``DIR``, not only this call's
 conditions and methods, and a call without ``--label`` and ``--beside``
-draws those of the call before (kept in ``DIR/ablation.json``): a call that
-runs one more cell leaves the rest of the table and figures as they were.
+draws those of the call before (kept in ``DIR/ablation.json``, directories
+as given: relative to where that call ran): a call that runs one more cell,
+with the same base config and ``--num_seeds``, leaves the rest of the table
+and figures as they were (a stored cell of another config is left out, with
+a warning).
 """
 
 import json
@@ -82,8 +85,8 @@ def programs(config: ml_collections.ConfigDict, split: game_lib.Split) -> str:
   return identity_lib.programs(game_lib.build(config, int(split['y'].max()) + 1), split)
 
 
-def cell_configs(base, conditions: list[str], methods: list[str], num_seeds: int, workdir: str) -> dict:
-  """``{(condition, method): config}``, validated (a bad override or method fails here, before any run)."""
+def check_names(conditions: list[str], methods: list[str]) -> None:
+  """``ConfigError`` naming an unknown condition or method and the valid ones."""
   unknown = [c for c in conditions if c not in mnist_authors.CONDITIONS]
   if unknown:
     raise config_lib.ConfigError(f'--conditions: {", ".join(unknown)} not one of {", ".join(mnist_authors.CONDITIONS)}')
@@ -92,6 +95,11 @@ def cell_configs(base, conditions: list[str], methods: list[str], num_seeds: int
     raise config_lib.ConfigError(
       f'--methods: {", ".join(unknown)} not one of {", ".join(cells_lib.with_student())} (the methods with a student)'
     )
+
+
+def cell_configs(base, conditions: list[str], methods: list[str], num_seeds: int, workdir: str) -> dict:
+  """``{(condition, method): config}``, validated (a bad override or method fails here, before any run)."""
+  check_names(conditions, methods)
   for condition in conditions:
     swept = [f for f in mnist_authors.CONDITIONS[condition] if f in fields.sweepable()]
     if swept:
@@ -140,12 +148,17 @@ def figure_settings(workdir: str, label: str, items: list[str]) -> tuple[str, di
   if label or items:
     return label, beside(items)
   path = os.path.join(workdir, 'ablation.json')
-  kept = workdir_lib.read_json(path, f'--workdir={workdir!r}').get('figures', {}) if os.path.exists(path) else {}
-  others = {k: d for k, d in kept.get('beside', {}).items() if os.path.isdir(d)}
-  for k, d in kept.get('beside', {}).items():
+  try:
+    kept = workdir_lib.read_json(path, f'--workdir={workdir!r}').get('figures', {}) if os.path.exists(path) else {}
+    label, kept_beside = str(kept.get('label', '')), dict(kept.get('beside', {}))
+  except (config_lib.ConfigError, AttributeError, TypeError, ValueError) as e:  # the call rewrites it at its end
+    logging.warning('%s: its figure settings are unreadable (%s): none kept', path, e)
+    return '', {}
+  others = {k: d for k, d in kept_beside.items() if isinstance(d, str) and os.path.isdir(d)}
+  for k, d in kept_beside.items():
     if k not in others:
       logging.warning('--beside kept in %s: %s=%s is not a directory (here), left out of the figures', path, k, d)
-  return kept.get('label', ''), others
+  return label, others
 
 
 def figure_runs(results: dict, others: dict[str, str], conditions: list[str], method: str, label: str = '') -> dict:
@@ -259,6 +272,7 @@ def main(argv):
   conditions = list(mnist_authors.CONDITIONS) if FLAGS.conditions == ['all'] else FLAGS.conditions
   workdir = FLAGS.workdir
   with cli.reported():
+    check_names(conditions, methods)  # before the table's scope adds the stored ones
     label, others = figure_settings(workdir, FLAGS.label, FLAGS.beside)
     asked = [(c, m) for c in conditions for m in methods]
     conditions, methods = in_table(workdir, conditions, methods)  # the defaults' always: the others compare with them

@@ -141,6 +141,11 @@ class WorkdirTest(absltest.TestCase):
     self.assertIn('gone=', logs.output[0])
     self.assertEqual(ablation.figure_settings(workdir, 'new', []), ('new', {}))  # given flags win
     self.assertEqual(ablation.figure_settings(workdir, '', [f'x={cpu}']), ('', {'x': cpu}))
+    for damaged in ('{"figures": {"beside": [1]}}', 'not json'):  # rewritten by the call: a warning, nothing kept
+      with open(os.path.join(workdir, 'ablation.json'), 'w') as f:
+        f.write(damaged)
+      with self.assertLogs(level='WARNING'):
+        self.assertEqual(ablation.figure_settings(workdir, '', []), ('', {}))
 
   def test_a_call_for_one_more_cell_keeps_the_others_in_the_table(self):
     workdir, cpu = self.create_tempdir().full_path, self.create_tempdir().full_path
@@ -148,6 +153,12 @@ class WorkdirTest(absltest.TestCase):
       [sys.executable, '-m', 'experiments.ablation', f'--workdir={workdir}', '--num_seeds=1', '--config.n_train=20',
        *TINY, *flags], cwd=REPO, capture_output=True, text=True, check=True, timeout=600,
     )  # fmt: skip
+    typo = subprocess.run(
+      [sys.executable, '-m', 'experiments.ablation', f'--workdir={workdir}', '--methods=adimm', '--table_only'],
+      check=False, cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    self.assertEqual(typo.returncode, 1)
+    self.assertIn('--methods: adimm not one of student', typo.stderr)
     run('--conditions=defaults', '--methods=student', '--label=here', f'--beside=cpu={cpu}')
     run('--conditions=authors', '--methods=distn', '--table_only')  # nothing trained: the student's row stays
     with open(os.path.join(workdir, 'ablation.md')) as f:

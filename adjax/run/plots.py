@@ -2,12 +2,12 @@
 thin, their mean bold, one colour per sweep point, beside the generators' validation figure) and several runs'
 means side by side (``compare``: one colour per run, e.g. a method under two schedules)."""
 
-import ast
-
 import numpy as np
 
 from adjax import diagnostics
 from adjax import figures
+from adjax import methods as methods_lib
+from adjax import values
 
 
 def series(results: dict) -> dict[str, list[np.ndarray]]:
@@ -89,7 +89,8 @@ def write(results: dict, path: str) -> bool:
       ax.axvline(selected, color='grey', linestyle='-.', linewidth=0.8)
     ax.set_xlabel('round', fontsize=8)
     ax.tick_params(labelsize=8)
-    if _mark_chance(ax, short, results) and short == 'd_accuracy':  # the longer title of the other has no room
+    _mark_chance(ax, short, results)
+    if short == 'd_accuracy' and chance_accuracy(results) is not None:  # the longer title of the other has no room
       ax.set_title(ax.get_title() + ' (dotted: chance)', fontsize=9)
     if short in ('d_gap',) and all((c[:, 1] > 0).all() for c in curves if len(c)):
       ax.set_yscale('log')
@@ -109,22 +110,16 @@ def write(results: dict, path: str) -> bool:
   return True
 
 
-def chance_accuracy(results: dict) -> float:
-  """The discriminator's chance accuracy: 1/2 for a binary one (real or not), else one over the roles it tells
-  apart (real and each generator present)."""
-  method = results.get('identity', {}).get('method', {})  # fields described by their repr (``identity.describe``)
-  if _literal(method.get('discriminator')) == 'binary':
-    return 1 / 2
-  roles = {_literal(r) for r in (*method.get('players', ()), *method.get('frozen', ()))}
-  return 1 / (1 + len(roles & set(figures.GENERATORS) or figures.GENERATORS))
-
-
-def _literal(described):
-  """The value a described field's repr stands for (``"'binary'"`` → ``'binary'``), else the description."""
-  try:
-    return ast.literal_eval(described)
-  except (ValueError, SyntaxError, TypeError):
-    return described
+def chance_accuracy(results: dict) -> float | None:
+  """The discriminator's chance accuracy: one over the outcomes it tells apart among the roles present (real and
+  each generator; a binary discriminator's two fake roles are one outcome: 1/2). None for a method without a
+  discriminator or not registered in this process."""
+  method = methods_lib.METHODS.get(results.get('method'))
+  if method is None or method.discriminator is None:
+    return None
+  outcomes = values.discriminator_kind(method.discriminator).outcomes  # of the roles real, student, teacher
+  roles = [0, *(1 + i for i, g in enumerate(figures.GENERATORS) if g in method.present)]
+  return 1 / len({outcomes[r] for r in roles})
 
 
 _STYLES = (
@@ -135,17 +130,16 @@ _STYLES = (
 )
 
 
-def _mark_chance(ax, short: str, results: dict) -> bool:
-  """Draws a dotted line at the discriminator's chance accuracy on its accuracy panels; whether it drew one."""
-  if short not in ('d_accuracy', 'd_accuracy_shown'):
-    return False
-  ax.axhline(chance_accuracy(results), color='grey', linestyle=':', linewidth=1)
-  return True
+def _mark_chance(ax, short: str, results: dict) -> None:
+  """A dotted line at the discriminator's chance accuracy on its accuracy panels (where it is known)."""
+  if short in ('d_accuracy', 'd_accuracy_shown') and (chance := chance_accuracy(results)) is not None:
+    ax.axhline(chance, color='grey', linestyle=':', linewidth=1)
 
 
 def compare(runs: dict[str, dict], path: str, title: str) -> bool:
-  """Draws the mean over members of each run's diagnostics (``{label: results}``; validation solid, training
-  examples dashed) to ``path``; False (nothing written) when none of them measured any."""
+  """Draws the mean over members of each run's diagnostics (``{label: results}``, runs of one method: the first's
+  chance line; validation solid, training examples dashed) to ``path``; False (nothing written) when none of them
+  measured any."""
   panels = {label: series(r) for label, r in runs.items()}
   names = list(dict.fromkeys(n for p in panels.values() for n in p if not n.startswith(_train(''))))
   if not any(n.startswith(figures.DIAGNOSTICS) for n in names):
@@ -153,6 +147,7 @@ def compare(runs: dict[str, dict], path: str, title: str) -> bool:
   import matplotlib
 
   matplotlib.use('Agg')
+  from matplotlib.lines import Line2D
   import matplotlib.pyplot as plt
 
   cols = 3
@@ -175,8 +170,6 @@ def compare(runs: dict[str, dict], path: str, title: str) -> bool:
     for j, r in enumerate(runs.values()):  # each run's mean selected round
       if (selected := selected_round(r)) is not None:
         ax.axvline(selected, color=colours[j % len(colours)], linestyle='-.', linewidth=0.8)
-  from matplotlib.lines import Line2D
-
   key = [Line2D([], [], color=colours[j % len(colours)], linewidth=1.4, label=label) for j, label in enumerate(runs)]
   key += [Line2D([], [], color='grey', linestyle=style, linewidth=1.0, label=meaning) for style, meaning in _STYLES]
   spare = axes.flat[len(names) :]
