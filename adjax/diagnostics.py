@@ -107,7 +107,6 @@ def _discriminator(game: Game, state: State, split: dict, log_p: dict, kind: str
   keys = jax.random.split(jax.random.fold_in(round_key(state, state['round']), DIAGNOSTICS_STREAM), 3)
   present = [i for i, r in enumerate(roles) if r in log_p]
   tau = round_tau(game, state, state['round'])  # the next round's: what the discriminator's updates will see
-  outcomes = values.discriminator_kind(kind).outcomes
   for name, shown in (('d_accuracy', False), ('d_accuracy_shown', True)):
     samples = []
     for i in present:
@@ -118,15 +117,30 @@ def _discriminator(game: Game, state: State, split: dict, log_p: dict, kind: str
         samples.append(estimators.generator_sample(game.estimator, keys[i], log_p[roles[i]], tau))
       else:
         samples.append(jax.nn.one_hot(jax.random.categorical(keys[i], log_p[roles[i]]), game.num_classes))
-    out[name] = _told_apart(kind, h, samples, present, outcomes)
+    out[name] = _told_apart(kind, h, samples, present)
   return out
 
 
-def _told_apart(kind: str, h: jax.Array, samples: list[jax.Array], present: list[int], outcomes) -> jax.Array:
+def outcomes_told_apart(kind: str, present: list[int]) -> list[int]:
+  """The outcomes a discriminator of ``kind`` tells apart among the roles ``present`` (indices of real, student,
+  teacher): a binary one's two fake roles are one outcome."""
+  return sorted({values.discriminator_kind(kind).outcomes[i] for i in present})
+
+
+def chance_accuracy(method: methods.Method) -> float | None:
+  """``d_accuracy`` of a discriminator that guesses: one over the outcomes it tells apart (None: no discriminator)."""
+  if method.discriminator is None:
+    return None
+  generators = ((methods.STUDENT, 'student'), (methods.TEACHER, 'teacher'))
+  present = [methods.REAL, *(i for i, player in generators if player in method.present)]
+  return 1 / len(outcomes_told_apart(method.discriminator, present))
+
+
+def _told_apart(kind: str, h: jax.Array, samples: list[jax.Array], present: list[int]) -> jax.Array:
   """The discriminator's balanced accuracy on ``samples`` (one ``[B, K]`` per role of ``present``): per sample,
   credit when its role's outcome has the largest probability (shared equally among tied outcomes), averaged per
   outcome, then over outcomes (a binary discriminator's two fake roles are one outcome: chance is 1/2)."""
-  kept = sorted({outcomes[i] for i in present})
+  kept, outcomes = outcomes_told_apart(kind, present), values.discriminator_kind(kind).outcomes
   columns = jnp.array([next(i for i in present if outcomes[i] == o) for o in kept])  # one column per outcome
   per_outcome = {o: [] for o in kept}
   for i, y_BxK in zip(present, samples):

@@ -7,7 +7,6 @@ import numpy as np
 from adjax import diagnostics
 from adjax import figures
 from adjax import methods as methods_lib
-from adjax import values
 
 
 def series(results: dict) -> dict[str, list[np.ndarray]]:
@@ -115,11 +114,7 @@ def chance_accuracy(results: dict) -> float | None:
   each generator; a binary discriminator's two fake roles are one outcome: 1/2). None for a method without a
   discriminator or not registered in this process."""
   method = methods_lib.METHODS.get(results.get('method'))
-  if method is None or method.discriminator is None:
-    return None
-  outcomes = values.discriminator_kind(method.discriminator).outcomes  # of the roles real, student, teacher
-  roles = [0, *(1 + i for i, g in enumerate(figures.GENERATORS) if g in method.present)]
-  return 1 / len({outcomes[r] for r in roles})
+  return None if method is None else diagnostics.chance_accuracy(method)
 
 
 _STYLES = (
